@@ -1,0 +1,99 @@
+"""Adapter for NumPy ports that keep the NumPy-port protocol (``reference.Adam`` is one)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+import reference
+from conformance.adapters import Adapter, Unsupported
+from vectors.scenarios import NUMPY_DTYPES
+
+
+class _Schedule(reference.LearningRateSchedule):
+    """The harness's schedule as the kit's LearningRateSchedule type, so a port can recognise it."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __call__(self, step: int) -> float:
+        return self.inner(step)
+
+
+def constructor_kwargs(spec: Any, schedule_type: Any = _Schedule) -> dict[str, Any]:
+    """Keyword arguments for ``Class(...)``: hyperparameters as given (callables pass through)."""
+    if spec.defaults:
+        return {}
+    kwargs: dict[str, Any] = {"amsgrad": spec.amsgrad}
+    for name, obj in spec.hyper.items():
+        kwargs[name] = schedule_type(obj) if hasattr(obj, "steps_seen") else obj
+    return kwargs
+
+
+class NumpyPortAdapter(Adapter):
+    """Variables are NumPy arrays updated in place; sparse gradients are ``reference.IndexedSlices``."""
+
+    name = "numpy"
+    framework = "numpy"
+    claims_v2_api = True
+
+    def versions(self) -> dict[str, str]:
+        return {"numpy": np.__version__}
+
+    def start(self, spec: Any) -> "NumpySession":
+        return NumpySession(self.candidate, spec)
+
+    def v2_api(self) -> Any:
+        return NumpyApi(self.candidate)
+
+
+class NumpySession:
+    def __init__(self, cls: Any, spec: Any) -> None:
+        self.dtype = NUMPY_DTYPES[spec.dtype]
+        self.opt = cls(**constructor_kwargs(spec))
+        self.vars = {n: v.astype(self.dtype) for n, v in spec.variables.items()}
+
+    def _grad(self, g: Any) -> Any:
+        if g is None or not hasattr(g, "indices"):
+            return None if g is None else np.asarray(g).astype(self.dtype)
+        return reference.IndexedSlices(np.asarray(g.values).astype(self.dtype), np.asarray(g.indices), g.dense_shape)
+
+    def apply(self, grads: dict[str, Any], step: int) -> None:
+        self.opt.apply_gradients([(self._grad(g), self.vars[n]) for n, g in grads.items()])
+
+    def read(self) -> dict:
+        out: dict[str, Any] = {"iterations": int(self.opt.iterations)}
+        for n, var in self.vars.items():
+            out[n] = {"variable": np.array(var, dtype=np.float64)}
+            for slot in ("m", "v", "vhat"):
+                try:
+                    out[n][slot] = np.array(self.opt.get_slot(var, slot), dtype=np.float64)
+                except (KeyError, AttributeError, ValueError):
+                    out[n][slot] = None
+        return out
+
+
+class NumpyApi:
+    """What the optimizer_v2 API checks need, for NumPy ports."""
+
+    def __init__(self, cls: Any) -> None:
+        self.cls = cls
+
+    def make(self, **kwargs: Any) -> Any:
+        return self.cls(**kwargs)
+
+    def variable(self, values: Any, dtype: str = "float32") -> np.ndarray:
+        return np.array(values, dtype=NUMPY_DTYPES[dtype])
+
+    def gradient(self, values: Any, dtype: str = "float32") -> np.ndarray:
+        return np.array(values, dtype=NUMPY_DTYPES[dtype])
+
+    def sparse(self, values: Any, indices: Any, shape: Any, dtype: str = "float32") -> Any:
+        return reference.IndexedSlices(np.array(values, dtype=NUMPY_DTYPES[dtype]), np.array(indices), tuple(shape))
+
+    def numpy(self, x: Any) -> np.ndarray:
+        return np.array(x, dtype=np.float64) if not isinstance(x, (int, np.integer)) else np.array(int(x))
+
+    def minimize(self, opt: Any, loss: Any, var_list: list) -> Any:
+        raise Unsupported("the NumPy-port protocol has no minimize (no automatic differentiation)")

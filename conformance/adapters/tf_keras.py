@@ -1,0 +1,140 @@
+"""Adapter for ``tf_keras.optimizers.legacy.Adam``: TF 2.0's optimizer_v2 code line, the page's full API.
+
+Hyperparameter callables and a ``LearningRateSchedule`` go to the optimizer
+as they are; nothing is translated.  TF rejects a callable epsilon, which is
+reported as unsupported.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import tensorflow as tf  # noqa: E402
+import tf_keras  # noqa: E402
+
+from conformance.adapters import Adapter, Unsupported  # noqa: E402
+from conformance.adapters.numpy_port import constructor_kwargs  # noqa: E402
+
+TF_DTYPES = {"float16": tf.float16, "bfloat16": tf.bfloat16, "float32": tf.float32, "float64": tf.float64}
+
+
+class _Schedule(tf_keras.optimizers.schedules.LearningRateSchedule):
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __call__(self, step: Any) -> float:
+        return self.inner(int(step.numpy()) if hasattr(step, "numpy") else int(step))
+
+    def get_config(self) -> dict:
+        return {}
+
+
+def tf_device(device: str) -> str:
+    """The TF device string for ``--device``; a usage error when no GPU is visible."""
+    if device == "gpu":
+        if not tf.config.list_physical_devices("GPU"):
+            raise RuntimeError("--device=gpu: TensorFlow sees no GPU")
+        return "/GPU:0"
+    return "/CPU:0"
+
+
+def tf_gradient(g: Any, dtype: Any) -> Any:
+    """A harness gradient as a TF tensor or ``tf.IndexedSlices``."""
+    if g is None:
+        return None
+    if hasattr(g, "indices"):
+        return tf.IndexedSlices(tf.constant(np.asarray(g.values), dtype=dtype),
+                                tf.constant(np.asarray(g.indices)),
+                                tf.constant(list(g.dense_shape), dtype=tf.int64))
+    return tf.constant(np.asarray(g), dtype=dtype)
+
+
+class TfKerasLegacyAdapter(Adapter):
+    name = "tf_keras"
+    framework = "tensorflow"
+    claims_v2_api = True
+
+    def versions(self) -> dict[str, str]:
+        return {"tensorflow": tf.__version__, "tf_keras": tf_keras.__version__}
+
+    def device_used(self) -> str:
+        with tf.device(tf_device(self.device)):
+            return tf.Variable(0.0).device or "unknown"
+
+    def unsupported(self, vector: Any, dtype: str) -> str | None:
+        eps = vector.record["hyperparameters"]["epsilon"]
+        if isinstance(eps, dict):
+            return "TensorFlow optimizers reject a callable epsilon (convert_to_tensor of a function)"
+        if dtype == "bfloat16" and self.device == "gpu":
+            return "TensorFlow has no GPU bfloat16 Adam kernel"
+        return None
+
+    def start(self, spec: Any) -> "TfSession":
+        return TfSession(self.candidate, spec, tf_device(self.device))
+
+    def v2_api(self) -> Any:
+        return TfApi(self.candidate, tf_device(self.device))
+
+
+class TfSession:
+    def __init__(self, cls: Any, spec: Any, device: str) -> None:
+        self.device, self.dtype = device, TF_DTYPES[spec.dtype]
+        with tf.device(device):
+            self.opt = cls(**constructor_kwargs(spec, _Schedule))
+            self.vars = {n: tf.Variable(v, dtype=self.dtype, name=n) for n, v in spec.variables.items()}
+
+    def apply(self, grads: dict[str, Any], step: int) -> None:
+        with tf.device(self.device):
+            self.opt.apply_gradients([(tf_gradient(g, self.dtype), self.vars[n]) for n, g in grads.items()])
+
+    def read(self) -> dict:
+        out: dict[str, Any] = {"iterations": int(self.opt.iterations.numpy())}
+        for n, var in self.vars.items():
+            out[n] = {"variable": np.asarray(var.numpy(), dtype=np.float64)}
+            for slot in ("m", "v", "vhat"):
+                try:
+                    out[n][slot] = np.asarray(self.opt.get_slot(var, slot).numpy(), dtype=np.float64)
+                except (KeyError, ValueError):
+                    out[n][slot] = None
+        return out
+
+
+class TfApi:
+    """What the optimizer_v2 API checks need, for TensorFlow."""
+
+    def __init__(self, cls: Any, device: str) -> None:
+        self.cls, self.device = cls, device
+
+    def make(self, **kwargs: Any) -> Any:
+        return self.cls(**kwargs)
+
+    def variable(self, values: Any, dtype: str = "float32") -> Any:
+        with tf.device(self.device):
+            return tf.Variable(np.array(values), dtype=TF_DTYPES[dtype])
+
+    def gradient(self, values: Any, dtype: str = "float32") -> Any:
+        return tf.constant(np.array(values), dtype=TF_DTYPES[dtype])
+
+    def sparse(self, values: Any, indices: Any, shape: Any, dtype: str = "float32") -> Any:
+        return tf.IndexedSlices(tf.constant(np.array(values), dtype=TF_DTYPES[dtype]), tf.constant(np.array(indices)),
+                                tf.constant(list(shape), dtype=tf.int64))
+
+    def numpy(self, x: Any) -> np.ndarray:
+        x = x.numpy() if hasattr(x, "numpy") else x
+        return np.asarray(x, dtype=np.int64 if np.asarray(x).dtype.kind in "iu" else np.float64)
+
+    def minimize(self, opt: Any, loss: Any, var_list: list) -> Any:
+        """``loss`` maps the list of variables to a scalar; TF differentiates it."""
+        with tf.device(self.device):
+            return opt.minimize(lambda: loss(var_list), var_list)
+
+    def raises(self) -> tuple[type[BaseException], ...]:
+        return (ValueError, tf.errors.InvalidArgumentError)
+
+
+__all__ = ["TfKerasLegacyAdapter", "Unsupported"]

@@ -1,0 +1,267 @@
+"""Load vector files: safe YAML, JSON Schema, consistency checks, and re-derivation through the oracle.
+
+Every problem becomes one ``VectorError`` line naming the file, the vector and
+the field.  A broken vector never hides the others: ``load_file`` returns the
+good vectors and the errors side by side.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import jsonschema
+import numpy as np
+import yaml
+
+from vectors import generate
+from vectors.scenarios import NUMPY_DTYPES
+
+SCHEMA_PATH = generate.VECTOR_DIR / "schema.json"
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present; never constructs Python objects
+FIELDS = ("variable", "m", "v", "vhat")
+
+
+class VectorError(Exception):
+    """A bad vector or vector file, as one line: ``file: vector 'id': field 'f': what is wrong``."""
+
+    def __init__(self, path: Path | str, message: str, vector_id: str | None = None, field: str | None = None):
+        self.path, self.vector_id, self.field = str(path), vector_id, field
+        where = [self.path]
+        if vector_id is not None:
+            where.append(f"vector '{vector_id}'")
+        if field:
+            where.append(f"field '{field}'")
+        super().__init__(": ".join(where + [message]))
+
+
+@dataclass(frozen=True)
+class Vector:
+    """A loaded vector whose expectations the oracle has just reproduced."""
+
+    path: Path
+    family: str
+    record: dict
+    expected: tuple[dict, ...]  # per step: {"iterations": int, var: {field: float64 array or None}}
+
+    @property
+    def id(self) -> str:
+        return self.record["id"]
+
+    @property
+    def dtypes(self) -> list[str]:
+        return self.record["dtypes"]
+
+    @property
+    def level(self) -> str:
+        return self.record["level"]
+
+    @property
+    def clauses(self) -> list[str]:
+        return self.record["clauses"]
+
+    @property
+    def steps(self) -> list[dict]:
+        return self.record["steps"]
+
+
+@functools.lru_cache(maxsize=1)
+def _validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text(encoding="utf-8")))
+
+
+def _dotted(parts: Any) -> str:
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+def _schema_message(err: jsonschema.ValidationError) -> str:
+    if err.validator in ("oneOf", "anyOf") and err.context:
+        deepest = max(err.context, key=lambda e: len(e.absolute_path))
+        return _schema_message(deepest)
+    return err.message if len(err.message) <= 160 else err.message[:157] + "..."
+
+
+def load_file(path: Path | str) -> tuple[list[Vector], list[VectorError]]:
+    """Load one family file; returns (good vectors, one error per bad vector or for the whole file)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return [], [VectorError(path, f"cannot read file: {exc}")]
+    try:
+        document = yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        return [], [VectorError(path, f"malformed YAML{where}: {problem}")]
+    if not isinstance(document, dict):
+        return [], [VectorError(path, f"expected a mapping at the top level, got {type(document).__name__}")]
+
+    file_errors: list[VectorError] = []
+    vector_errors: dict[int, VectorError] = {}
+    raw = document.get("vectors") if isinstance(document.get("vectors"), list) else []
+    for err in sorted(_validator().iter_errors(document), key=lambda e: list(map(str, e.absolute_path))):
+        parts = list(err.absolute_path)
+        if len(parts) >= 2 and parts[0] == "vectors" and isinstance(parts[1], int):
+            i = parts[1]
+            vid = raw[i].get("id") if isinstance(raw[i], dict) and isinstance(raw[i].get("id"), str) else f"#{i}"
+            vector_errors.setdefault(i, VectorError(path, _schema_message(err), vid, _dotted(parts[2:]) or None))
+        else:
+            file_errors.append(VectorError(path, _schema_message(err), None, _dotted(parts) or None))
+    if file_errors:
+        return [], file_errors[:1]
+
+    vectors, errors, seen = [], list(vector_errors.values()), set()
+    for i, record in enumerate(raw):
+        if i in vector_errors:
+            continue
+        try:
+            if record["id"] in seen:
+                raise VectorError(path, "duplicate vector id in this file", record["id"], "id")
+            seen.add(record["id"])
+            vectors.append(_verified(path, document["family"], record))
+        except VectorError as exc:
+            errors.append(exc)
+    return vectors, errors
+
+
+def load_paths(paths: list[Path]) -> tuple[list[Vector], list[VectorError]]:
+    """Load several files; vector ids must be unique across all of them."""
+    vectors, errors, owner = [], [], {}
+    for path in paths:
+        good, bad = load_file(path)
+        errors += bad
+        for vec in good:
+            if vec.id in owner:
+                errors.append(VectorError(path, f"vector id already defined in {owner[vec.id]}", vec.id, "id"))
+                continue
+            owner[vec.id] = path
+            vectors.append(vec)
+    return vectors, errors
+
+
+def bundled_paths() -> list[Path]:
+    """The vector files shipped with the kit."""
+    return sorted(generate.VECTOR_DIR.glob("*.yaml"))
+
+
+# --- consistency checks ---------------------------------------------------------------
+
+
+def _array(path: Path, vid: str, field: str, value: Any, shape: tuple[int, ...]) -> np.ndarray:
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise VectorError(path, "ragged or non-numeric array", vid, field) from None
+    if arr.shape != shape:
+        raise VectorError(path, f"shape {list(arr.shape)} does not match the declared shape {list(shape)}", vid, field)
+    return arr
+
+
+def _check_finite(path: Path, vid: str, field: str, arr: np.ndarray) -> None:
+    if not np.all(np.isfinite(arr)):
+        raise VectorError(path, "non-finite value (NaN or Inf) in an input", vid, field)
+
+
+def _check_exact(path: Path, vid: str, field: str, arr: np.ndarray, dtypes: list[str]) -> None:
+    for name in dtypes:
+        if not np.array_equal(arr.astype(NUMPY_DTYPES[name]).astype(np.float64), arr):
+            raise VectorError(path, f"value not exactly representable in {name}, a dtype this vector lists", vid, field)
+
+
+def _inputs(path: Path, record: dict) -> Iterator[tuple[str, np.ndarray]]:
+    """Check shapes and names of every input; yield (field, array) pairs for the value checks."""
+    vid, variables, n = record["id"], record["variables"], len(record["steps"])
+    shapes = {}
+    for name, var in variables.items():
+        shapes[name] = tuple(var["shape"])
+        yield f"variables.{name}.initial", _array(path, vid, f"variables.{name}.initial", var["initial"], shapes[name])
+    for key, spec in record["hyperparameters"].items():
+        field = f"hyperparameters.{key}"
+        if isinstance(spec, dict):
+            values = next(iter(spec.values()))
+            if len(values) != n:
+                raise VectorError(path, f"{len(values)} per-step values for {n} steps", vid, field)
+            yield field, np.asarray(values, dtype=np.float64)
+        else:
+            yield field, np.asarray(spec, dtype=np.float64)
+    for s, step in enumerate(record["steps"]):
+        for name, g in step["gradients"].items():
+            field = f"steps[{s}].gradients.{name}"
+            if name not in shapes:
+                raise VectorError(path, f"gradient for undeclared variable {name!r}", vid, field)
+            if g is None:
+                continue
+            shape = shapes[name]
+            if "dense" in g:
+                yield field, _array(path, vid, field + ".dense", g["dense"], shape)
+                continue
+            if tuple(g["dense_shape"]) != shape:
+                raise VectorError(path, f"dense_shape {g['dense_shape']} is not the variable's shape {list(shape)}", vid, field)
+            if not shape:
+                raise VectorError(path, "a sparse gradient needs a variable with at least one axis", vid, field)
+            if any(i >= shape[0] for i in g["indices"]):
+                raise VectorError(path, f"index out of range for {shape[0]} rows", vid, field + ".indices")
+            yield field, _array(path, vid, field + ".values", g["values"], (len(g["indices"]),) + shape[1:])
+        if set(step["expected"]["variables"]) != set(shapes):
+            raise VectorError(path, "expected states must list every declared variable", vid, f"steps[{s}].expected.variables")
+
+
+def _verified(path: Path, family: str, record: dict) -> Vector:
+    vid = record["id"]
+    if record["oracle"] == "tf2" and len(record["dtypes"]) != 1:
+        raise VectorError(path, "a vector with oracle 'tf2' must list exactly one dtype", vid, "dtypes")
+    exact_hypers = record["oracle"] == "exact" and record["construct"] == "explicit"
+    for field, arr in _inputs(path, record):
+        _check_finite(path, vid, field, arr)
+        if field.startswith("hyperparameters."):
+            if exact_hypers:
+                _check_exact(path, vid, field, arr, sorted(set(record["dtypes"]) | {"float32"}))
+        else:
+            _check_exact(path, vid, field, arr, record["dtypes"])
+
+    try:
+        oracle = generate.expected_steps(record)
+    except (ValueError, KeyError, IndexError) as exc:
+        raise VectorError(path, f"the oracle cannot run this vector: {exc}", vid) from None
+    expected = []
+    for s, (stored, derived) in enumerate(zip(record["steps"], oracle)):
+        exp = stored["expected"]
+        if exp["iterations"] != derived["iterations"]:
+            raise VectorError(path, f"stale: iterations {exp['iterations']}, the oracle gives {derived['iterations']}",
+                              vid, f"steps[{s}].expected.iterations")
+        step = {"iterations": exp["iterations"]}
+        for name, want in derived["variables"].items():
+            step[name] = {}
+            for f in FIELDS:
+                if f not in want:
+                    continue
+                field = f"steps[{s}].expected.variables.{name}.{f}"
+                have = exp["variables"][name].get(f)
+                if (have is None) != (want[f] is None):
+                    raise VectorError(path, f"stale: stored {'null' if have is None else 'values'}, the oracle gives "
+                                      f"{'null' if want[f] is None else 'values'}", vid, field)
+                if have is None:
+                    step[name][f] = None
+                    continue
+                arr = _array(path, vid, field, have, np.shape(want[f]))
+                oracle_arr = np.asarray(want[f], dtype=np.float64)
+                if not np.array_equal(arr, oracle_arr, equal_nan=True):
+                    k = int(np.flatnonzero(~((arr == oracle_arr) | (np.isnan(arr) & np.isnan(oracle_arr))))[0])
+                    raise VectorError(path, f"stale: element {k} is {arr.flat[k]!r}, the oracle gives {oracle_arr.flat[k]!r} "
+                                      "(regenerate with `adam-conformance generate`)", vid, field)
+                step[name][f] = arr
+        expected.append(step)
+    if generate.content_hash(record) != record["sha256"]:
+        raise VectorError(path, "content hash mismatch: the vector was edited by hand (regenerate it)", vid, "sha256")
+    if not all(math.isfinite(float(h)) for st in record["steps"] for h in st["hyperparameters"].values()):
+        raise VectorError(path, "non-finite resolved hyperparameter", vid, "steps.hyperparameters")
+    return Vector(path=path, family=family, record=record, expected=tuple(expected))

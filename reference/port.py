@@ -1,0 +1,178 @@
+"""The oracle as a candidate: a NumPy port that keeps the NumPy-port protocol.
+
+``reference.Adam`` behaves as TF 2.0 executes ``tf.keras.optimizers.Adam``
+(including the tf2-detail clauses), computing every step in float64 and
+storing variables and slots back in the variable's dtype (ADAM-DTYPE-1).
+It is what ``pytest --candidate=reference:Adam`` runs, and the model that
+every other NumPy port is measured against.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from reference import adam
+
+Hyper = float | Callable[[], float]
+
+
+class Adam:
+    """NumPy port of ``tf.keras.optimizers.Adam`` (optimizer_v2 API subset)."""
+
+    _ALLOWED_KWARGS = {"lr", "decay", "clipnorm", "clipvalue"}
+
+    def __init__(
+        self,
+        learning_rate: Hyper | adam.LearningRateSchedule = 0.001,
+        beta_1: Hyper = 0.9,
+        beta_2: Hyper = 0.999,
+        epsilon: Hyper | None = 1e-7,
+        amsgrad: bool = False,
+        name: str = "Adam",
+        **kwargs: Any,
+    ) -> None:
+        unknown = set(kwargs) - self._ALLOWED_KWARGS
+        if unknown:
+            raise TypeError(f"Unexpected keyword argument(s) passed to optimizer: {sorted(unknown)}")
+        for key, value in kwargs.items():
+            if not callable(value) and value < 0:
+                raise ValueError(f"Expected {key} >= 0, received: {value}")
+        # ADAM-TF2-LR-1: the `lr` alias wins over learning_rate.
+        self._hyper: dict[str, Any] = {
+            "learning_rate": kwargs.get("lr", learning_rate),
+            "decay": float(kwargs.get("decay", 0.0)),
+            "beta_1": beta_1,
+            "beta_2": beta_2,
+        }
+        # ADAM-TF2-EPS-1: a falsy epsilon (0 or None) becomes 1e-7.
+        self.epsilon = epsilon or adam.BACKEND_EPSILON
+        self.amsgrad = amsgrad
+        self._name = name
+        self._clip = {k: kwargs[k] for k in ("clipnorm", "clipvalue") if k in kwargs}
+        self._iterations = 0
+        self._slots: dict[int, dict[str, np.ndarray]] = {}
+        self._weights: list[np.ndarray] = []
+
+    # --- ADAM-ITER / ADAM-API-ITER ---------------------------------------------------
+
+    @property
+    def iterations(self) -> int:
+        """ADAM-ITER-1: the number of ``apply_gradients`` calls so far."""
+        return self._iterations
+
+    # --- hyperparameters ---------------------------------------------------------------
+
+    def _value(self, name: str) -> float:
+        """ADAM-HYPER-1 and ADAM-TF2-HYPER-1: call a callable now; the value goes through float32."""
+        return adam.stored_hyperparameter(adam.resolve(self._hyper[name]))
+
+    def _current_hyperparameters(self) -> adam.Hyperparameters:
+        lr = self._hyper["learning_rate"]
+        if isinstance(lr, adam.LearningRateSchedule):
+            # ADAM-HYPER-3: called with the 0-based iterations.
+            learning_rate = adam.stored_hyperparameter(lr(self._iterations))
+        else:
+            learning_rate = self._value("learning_rate")
+        learning_rate = adam.decayed_lr(learning_rate, self._value("decay"), self._iterations)
+        epsilon = adam.resolve(self.epsilon)
+        return adam.Hyperparameters(learning_rate, self._value("beta_1"), self._value("beta_2"), epsilon)
+
+    # --- slots (ADAM-API-SLOTS) ------------------------------------------------------
+
+    def get_slot_names(self) -> list[str]:
+        """ADAM-API-SLOTS-1: ``['m', 'v']``, plus ``'vhat'`` with amsgrad."""
+        return ["m", "v", "vhat"] if self.amsgrad else ["m", "v"]
+
+    def add_slot(self, var: np.ndarray, slot_name: str) -> np.ndarray:
+        """ADAM-API-SLOTS-2: create (once) a zero slot in the variable's dtype."""
+        slots = self._slots.setdefault(id(var), {})
+        if slot_name not in slots:
+            slots[slot_name] = np.zeros_like(var)
+            self._weights.append(slots[slot_name])
+        return slots[slot_name]
+
+    def get_slot(self, var: np.ndarray, slot_name: str) -> np.ndarray:
+        """ADAM-API-SLOTS-2: the slot array of ``var``; KeyError if it does not exist."""
+        return self._slots[id(var)][slot_name]
+
+    def _create_slots(self, var_list: list[np.ndarray]) -> None:
+        # ADAM-API-WEIGHTS-1: one loop per slot name, so weights are grouped by slot.
+        for slot_name in self.get_slot_names():
+            for var in var_list:
+                self.add_slot(var, slot_name)
+
+    # --- weights (ADAM-API-WEIGHTS) ----------------------------------------------------
+
+    @property
+    def weights(self) -> list[Any]:
+        """ADAM-API-WEIGHTS-1: ``[iterations, m..., v..., vhat...]`` in creation order."""
+        return [np.int64(self._iterations), *self._weights] if self._slots else []
+
+    def get_weights(self) -> list[np.ndarray]:
+        """ADAM-API-WEIGHTS-1: copies of ``weights``."""
+        return [np.array(w) for w in self.weights]
+
+    def set_weights(self, weights: list[Any]) -> None:
+        """ADAM-API-WEIGHTS-2: length and shapes must match; iterations is restored too."""
+        params = self.weights
+        if len(params) != len(weights):
+            raise ValueError(
+                f"set_weights: expected {len(params)} weights, got {len(weights)}"
+            )
+        for i, (p, w) in enumerate(zip(params, weights)):
+            if np.shape(p) != np.shape(w):
+                raise ValueError(f"set_weights: weight {i} has shape {np.shape(w)}, expected {np.shape(p)}")
+        self._iterations = int(weights[0])
+        for p, w in zip(self._weights, weights[1:]):
+            p[...] = np.asarray(w).astype(p.dtype)
+
+    # --- config (ADAM-API-CONFIG) ------------------------------------------------------
+
+    def get_config(self) -> dict[str, Any]:
+        """ADAM-API-CONFIG-1: the TF 2.0 keys; a callable is serialized as its current value."""
+        config: dict[str, Any] = {"name": self._name, **self._clip}
+        for key in ("learning_rate", "decay", "beta_1", "beta_2"):
+            value = self._hyper[key]
+            config[key] = value if isinstance(value, adam.LearningRateSchedule) else adam.resolve(value)
+        config["epsilon"] = self.epsilon
+        config["amsgrad"] = self.amsgrad
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], custom_objects: Any = None) -> "Adam":
+        """ADAM-API-CONFIG-2: ``cls(**config)``, with ``lr`` renamed to ``learning_rate``."""
+        config = dict(config)
+        if "lr" in config:
+            config["learning_rate"] = config.pop("lr")
+        return cls(**config)
+
+    # --- the update ------------------------------------------------------------------
+
+    def apply_gradients(self, grads_and_vars: Any, name: str | None = None) -> int:
+        """Apply one step to every (gradient, variable) pair; variables change in place."""
+        pairs = list(grads_and_vars)
+        present = [(g, v) for g, v in pairs if g is not None]  # ADAM-ITER-2
+        if not present:
+            raise ValueError(f"No gradients provided for any variable: {[id(v) for _, v in pairs]}")
+        self._create_slots([v for _, v in present if id(v) not in self._slots])
+        hp = self._current_hyperparameters()  # once per call: every variable sees the same values
+        t = adam.local_step(self._iterations)
+        for g, var in present:
+            slots = self._slots[id(var)]
+            state = adam.Slots(
+                m=slots["m"].astype(np.float64),
+                v=slots["v"].astype(np.float64),
+                vhat=slots["vhat"].astype(np.float64) if self.amsgrad else None,
+            )
+            grad = adam.dense_gradient(g, var.shape)
+            new_var, new = adam.step(var.astype(np.float64), grad, state, hp, t)
+            # ADAM-DTYPE-1: results are stored in the variable's dtype.
+            var[...] = new_var.astype(var.dtype)
+            slots["m"][...] = new.m.astype(var.dtype)
+            slots["v"][...] = new.v.astype(var.dtype)
+            if self.amsgrad:
+                slots["vhat"][...] = new.vhat.astype(var.dtype)
+        self._iterations += 1  # ADAM-ITER-1
+        return self._iterations

@@ -1,0 +1,377 @@
+"""The scenario table: what each vector feeds an optimizer, and why.
+
+Each ``Scenario`` is declarative: hyperparameters, variables, per-step
+gradients and the clauses it tests.  ``vectors/generate.py`` runs them through
+the oracle and writes one YAML file per family.  Inputs come from
+``random.Random(seed)`` (stable across Python versions and platforms) and are
+rounded so that they are exact in every dtype the vector lists.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+import ml_dtypes
+import numpy as np
+
+#: Hyperparameters exact in float16, float32 and float64 (ADAM-DTYPE-1 vectors need this).
+DYADIC = {"learning_rate": 2.0**-7, "beta_1": 0.875, "beta_2": 1.0 - 2.0**-10, "epsilon": 2.0**-23}
+#: Exact in bfloat16 too (8 significant bits).
+DYADIC_BF16 = {"learning_rate": 2.0**-6, "beta_1": 0.75, "beta_2": 1.0 - 2.0**-8, "epsilon": 2.0**-20}
+F32_TENTH = float(np.float32(0.1))  # "0.1" as float32 stores it: exact in float32 and float64
+
+ALL_DTYPES = ["float16", "bfloat16", "float32", "float64"]
+WIDE = ["float32", "float64"]
+
+NUMPY_DTYPES = {
+    "float16": np.dtype(np.float16),
+    "bfloat16": np.dtype(ml_dtypes.bfloat16),
+    "float32": np.dtype(np.float32),
+    "float64": np.dtype(np.float64),
+}
+
+
+@dataclass
+class Sparse:
+    """An IndexedSlices gradient: ``values`` has one row per index."""
+
+    indices: list[int]
+    values: list[list[float]] | list[float]
+    index_dtype: str = "int32"
+
+
+@dataclass
+class Scenario:
+    """One vector before the oracle has run.
+
+    ``steps[s]`` maps a variable name to its gradient at step s: a nested list
+    (dense), a ``Sparse``, or None (passed as a None gradient); a variable
+    missing from the map is not passed at that step.  A hyperparameter is a
+    number, ``{"callable": [per-step values]}`` or, for the learning rate,
+    ``{"schedule": [value at iterations 0, 1, ...]}``.
+    """
+
+    id: str
+    description: str
+    clauses: list[str]
+    variables: dict[str, Any]
+    steps: list[dict[str, Any]]
+    hyperparameters: dict[str, Any] = field(default_factory=lambda: dict(DYADIC))
+    amsgrad: bool = False
+    dtypes: list[str] = field(default_factory=lambda: list(WIDE))
+    flags: list[str] = field(default_factory=list)
+    level: str = "core"
+    construct: str = "explicit"  # or "defaults": the candidate is built with no hyperparameter argument
+    oracle: str = "exact"  # or "tf2": hyperparameters rounded as TF 2.0 stores them (ADAM-TF2-*)
+
+
+def exact_in(values: np.ndarray, dtypes: list[str]) -> np.ndarray:
+    """Round ``values`` through every listed dtype so the result is exact in each of them."""
+    out = np.asarray(values, dtype=np.float64)
+    while True:  # repeat: rounding to one dtype can move a value off another's grid (subnormals)
+        before = out
+        for name in dtypes:
+            out = out.astype(NUMPY_DTYPES[name]).astype(np.float64)
+        if np.array_equal(out, before):
+            return out
+
+
+def draw(seed: int, shape: tuple[int, ...], scale: float = 1.0, dtypes: list[str] = ALL_DTYPES) -> list:
+    """Deterministic values in ``(-scale, scale)``, exact in ``dtypes``, as a nested list."""
+    rng = random.Random(seed)
+    n = int(np.prod(shape, dtype=np.int64))
+    raw = np.array([scale * (2.0 * rng.random() - 1.0) for _ in range(n)])
+    return exact_in(raw, dtypes).reshape(shape).tolist()
+
+
+def grads(seed: int, shape: tuple[int, ...], n_steps: int, scale: float = 1.0, dtypes: list[str] = ALL_DTYPES, name: str = "a") -> list[dict]:
+    """``n_steps`` dense gradient steps for one variable ``name``."""
+    return [{name: draw(seed * 1000 + s, shape, scale, dtypes)} for s in range(n_steps)]
+
+
+def _dense() -> list[Scenario]:
+    return [
+        Scenario(
+            "dense/basic", "Five steps on a 2x3 variable with unit-scale gradients and dyadic hyperparameters.",
+            ["ADAM-STEP-1", "ADAM-UPDATE-1", "ADAM-UPDATE-2", "ADAM-UPDATE-3", "ADAM-UPDATE-4", "ADAM-ITER-1"],
+            {"a": draw(1, (2, 3), 2.0, WIDE)}, grads(1, (2, 3), 5, 1.0, WIDE),
+        ),
+        Scenario(
+            "dense/scalar", "A 0-d variable: shapes without axes.",
+            ["ADAM-UPDATE-4"], {"a": 1.5}, [{"a": g} for g in (0.5, -0.25, 2.0, 0.125)],
+        ),
+        Scenario(
+            "dense/zero-gradient-from-start", "All-zero gradients from the first step: m = v = 0, the update is 0/(0 + epsilon) = 0.",
+            ["ADAM-UPDATE-4"], {"a": [1.0, -2.0, 3.0]}, [{"a": [0.0, 0.0, 0.0]}] * 3, flags=["zero-gradient"],
+        ),
+        Scenario(
+            "dense/zero-gradient-after", "Zero gradients after two non-zero steps: the variable keeps moving with the decaying m.",
+            ["ADAM-UPDATE-2", "ADAM-UPDATE-4"], {"a": [1.0, -2.0, 3.0]},
+            [{"a": [0.5, -1.0, 0.25]}, {"a": [0.25, 0.5, -0.125]}] + [{"a": [0.0, 0.0, 0.0]}] * 4, flags=["zero-gradient"],
+        ),
+        Scenario(
+            "dense/long-run", "Forty steps: the bias corrections approach 1 and the trajectory accumulates.",
+            ["ADAM-STEP-1", "ADAM-UPDATE-1", "ADAM-UPDATE-4", "ADAM-ITER-1"],
+            {"a": draw(2, (8,), 1.0, WIDE)}, grads(2, (8,), 40, 1.0, WIDE),
+        ),
+        Scenario(
+            "dense/mixed-magnitudes", "Gradients whose magnitudes span 1e-4 to 1e2 in one tensor.",
+            ["ADAM-UPDATE-2", "ADAM-UPDATE-3", "ADAM-UPDATE-4"], {"a": [1.0] * 6},
+            [{"a": exact_in(np.array([1e-4, -3e-3, 0.05, -1.0, 20.0, -100.0]) * k, WIDE).tolist()} for k in (1.0, -0.5, 2.0, 1.0, -1.0)],
+        ),
+    ]
+
+
+def _discriminating() -> list[Scenario]:
+    big_eps = dict(DYADIC, epsilon=1.0)
+    tenth_eps = dict(DYADIC, epsilon=F32_TENTH)
+    return [
+        Scenario(
+            "discriminating/epsilon-1", "epsilon = 1.0, the page's suggestion for Inception: where epsilon is added dominates the step.",
+            ["ADAM-UPDATE-4"], {"a": draw(3, (6,), 1.0, WIDE)}, grads(3, (6,), 6, 1.0, WIDE), big_eps,
+            flags=["epsilon-matters"],
+        ),
+        Scenario(
+            "discriminating/epsilon-0.1", "epsilon = 0.1 (as float32 stores it), the page's other suggestion.",
+            ["ADAM-UPDATE-4"], {"a": draw(4, (6,), 1.0, WIDE)}, grads(4, (6,), 6, 0.5, WIDE), tenth_eps,
+            flags=["epsilon-matters"],
+        ),
+        Scenario(
+            "discriminating/tiny-gradients", "Gradients near 1e-6, so sqrt(v) and epsilon are of one size and epsilon's placement shows.",
+            ["ADAM-UPDATE-4"], {"a": draw(5, (6,), 1.0, WIDE)}, grads(5, (6,), 6, 2e-6, WIDE),
+            flags=["epsilon-matters"],
+        ),
+        Scenario(
+            "discriminating/beta1-zero", "beta_1 = 0: m is the current gradient.",
+            ["ADAM-UPDATE-1", "ADAM-UPDATE-2"], {"a": draw(6, (5,), 1.0, WIDE)}, grads(6, (5,), 4, 1.0, WIDE),
+            dict(DYADIC, beta_1=0.0),
+        ),
+        Scenario(
+            "discriminating/strong-bias-correction", "beta_1 = 0.5, beta_2 = 0.75 and a large learning rate: each step's t shows in the result.",
+            ["ADAM-STEP-1", "ADAM-UPDATE-1"], {"a": draw(7, (5,), 1.0, WIDE)}, grads(7, (5,), 5, 1.0, WIDE),
+            {"learning_rate": 0.25, "beta_1": 0.5, "beta_2": 0.75, "epsilon": 2.0**-23},
+        ),
+        Scenario(
+            "discriminating/swapped-betas", "beta_1 and beta_2 far apart (0.5 and 0.984375), so a port that swaps them fails.",
+            ["ADAM-UPDATE-2", "ADAM-UPDATE-3"], {"a": draw(8, (5,), 1.0, WIDE)}, grads(8, (5,), 4, 1.0, WIDE),
+            {"learning_rate": 2.0**-5, "beta_1": 0.5, "beta_2": 0.984375, "epsilon": 2.0**-23},
+        ),
+    ]
+
+
+def _amsgrad() -> list[Scenario]:
+    falling = [{"a": [4.0, -3.0, 2.0, 1.0]}] * 2 + [{"a": [0.125, 0.25, -0.0625, 0.5]}] * 6
+    return [
+        Scenario(
+            "amsgrad/falling-v", "beta_2 = 0.875; two large gradients then small ones, so v falls and the maximum vhat decides the step.",
+            ["ADAM-AMSGRAD-1", "ADAM-AMSGRAD-2"], {"a": [1.0, 2.0, -1.0, 0.5]}, falling,
+            dict(DYADIC, beta_2=0.875), amsgrad=True, flags=["v-falls"],
+        ),
+        Scenario(
+            "amsgrad/first-step", "At t = 1, vhat equals v (vhat starts at zero and is updated after v).",
+            ["ADAM-AMSGRAD-1"], {"a": [1.0, 2.0, 3.0]}, [{"a": [0.5, -1.0, 2.0]}], amsgrad=True,
+        ),
+        Scenario(
+            "amsgrad/random", "Random gradients with changing scale, beta_2 = 0.9375.",
+            ["ADAM-AMSGRAD-1", "ADAM-AMSGRAD-2"], {"a": draw(9, (2, 4), 1.0, WIDE)},
+            [{"a": (np.array(draw(9000 + s, (2, 4), 1.0, WIDE)) * (4.0 if s % 3 == 0 else 0.25)).tolist()} for s in range(9)],
+            dict(DYADIC, beta_2=0.9375), amsgrad=True, flags=["v-falls"],
+        ),
+    ]
+
+
+def _sparse() -> list[Scenario]:
+    row = lambda seed: draw(seed, (3,), 1.0, WIDE)  # noqa: E731 - one row of a (6, 3) variable
+    three_dups = [
+        {"a": Sparse([2, 0, 2, 2, 4], [row(11), row(12), row(13), row(14), row(15)])},
+        {"a": Sparse([1, 1, 3], [row(16), row(17), row(18)])},
+        {"a": Sparse([5], [row(19)])},
+        {"a": Sparse([4, 2, 4], [row(20), row(21), row(22)])},
+    ]
+    start = {"a": draw(10, (6, 3), 1.0, WIDE)}
+    return [
+        Scenario(
+            "sparse/duplicate-pair", "Two values at one index must act as their sum: v gets (g1 + g2)^2.",
+            ["ADAM-SPARSE-1"], {"a": [1.0, 2.0, 3.0]},
+            [{"a": Sparse([1, 1], [0.125, 0.125])}, {"a": Sparse([1, 1, 0], [0.5, -0.25, 1.0])}], flags=["duplicate-indices"],
+        ),
+        Scenario(
+            "sparse/duplicates-int32", "Three or more values at one row, rows without gradient, int32 indices.",
+            ["ADAM-SPARSE-1", "ADAM-SPARSE-2", "ADAM-SPARSE-3"], start, three_dups, flags=["duplicate-indices", "absent-rows"],
+        ),
+        Scenario(
+            "sparse/duplicates-int64", "The same as sparse/duplicates-int32 with int64 indices.",
+            ["ADAM-SPARSE-1", "ADAM-SPARSE-2", "ADAM-SPARSE-3"], start,
+            [{"a": Sparse(s["a"].indices, s["a"].values, "int64")} for s in three_dups], flags=["duplicate-indices", "absent-rows"],
+        ),
+        Scenario(
+            "sparse/not-lazy", "A dense step makes m non-zero; later sparse steps touch one row, yet every row keeps moving and decaying.",
+            ["ADAM-SPARSE-2"], {"a": draw(23, (4, 2), 1.0, WIDE)},
+            [{"a": draw(24, (4, 2), 1.0, WIDE)}, {"a": Sparse([1], [row(25)[:2]])}, {"a": Sparse([3], [row(26)[:2]])}],
+            flags=["absent-rows"],
+        ),
+        Scenario(
+            "sparse/row-then-absent", "Row 0 gets a gradient at the first step only; it keeps moving afterwards.",
+            ["ADAM-SPARSE-2"], {"a": [[1.0, 1.0], [2.0, 2.0], [3.0, 3.0]]},
+            [{"a": Sparse([0, 2], [[0.5, -0.5], [1.0, 0.25]])}] + [{"a": Sparse([2], [[0.25, 0.5]])}] * 3,
+            flags=["absent-rows"],
+        ),
+        Scenario(
+            "sparse/amsgrad-duplicates", "AMSGrad with duplicate indices and falling v.",
+            ["ADAM-SPARSE-1", "ADAM-SPARSE-2", "ADAM-AMSGRAD-1"], start, three_dups,
+            dict(DYADIC, beta_2=0.875), amsgrad=True, flags=["duplicate-indices", "v-falls"],
+        ),
+    ]
+
+
+def _per_step(values: list[float]) -> dict:
+    return {"callable": values}
+
+
+def _callables() -> list[Scenario]:
+    start, g = {"a": draw(30, (5,), 1.0, WIDE)}, grads(30, (5,), 5, 1.0, WIDE)
+    lrs = [2.0**-6, 2.0**-4, 2.0**-7, 2.0**-3, 2.0**-5]
+    b1s = [0.875, 0.5, 0.75, 0.625, 0.9375]
+    b2s = [1.0 - 2.0**-10, 0.9375, 0.75, 0.984375, 0.875]
+    return [
+        Scenario("callables/learning-rate", "A zero-argument learning_rate callable whose value changes every step.",
+                 ["ADAM-HYPER-1"], start, g, dict(DYADIC, learning_rate=_per_step(lrs)), flags=["callable"]),
+        Scenario("callables/beta-1", "A callable beta_1 changing every step: bias correction is pow(current beta_1, t).",
+                 ["ADAM-HYPER-1", "ADAM-HYPER-2"], start, g, dict(DYADIC, beta_1=_per_step(b1s)), flags=["callable"]),
+        Scenario("callables/beta-2", "A callable beta_2 changing every step: bias correction is pow(current beta_2, t).",
+                 ["ADAM-HYPER-1", "ADAM-HYPER-2"], start, g, dict(DYADIC, beta_2=_per_step(b2s)), flags=["callable"]),
+        Scenario("callables/all-three", "learning_rate, beta_1 and beta_2 all callables changing every step, with amsgrad.",
+                 ["ADAM-HYPER-1", "ADAM-HYPER-2", "ADAM-AMSGRAD-1"], start, g,
+                 dict(DYADIC, learning_rate=_per_step(lrs), beta_1=_per_step(b1s), beta_2=_per_step(b2s)),
+                 amsgrad=True, flags=["callable"]),
+    ]
+
+
+def _callable_epsilon() -> list[Scenario]:
+    return [
+        Scenario("callable-epsilon/changing", "A callable epsilon (the page allows it; no TensorFlow optimizer accepts it).",
+                 ["ADAM-HYPER-1"], {"a": draw(31, (5,), 1.0, WIDE)}, grads(31, (5,), 5, 0.25, WIDE),
+                 dict(DYADIC, epsilon=_per_step([1.0, 2.0**-23, 0.25, 2.0**-10, 0.5])), flags=["callable", "epsilon-matters"]),
+    ]
+
+
+def _schedules() -> list[Scenario]:
+    start, g = {"a": draw(40, (4,), 1.0, WIDE)}, grads(40, (4,), 5, 1.0, WIDE)
+    return [
+        Scenario("schedules/learning-rate-schedule", "A LearningRateSchedule called with the 0-based iterations (values differ at every step).",
+                 ["ADAM-HYPER-3"], start, g,
+                 dict(DYADIC, learning_rate={"schedule": [2.0**-3, 2.0**-6, 2.0**-4, 2.0**-8, 2.0**-5]}), flags=["schedule"]),
+        Scenario("schedules/decay", "The legacy decay keyword: lr / (1 + 0.5 * iterations), iterations 0-based.",
+                 ["ADAM-HYPER-4"], start, g, dict(DYADIC, learning_rate=2.0**-4, decay=0.5), flags=["decay"]),
+    ]
+
+
+def _defaults() -> list[Scenario]:
+    golden = [{"a": [0.1, -0.2, 1e-3, 5.0]}] * 3
+    rounded = [{"a": exact_in(np.array(s["a"]), ["float32"]).tolist()} for s in golden]
+    return [
+        Scenario("defaults/golden", "Adam() with no argument: var [1, 2, 3, 4], gradient [0.1, -0.2, 1e-3, 5] three times.",
+                 ["ADAM-DEFAULTS-1", "ADAM-UPDATE-4"], {"a": [1.0, 2.0, 3.0, 4.0]}, rounded,
+                 {"learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7},
+                 dtypes=["float32"], construct="defaults"),
+        Scenario("defaults/small-gradients", "Adam() with gradients near 1e-5, where the default epsilon 1e-7 shows.",
+                 ["ADAM-DEFAULTS-1"], {"a": draw(50, (6,), 1.0, ["float32"])}, grads(50, (6,), 4, 1e-5, ["float32"]),
+                 {"learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7},
+                 dtypes=["float32"], construct="defaults", flags=["epsilon-matters"]),
+    ]
+
+
+def _multivariable() -> list[Scenario]:
+    a0, b0 = draw(60, (2, 3), 1.0, WIDE), draw(61, (4,), 1.0, WIDE)
+    ga, gb = grads(60, (2, 3), 4, 1.0, WIDE, "a"), grads(61, (4,), 4, 1.0, WIDE, "b")
+    both = [{**x, **y} for x, y in zip(ga, gb)]
+    return [
+        Scenario("multivariable/two-shapes", "Two variables of different shapes updated by every call share t.",
+                 ["ADAM-MULTI-1", "ADAM-ITER-1"], {"a": a0, "b": b0}, both),
+        Scenario("multivariable/late-variable", "Variable b is passed for the first time at step 3 and gets the global t = 3.",
+                 ["ADAM-MULTI-2", "ADAM-ITER-1"], {"a": a0, "b": b0}, ga[:2] + both[2:], flags=["late-variable"]),
+        Scenario("multivariable/none-gradient", "Variable b has a None gradient at steps 2 and 3: it and its slots stay unchanged.",
+                 ["ADAM-ITER-2", "ADAM-ITER-1"], {"a": a0, "b": b0},
+                 [both[0], {**ga[1], "b": None}, {**ga[2], "b": None}, both[3]], flags=["none-gradient"]),
+        Scenario("multivariable/sparse-and-dense", "One dense and one sparse variable in the same call.",
+                 ["ADAM-MULTI-1", "ADAM-SPARSE-1"], {"a": a0, "b": [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]},
+                 [{**ga[s], "b": Sparse([s % 3, 2, s % 3], [[0.5, -0.25], [0.125, 1.0], [-0.5, 0.75]])} for s in range(4)],
+                 flags=["duplicate-indices"]),
+    ]
+
+
+def _dtypes() -> list[Scenario]:
+    return [
+        Scenario("dtypes/all-four", "Hyperparameters and inputs exact in bfloat16, so every dtype runs the same trajectory.",
+                 ["ADAM-DTYPE-1", "ADAM-UPDATE-4"], {"a": draw(70, (8,), 2.0)}, grads(70, (8,), 6, 1.0), dict(DYADIC_BF16),
+                 dtypes=list(ALL_DTYPES)),
+        Scenario("dtypes/all-four-amsgrad", "As dtypes/all-four, with amsgrad and falling v.",
+                 ["ADAM-DTYPE-1", "ADAM-AMSGRAD-1"], {"a": draw(71, (8,), 2.0)},
+                 [{"a": (np.array(draw(7100 + s, (8,), 1.0)) * (2.0 if s < 2 else 0.5)).tolist()} for s in range(6)],
+                 dict(DYADIC_BF16, beta_2=0.875), amsgrad=True, dtypes=list(ALL_DTYPES), flags=["v-falls"]),
+        Scenario("dtypes/half", "float16 with the float16-exact dyadic hyperparameters (beta_2 = 1 - 2^-10).",
+                 ["ADAM-DTYPE-1"], {"a": draw(72, (8,), 2.0, ["float16"])}, grads(72, (8,), 6, 1.0, ["float16"]),
+                 dtypes=["float16", "float32", "float64"]),
+    ]
+
+
+def _tf2() -> list[Scenario]:
+    tf_defaults = {"learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7}
+    return [
+        Scenario("tf2/float64-float32-hyperparameters", "float64 variable with lr 0.001, betas 0.9/0.999: TF 2.0 uses their float32 roundings.",
+                 ["ADAM-TF2-HYPER-1"], {"a": draw(80, (6,), 1.0, ["float64"])}, grads(80, (6,), 5, 1.0, ["float64"]), tf_defaults,
+                 dtypes=["float64"], level="tf2-detail", oracle="tf2"),
+        Scenario("tf2/epsilon-zero", "epsilon = 0 becomes 1e-7; with a zero gradient at t = 1 a true 0 would give 0/0 = NaN.",
+                 ["ADAM-TF2-EPS-1"], {"a": [1.0, 2.0]}, [{"a": [0.0, 0.5]}, {"a": [0.0, -0.25]}], dict(DYADIC, epsilon=0.0),
+                 dtypes=["float32"], level="tf2-detail", oracle="tf2", flags=["zero-gradient"]),
+        Scenario("tf2/bfloat16-beta2-rounds-to-one", "bfloat16 variable, beta_2 = 0.999 rounds to 1.0: alpha = 0 and the variable never moves.",
+                 ["ADAM-TF2-LOWP-1", "ADAM-DTYPE-1"], {"a": draw(81, (4,), 1.0)}, grads(81, (4,), 3, 1.0), tf_defaults,
+                 dtypes=["bfloat16"], level="tf2-detail", oracle="tf2"),
+        Scenario("tf2/float16-rounded-hyperparameters", "float16 variable with defaults: beta_2 becomes 0.9990234375 and epsilon 1.19e-7.",
+                 ["ADAM-TF2-LOWP-1", "ADAM-DTYPE-1"], {"a": draw(82, (4,), 1.0, ["float16"])}, grads(82, (4,), 4, 1.0, ["float16"]),
+                 tf_defaults, dtypes=["float16"], level="tf2-detail", oracle="tf2"),
+    ]
+
+
+FAMILIES: dict[str, Any] = {
+    "dense": _dense,
+    "discriminating": _discriminating,
+    "amsgrad": _amsgrad,
+    "sparse": _sparse,
+    "callables": _callables,
+    "callable-epsilon": _callable_epsilon,
+    "schedules": _schedules,
+    "defaults": _defaults,
+    "multivariable": _multivariable,
+    "dtypes": _dtypes,
+    "tf2": _tf2,
+}
+
+FAMILY_DESCRIPTIONS = {
+    "dense": "The dense update rule (ADAM-UPDATE-*) on ordinary inputs.",
+    "discriminating": "Inputs chosen so that known wrong variants (epsilon placement, step index, beta handling) fail.",
+    "amsgrad": "AMSGrad: the running maximum of the raw v (ADAM-AMSGRAD-*).",
+    "sparse": "IndexedSlices gradients: duplicates summed, dense-equivalent update (ADAM-SPARSE-*).",
+    "callables": "Zero-argument callable learning_rate, beta_1 and beta_2 (ADAM-HYPER-1/2).",
+    "callable-epsilon": "A callable epsilon, kept apart since no TensorFlow optimizer accepts one.",
+    "schedules": "LearningRateSchedule and the legacy decay keyword (ADAM-HYPER-3/4).",
+    "defaults": "The constructor defaults (ADAM-DEFAULTS-1), checked in float32.",
+    "multivariable": "Several variables per call, late variables, None gradients (ADAM-MULTI-*, ADAM-ITER-*).",
+    "dtypes": "float16, bfloat16, float32 and float64 variables on one trajectory (ADAM-DTYPE-1).",
+    "tf2": "TF 2.0 details: float32-stored hyperparameters, epsilon 0, low-precision rounding (ADAM-TF2-*).",
+}
+
+NOTES = {
+    "zero-gradient": "Some gradients are exactly zero.",
+    "epsilon-matters": "epsilon is comparable to sqrt(v): epsilon placement changes the result.",
+    "v-falls": "v decreases over some steps, so AMSGrad's maximum differs from v.",
+    "duplicate-indices": "An IndexedSlices has repeated indices.",
+    "absent-rows": "Some rows get no gradient at some steps but have non-zero moments.",
+    "callable": "Hyperparameters are zero-argument callables evaluated per step.",
+    "schedule": "The learning rate is a LearningRateSchedule.",
+    "decay": "The legacy decay keyword is set.",
+    "late-variable": "A variable is first passed after the first step.",
+    "none-gradient": "A variable is passed with a None gradient.",
+}
