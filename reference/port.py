@@ -160,6 +160,9 @@ class Adam:
         hp = self._current_hyperparameters()  # once per call: every variable sees the same values
         t = adam.local_step(self._iterations)
         for g, var in present:
+            # ADAM-DTYPE-1: hyperparameters are cast to the variable's dtype (bfloat16 turns 0.999 into 1.0).
+            cast = [float(np.float64(x).astype(var.dtype)) for x in vars(hp).values()]
+            var_hp = adam.Hyperparameters(*cast)
             slots = self._slots[id(var)]
             state = adam.Slots(
                 m=slots["m"].astype(np.float64),
@@ -167,7 +170,7 @@ class Adam:
                 vhat=slots["vhat"].astype(np.float64) if self.amsgrad else None,
             )
             grad = adam.dense_gradient(g, var.shape)
-            new_var, new = adam.step(var.astype(np.float64), grad, state, hp, t)
+            new_var, new = adam.step(var.astype(np.float64), grad, state, var_hp, t)
             # ADAM-DTYPE-1: results are stored in the variable's dtype.
             var[...] = new_var.astype(var.dtype)
             slots["m"][...] = new.m.astype(var.dtype)
