@@ -8,6 +8,7 @@ which it was called, so a candidate that freezes or ignores it fails
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,16 @@ import numpy as np
 from conformance.adapters import Adapter, Unsupported
 from conformance.loader import Vector
 from vectors.generate import gradient_value
+
+
+class CandidateError(Exception):
+    """The candidate raised while being built (step 0) or at a step (1-based)."""
+
+    def __init__(self, step: int, error: BaseException) -> None:
+        self.step, self.error = step, error
+        where = "while being built" if step == 0 else f"at step {step}"
+        text = (str(error).strip().splitlines() or [""])[0][:200]
+        super().__init__(f"the candidate raised {type(error).__name__} {where}: {text}")
 
 
 @dataclass
@@ -74,6 +85,7 @@ class Run:
 
     observed: list[dict] = field(default_factory=list)
     liveness: list[str] = field(default_factory=list)  # callables that were not called at some step
+    candidate_seconds: float = 0.0  # time spent inside the candidate (building it, stepping, reading back)
 
 
 def hyper_inputs(vector: Vector, clock: Clock) -> dict[str, Any]:
@@ -104,13 +116,27 @@ def run_vector(adapter: Adapter, vector: Vector, dtype: str) -> Run:
         variables={n: np.asarray(v["initial"], dtype=np.float64) for n, v in record["variables"].items()},
         clock=clock,
     )
-    session = adapter.start(spec)
     run = Run()
+    start = time.perf_counter()
+    try:
+        session = adapter.start(spec)
+    except Unsupported:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise CandidateError(0, exc) from exc
+    run.candidate_seconds += time.perf_counter() - start
     for s, step in enumerate(record["steps"]):
         clock.step = s
         grads = {name: gradient_value(g) for name, g in step["gradients"].items()}
-        session.apply(grads, s)
-        run.observed.append(session.read())
+        start = time.perf_counter()
+        try:
+            session.apply(grads, s)
+            run.observed.append(session.read())
+        except Unsupported:
+            raise
+        except Exception as exc:  # noqa: BLE001 - whatever the candidate raises is reported, with its step
+            raise CandidateError(s + 1, exc) from exc
+        run.candidate_seconds += time.perf_counter() - start
     for name, obj in spec.hyper.items():
         if isinstance(obj, StepCallable):
             missing = sorted(set(range(len(record["steps"]))) - obj.called_at)

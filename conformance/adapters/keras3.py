@@ -17,6 +17,11 @@ from typing import Any
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+if os.environ.get("KERAS_BACKEND") == "jax":
+    # Without 64-bit mode JAX silently stores float64 variables as float32.
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
 
 import keras  # noqa: E402
 
@@ -52,6 +57,8 @@ class Keras3Adapter(Adapter):
         if self.raw:
             return []
         out = ["variables registered with build() before the first step"]
+        if BACKEND == "jax":
+            out.append("JAX 64-bit mode enabled, so float64 variables stay float64")
         if BACKEND != "tensorflow":
             out.append("IndexedSlices densified (duplicates summed)")
         return out
@@ -87,8 +94,8 @@ class Keras3Adapter(Adapter):
 
 class Keras3Session:
     def __init__(self, cls: Any, spec: Any, device: str, raw: bool) -> None:
-        self.spec, self.scope = spec, _device_scope(device)
-        with self.scope:
+        self.spec, self.device = spec, device
+        with _device_scope(device):
             self.opt = cls(**constructor_kwargs(spec, _Schedule))
             self.vars = {n: keras.Variable(v.astype(NUMPY_DTYPES[spec.dtype]), dtype=spec.dtype, name=n)
                          for n, v in spec.variables.items()}
@@ -106,7 +113,7 @@ class Keras3Session:
         return keras.ops.convert_to_tensor(densify(g, tuple(var.shape), NUMPY_DTYPES[self.spec.dtype]), dtype=self.spec.dtype)
 
     def apply(self, grads: dict[str, Any], step: int) -> None:
-        with self.scope:
+        with _device_scope(self.device):
             self.opt.apply_gradients([(self._grad(g, self.vars[n]), self.vars[n]) for n, g in grads.items()])
 
     def read(self) -> dict:

@@ -1,0 +1,94 @@
+"""Expectations files: the known, explained divergences of a real candidate.
+
+A file lists the candidates it applies to and its entries::
+
+    candidates: ["keras.optimizers:Adam"]
+    raw: false
+    backend: tensorflow            # optional: the Keras 3 backend(s) the file applies to
+    divergences:
+      - id: "sparse/duplicate*"     # fnmatch pattern on the vector id or "api/<check>"
+        dtypes: [float32]          # optional
+        clause: ADAM-SPARSE-1
+        reason: "why the candidate differs"
+
+A matching item is marked as a strict expected failure: if it fails it is
+reported as an expected divergence, and if it passes the entry is stale and
+the item fails.  Entries that match no collected item are reported too.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+BUNDLED = Path(__file__).resolve().parent / "expectations"
+
+
+class ExpectationsError(Exception):
+    """A malformed expectations file (one line: file, entry, field)."""
+
+
+@dataclass
+class Entry:
+    id: str
+    clause: str
+    reason: str
+    dtypes: list[str] | None = None
+    matched: int = 0
+
+    def matches(self, conformance_id: str, dtype: str | None) -> bool:
+        return fnmatch.fnmatchcase(conformance_id, self.id) and (self.dtypes is None or dtype in self.dtypes)
+
+
+@dataclass
+class Expectations:
+    path: Path
+    candidates: list[str]
+    raw: bool
+    entries: list[Entry] = field(default_factory=list)
+    backends: list[str] | None = None  # Keras 3: the backends the file applies to (None: any)
+
+    def lookup(self, conformance_id: str, dtype: str | None) -> Entry | None:
+        """The first entry that matches an item, counting the match."""
+        for entry in self.entries:
+            if entry.matches(conformance_id, dtype):
+                entry.matched += 1
+                return entry
+        return None
+
+    def stale(self) -> list[Entry]:
+        return [e for e in self.entries if e.matched == 0]
+
+
+def load(path: Path | str) -> Expectations:
+    """Parse and check one expectations file."""
+    path = Path(path)
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ExpectationsError(f"{path}: cannot read expectations: {str(exc).splitlines()[0]}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("divergences", []), list):
+        raise ExpectationsError(f"{path}: expected a mapping with a 'divergences' list")
+    entries = []
+    for i, raw in enumerate(doc.get("divergences") or []):
+        for key in ("id", "clause", "reason"):
+            if not isinstance(raw, dict) or not isinstance(raw.get(key), str) or not raw[key].strip():
+                raise ExpectationsError(f"{path}: entry {i}: field '{key}': a non-empty string is required")
+        dtypes = raw.get("dtypes")
+        if dtypes is not None and not (isinstance(dtypes, list) and all(isinstance(d, str) for d in dtypes)):
+            raise ExpectationsError(f"{path}: entry {i} ('{raw['id']}'): field 'dtypes': a list of dtype names is required")
+        entries.append(Entry(raw["id"], raw["clause"], raw["reason"].strip(), dtypes))
+    return Expectations(path, list(doc.get("candidates") or []), bool(doc.get("raw", False)), entries,
+                        [doc["backend"]] if isinstance(doc.get("backend"), str) else doc.get("backend"))
+
+
+def for_candidate(spec: str, raw: bool, backend: str | None = None) -> Expectations | None:
+    """The bundled expectations file for a known candidate (raw setting, Keras backend), if any."""
+    for path in sorted(BUNDLED.glob("*.yaml")):
+        exp = load(path)
+        if spec in exp.candidates and exp.raw == raw and (exp.backends is None or backend in exp.backends):
+            return exp
+    return None

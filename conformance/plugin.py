@@ -1,0 +1,277 @@
+"""The pytest plugin: ``pytest --candidate=module:Class`` runs the Adam vectors against any optimizer.
+
+Registered through the ``pytest11`` entry point, so it is active wherever the
+kit is installed.  Without ``--candidate`` it does nothing (and imports no
+framework).  With it, the bundled vectors (plus ``--vectors``) and the API
+checks of ``conformance/suite`` are collected instead of the usual test
+paths, unless explicit paths are given.  Logic lives in the sibling modules;
+this one holds options, hooks and fixtures.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CANDIDATE = "--candidate"
+ADAPTER = "--adapter"
+VECTORS = "--vectors"
+RAW = "--raw"
+DEVICE = "--device"
+JSON = "--conformance-json"
+EXPECTATIONS = "--expectations"
+TIMEOUT = "--conformance-timeout"
+MODE = "--conformance-mode"
+SUITE_DIR = Path(__file__).resolve().parent / "suite"
+
+
+@dataclass
+class State:
+    """Session state, kept in ``config.stash``."""
+
+    spec: str
+    adapter: Any
+    mode: str
+    timeout: float
+    vector_paths: list[Path]
+    expectations: Any = None
+    device: str = ""
+    results: list[dict] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
+    _cache: dict = field(default_factory=dict)
+
+    def load(self, path: Path) -> tuple[list, list]:
+        """Load a vector file once per session."""
+        from conformance.loader import load_file
+
+        key = Path(path).resolve()
+        if key not in self._cache:
+            self._cache[key] = load_file(key)
+        return self._cache[key]
+
+    @property
+    def vector_set(self) -> dict:
+        from vectors.generate import SPEC_VERSION
+
+        digest = hashlib.sha256()
+        for path in self.vector_paths:
+            digest.update(path.read_bytes())
+        return {"spec_version": SPEC_VERSION, "vectors": [str(p) for p in self.vector_paths], "sha256": digest.hexdigest()[:16]}
+
+
+STATE = pytest.StashKey[State]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    from conformance.adapters import ADAPTERS
+
+    group = parser.getgroup("adam-conformance", "Adam conformance kit")
+    group.addoption(CANDIDATE, metavar="MODULE:ATTR", help="the optimizer class or factory to test, e.g. tf_keras.optimizers.legacy:Adam")
+    group.addoption(ADAPTER, choices=sorted(ADAPTERS), help="adapter to use instead of the one chosen from the module name")
+    group.addoption(VECTORS, action="append", default=[], metavar="PATH",
+                    help="vector file or folder to add; a file named like a bundled family replaces it (repeatable)")
+    group.addoption(RAW, action="store_true", help="turn the adapter's semantic translations off (measure native behaviour)")
+    group.addoption(DEVICE, choices=["cpu", "gpu"], default="cpu", help="device for TensorFlow, torch and JAX candidates")
+    group.addoption(JSON, metavar="PATH", help="write every result as JSON (schema: conformance/results.schema.json)")
+    group.addoption(EXPECTATIONS, metavar="FILE|none",
+                    help="known divergences to report as expected failures (default: the bundled file of a known candidate)")
+    group.addoption(TIMEOUT, type=float, default=120.0, metavar="SECONDS",
+                    help="per-item limit for a candidate's run; 0 for none (default 120)")
+    group.addoption(MODE, choices=["trajectory"], default="trajectory",
+                    help="trajectory: the candidate runs free and the error bound grows with the steps")
+
+
+def _vector_paths(config: pytest.Config) -> list[Path]:
+    from conformance.loader import bundled_paths
+
+    extra: list[Path] = []
+    for raw in config.getoption(VECTORS):
+        path = Path(raw)
+        if path.is_dir():
+            extra += sorted(path.glob("*.yaml"))
+        elif path.is_file():
+            extra.append(path)
+        else:
+            raise pytest.UsageError(f"{VECTORS}={raw}: no such file or folder")
+    replaced = {p.name for p in extra}
+    return [p for p in bundled_paths() if p.name not in replaced] + [p.resolve() for p in extra]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "clause(id): the spec clause an API check tests")
+    spec = config.getoption(CANDIDATE)
+    if not spec:
+        return
+    from conformance import candidate, expectations
+
+    adapter = candidate.resolve(spec, config.getoption(ADAPTER), raw=config.getoption(RAW), device=config.getoption(DEVICE))
+    exp_opt = config.getoption(EXPECTATIONS)
+    try:
+        exp = (None if exp_opt == "none" else expectations.load(exp_opt)) if exp_opt else expectations.for_candidate(
+            spec, config.getoption(RAW), adapter.versions().get("backend"))
+    except expectations.ExpectationsError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    state = State(spec, adapter, config.getoption(MODE), config.getoption(TIMEOUT), _vector_paths(config), exp,
+                  device=adapter.device_used())
+    config.stash[STATE] = state
+    config.pluginmanager.register(ResultCollector(state), "adam-conformance-results")
+    if config.args_source != pytest.Config.ArgsSource.ARGS:
+        config.args[:] = [str(p) for p in state.vector_paths] + [str(SUITE_DIR)]
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> Any:
+    state = parent.config.stash.get(STATE, None)
+    if state is None or file_path.suffix not in (".yaml", ".yml"):
+        return None
+    from conformance.items import VectorFile
+
+    try:  # files outside the rootdir (an installed kit, --vectors elsewhere) still get readable node ids
+        nodeid = file_path.relative_to(parent.config.rootpath).as_posix()
+    except ValueError:
+        nodeid = f"{file_path.parent.name}/{file_path.name}"
+    return VectorFile.from_parent(parent, path=file_path, nodeid=nodeid)
+
+
+def conformance_id(item: pytest.Item) -> str:
+    """The id expectations match: the vector id, or ``api/<check>`` for an API check."""
+    vector = getattr(item, "vector", None)
+    return vector.id if vector is not None else f"api/{item.name}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    state = config.stash.get(STATE, None)
+    if state is None or state.expectations is None:
+        return
+    for item in items:
+        entry = state.expectations.lookup(conformance_id(item), getattr(item, "dtype", None))
+        if entry is not None:
+            item.add_marker(pytest.mark.xfail(reason=f"{entry.clause}: {entry.reason}", strict=True, raises=Exception))
+    for entry in state.expectations.stale():
+        warnings.warn(pytest.PytestWarning(f"{state.expectations.path}: entry '{entry.id}' matches no collected item"))
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    state = config.stash.get(STATE, None)
+    if state is None:
+        return []
+    a = state.adapter
+    versions = ", ".join(f"{k} {v}" for k, v in a.versions().items())
+    vs = state.vector_set
+    lines = [
+        f"adam-conformance: candidate {state.spec} (adapter {a.name}{', raw' if a.raw else ''}; {versions})",
+        f"adam-conformance: device {a.device_used()}; mode {state.mode}; timeout {state.timeout:g} s",
+        f"adam-conformance: vector set spec {vs['spec_version']}, {len(vs['vectors'])} files, sha256 {vs['sha256']}",
+        f"adam-conformance: expectations {state.expectations.path if state.expectations else 'none'}",
+    ]
+    lines += [f"adam-conformance: translation: {t}" for t in a.translations]
+    return lines
+
+
+@pytest.fixture
+def adam_api(request: pytest.FixtureRequest) -> Any:
+    """Helpers to drive the candidate's optimizer_v2 API (skipped as unsupported when it has none)."""
+    from conformance.adapters import Unsupported
+
+    state = request.config.stash.get(STATE, None)
+    if state is None:
+        pytest.skip("no --candidate given")
+    try:
+        return state.adapter.v2_api()
+    except Unsupported as exc:
+        pytest.skip(f"unsupported: {exc}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
+    outcome = yield
+    report = outcome.get_result()
+    state = item.config.stash.get(STATE, None)
+    if state is None or (report.when != "call" and report.passed) or report.when == "teardown":
+        return
+    record = dict(getattr(item, "conformance", None) or _check_record(item))
+    from conformance.report import verdict_of
+
+    record.update(nodeid=item.nodeid, verdict=verdict_of(report), duration_s=float(report.duration), device=state.device)
+    if record["verdict"] in ("xfail", "stale"):
+        record["expected_divergence"] = getattr(report, "wasxfail", None) or str(report.longrepr)
+    if record["verdict"] in ("unsupported", "fail", "error") and not record.get("message") and report.longrepr:
+        text = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        record["message"] = text.strip().splitlines()[-1][:300] if text.strip() else None
+    report.user_properties.append(("adam_conformance", record))
+
+
+def _check_record(item: pytest.Item) -> dict:
+    """The result record of an API check, its level taken from its clause."""
+    clauses = [m.args[0] for m in item.iter_markers("clause")]
+    first = clauses[0] if clauses else ""
+    level = "tf2-detail" if first.startswith("ADAM-TF2-") else ("api" if first.startswith("ADAM-API-") else "core")
+    return {"vector": conformance_id(item), "family": "api", "level": level, "dtype": None, "message": None,
+            "clauses": clauses}
+
+
+class ResultCollector:
+    """Gathers the result records that ride on the reports (so they also arrive from xdist workers)."""
+
+    def __init__(self, state: State) -> None:
+        self.state = state
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.state.results += [value for key, value in report.user_properties if key == "adam_conformance"]
+
+
+def _executed(state: State) -> int:
+    return sum(1 for r in state.results if r["family"] != "api" and r["verdict"] in ("pass", "fail", "xfail", "stale"))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    state = session.config.stash.get(STATE, None)
+    if state is None or hasattr(session.config, "workerinput"):
+        return
+    if _executed(state) == 0 and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED  # zero vectors executed is an error, never a pass
+    path = session.config.getoption(JSON)
+    if path:
+        from conformance.report import write_json
+
+        write_json(path, _meta(state), state.results)
+
+
+def _meta(state: State) -> dict:
+    a = state.adapter
+    total = time.perf_counter() - state.started
+    inside = sum(r.get("candidate_seconds", 0.0) for r in state.results)
+    return {
+        "candidate": state.spec, "adapter": a.name, "raw": a.raw, "device": state.device,
+        "mode": state.mode, "translations": a.translations, "versions": a.versions(), "vector_set": state.vector_set,
+        "expectations": str(state.expectations.path) if state.expectations else None,
+        "stale_expectations": [e.id for e in state.expectations.stale()] if state.expectations else [],
+        "timing": {"total_s": round(total, 3), "candidate_s": round(inside, 3)},
+    }
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    state = config.stash.get(STATE, None)
+    if state is None or hasattr(config, "workerinput"):
+        return
+    from conformance.report import summary_lines
+
+    tr = terminalreporter
+    tr.section("Adam conformance")
+    tr.write_line(f"candidate {state.spec} via the {state.adapter.name} adapter{' (raw)' if state.adapter.raw else ''}")
+    for line in summary_lines(state.results):
+        tr.write_line(line)
+    if state.expectations:
+        for entry in state.expectations.stale():
+            tr.write_line(f"STALE EXPECTATION: {entry.id} ({entry.clause}) matched no item in {state.expectations.path}")
+    timing = _meta(state)["timing"]
+    share = 100.0 * (1 - timing["candidate_s"] / timing["total_s"]) if timing["total_s"] else 0.0
+    tr.write_line(f"time: {timing['total_s']:.2f} s in all, {timing['candidate_s']:.2f} s inside the candidate "
+                  f"(kit's share {share:.0f}%)")
+    if _executed(state) == 0:
+        tr.write_line("ERROR: zero vectors were executed against the candidate; this is never a pass", red=True)

@@ -1,0 +1,99 @@
+"""Results: the terminal summary, the ``--conformance-json`` file and the conformance matrix."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any, Iterable
+
+import jsonschema
+
+SCHEMA_PATH = Path(__file__).resolve().parent / "results.schema.json"
+FORMAT = "adam-conformance-results/1"
+VERDICTS = ("pass", "fail", "xfail", "stale", "unsupported", "error")
+LEVELS = ("core", "api", "tf2-detail")
+
+
+def verdict_of(report: Any) -> str:
+    """Map a pytest report to a verdict: pass, fail, xfail (known divergence), stale, unsupported, error."""
+    if hasattr(report, "wasxfail"):
+        return "xfail" if report.skipped else "stale"
+    if report.passed:
+        return "pass"
+    if report.skipped:
+        return "unsupported"
+    longrepr = str(report.longrepr)
+    if "[XPASS(strict)]" in longrepr:
+        return "stale"
+    return "error" if "[load-error]" in report.nodeid else "fail"
+
+
+def document(meta: dict, results: list[dict]) -> dict:
+    """The JSON results document, validated against ``results.schema.json``."""
+    doc = {"format": FORMAT, **meta, "summary": dict(Counter(r["verdict"] for r in results)), "results": results}
+    jsonschema.validate(doc, json.loads(SCHEMA_PATH.read_text(encoding="utf-8")))
+    return doc
+
+
+def write_json(path: str | Path, meta: dict, results: list[dict]) -> None:
+    """Write the results document (creating parent folders)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document(meta, results), indent=1, sort_keys=True, default=str) + "\n", encoding="utf-8")
+
+
+def summary_lines(results: list[dict]) -> list[str]:
+    """Per family (and per level) counts, then one line per unexpected failure."""
+    by_family: dict[str, Counter] = defaultdict(Counter)
+    by_level: dict[str, Counter] = defaultdict(Counter)
+    for r in results:
+        by_family[r["family"]][r["verdict"]] += 1
+        by_level[r.get("level") or "-"][r["verdict"]] += 1
+    width = max([len(f) for f in by_family] + [16])
+    head = f"{'family':<{width}} " + " ".join(f"{v:>11}" for v in VERDICTS)
+    lines = [head, "-" * len(head)]
+    for family in sorted(by_family):
+        lines.append(f"{family:<{width}} " + " ".join(f"{by_family[family][v]:>11}" for v in VERDICTS))
+    lines.append("-" * len(head))
+    for level in LEVELS:
+        if level in by_level:
+            lines.append(f"{'level ' + level:<{width}} " + " ".join(f"{by_level[level][v]:>11}" for v in VERDICTS))
+    ratios = [r["max_ratio"] for r in results if isinstance(r.get("max_ratio"), float) and r["verdict"] == "pass"]
+    if ratios:
+        lines.append(f"largest share of the error bound used by a passing vector: {max(ratios):.3g}")
+    for r in results:
+        if r["verdict"] in ("fail", "stale", "error"):
+            step = f" from step {r['first_failing_step']}" if r.get("first_failing_step") else ""
+            lines.append(f"{r['verdict'].upper()}: {r['vector']} [{r.get('dtype') or '-'}]{step}: {r.get('message') or ''}")
+    return lines
+
+
+def _cell(counts: Counter) -> str:
+    ran = counts["pass"] + counts["fail"] + counts["xfail"] + counts["stale"] + counts["error"]
+    if not ran:
+        return "unsupported" if counts["unsupported"] else ""
+    text = f"{counts['pass']}/{ran}"
+    extras = [f"{counts[k]} {label}" for k, label in (("xfail", "known"), ("fail", "FAIL"), ("stale", "stale"),
+                                                     ("error", "error"), ("unsupported", "unsupp.")) if counts[k]]
+    return text + (f" ({', '.join(extras)})" if extras else "")
+
+
+def matrix(paths: Iterable[Path]) -> str:
+    """A markdown table: one row per results file, one column per family and per level."""
+    docs = [json.loads(Path(p).read_text(encoding="utf-8")) for p in paths]
+    families = sorted({r["family"] for d in docs for r in d["results"]})
+    head = ["candidate", *LEVELS, *families]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for d in docs:
+        label = d["candidate"] + (" (raw)" if d.get("raw") else "")
+        backend = d.get("versions", {}).get("backend")
+        label += f" [{backend}]" if backend and backend != "tensorflow" else ""
+        level_counts: dict[str, Counter] = defaultdict(Counter)
+        fam_counts: dict[str, Counter] = defaultdict(Counter)
+        for r in d["results"]:
+            level_counts[r.get("level") or "-"][r["verdict"]] += 1
+            fam_counts[r["family"]][r["verdict"]] += 1
+        cells = [f"`{label}`"] + [_cell(level_counts[lv]) for lv in LEVELS] + [_cell(fam_counts[f]) for f in families]
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows) + "\n"
