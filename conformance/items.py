@@ -10,6 +10,7 @@ import pytest
 from conformance import tolerance
 from conformance.adapters import Unsupported
 from conformance.compare import compare_trajectory, failure_text
+from conformance.diagnose import diagnose
 from conformance.loader import Vector, VectorError
 from conformance.runner import CandidateError, run_vector
 
@@ -116,6 +117,11 @@ class VectorItem(pytest.Item):
         text = failure_text(cmp, f"{header}: does not conform")
         if problems:
             text = "\n".join([text] + problems)
+        if not cmp.passed:
+            diagnosis = diagnose(self.vector, self.dtype, run.observed, bounds)
+            if diagnosis is not None:
+                self.conformance["diagnosis"] = diagnosis.as_dict()
+                text += f"\n  diagnosis: {diagnosis.text()}"
         self.conformance["message"] = text.splitlines()[1].strip() if len(text.splitlines()) > 1 else text
         raise ConformanceFailure(text)
 

@@ -150,32 +150,47 @@ class Adam:
 
     # --- the update ------------------------------------------------------------------
 
+    # --- the update: one overridable hook per clause, so a variant changes exactly one of them ---------
+
+    bias_corrected_lr = staticmethod(adam.bias_corrected_lr)
+    update_m = staticmethod(adam.update_m)
+    update_v = staticmethod(adam.update_v)
+    update_vhat = staticmethod(adam.update_vhat)
+    update_variable = staticmethod(adam.update_variable)
+    dense_gradient = staticmethod(adam.dense_gradient)
+    local_step = staticmethod(adam.local_step)
+
+    @staticmethod
+    def cast_hyperparameters(hp: adam.Hyperparameters, dtype: np.dtype) -> adam.Hyperparameters:
+        """ADAM-DTYPE-1: hyperparameters are cast to the variable's dtype (bfloat16 turns 0.999 into 1.0)."""
+        return adam.Hyperparameters(*(float(np.float64(x).astype(dtype)) for x in vars(hp).values()))
+
+    def _update(self, var: np.ndarray, grad: Any, slots: dict[str, np.ndarray], hp: adam.Hyperparameters, t: int) -> None:
+        """One variable's update, in float64, written back in the variable's dtype (ADAM-DTYPE-1)."""
+        g = self.dense_gradient(grad, var.shape)
+        alpha = self.bias_corrected_lr(hp.learning_rate, hp.beta_1, hp.beta_2, t)
+        m = self.update_m(slots["m"].astype(np.float64), g, hp.beta_1)
+        v = self.update_v(slots["v"].astype(np.float64), g, hp.beta_2)
+        denominator_v = v
+        if self.amsgrad:
+            vhat = self.update_vhat(slots["vhat"].astype(np.float64), v)
+            slots["vhat"][...] = vhat.astype(var.dtype)
+            denominator_v = vhat
+        new_var = self.update_variable(var.astype(np.float64), alpha, m, denominator_v, hp.epsilon)
+        var[...] = new_var.astype(var.dtype)
+        slots["m"][...] = m.astype(var.dtype)
+        slots["v"][...] = v.astype(var.dtype)
+
     def apply_gradients(self, grads_and_vars: Any, name: str | None = None) -> int:
         """Apply one step to every (gradient, variable) pair; variables change in place."""
         pairs = list(grads_and_vars)
         present = [(g, v) for g, v in pairs if g is not None]  # ADAM-ITER-2
         if not present:
-            raise ValueError(f"No gradients provided for any variable: {[id(v) for _, v in pairs]}")
+            raise ValueError(f"No gradients provided for any variable: {len(pairs)} pair(s), all None")
         self._create_slots([v for _, v in present if id(v) not in self._slots])
         hp = self._current_hyperparameters()  # once per call: every variable sees the same values
-        t = adam.local_step(self._iterations)
+        t = self.local_step(self._iterations)
         for g, var in present:
-            # ADAM-DTYPE-1: hyperparameters are cast to the variable's dtype (bfloat16 turns 0.999 into 1.0).
-            cast = [float(np.float64(x).astype(var.dtype)) for x in vars(hp).values()]
-            var_hp = adam.Hyperparameters(*cast)
-            slots = self._slots[id(var)]
-            state = adam.Slots(
-                m=slots["m"].astype(np.float64),
-                v=slots["v"].astype(np.float64),
-                vhat=slots["vhat"].astype(np.float64) if self.amsgrad else None,
-            )
-            grad = adam.dense_gradient(g, var.shape)
-            new_var, new = adam.step(var.astype(np.float64), grad, state, var_hp, t)
-            # ADAM-DTYPE-1: results are stored in the variable's dtype.
-            var[...] = new_var.astype(var.dtype)
-            slots["m"][...] = new.m.astype(var.dtype)
-            slots["v"][...] = new.v.astype(var.dtype)
-            if self.amsgrad:
-                slots["vhat"][...] = new.vhat.astype(var.dtype)
+            self._update(var, g, self._slots[id(var)], self.cast_hyperparameters(hp, var.dtype), t)
         self._iterations += 1  # ADAM-ITER-1
         return self._iterations

@@ -1,0 +1,82 @@
+"""Diagnosis: which known variant a failing candidate's trajectory matches.
+
+Each wrong variant of ``reference/variants.py`` is replayed on the failing
+vector, in the candidate's dtype, and the candidate's observations are
+measured against it with the same error bound as against the spec.  A
+variant the candidate stays within is named ("matches Algorithm1Epsilon,
+worst 0.4 ulp"); otherwise the closest one is reported as such.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from conformance.adapters import Unsupported
+from conformance.adapters.numpy_port import NumpyPortAdapter
+from conformance.compare import compare_trajectory
+from conformance.runner import CandidateError, run_vector
+from reference import variants
+
+#: Variants that change numbers (the API-only ones cannot show in a trajectory).
+CANDIDATES = [
+    variants.Algorithm1Epsilon, variants.EpsilonInsideSqrt, variants.StepOffByOne, variants.NoFirstMomentCorrection,
+    variants.NoSecondMomentCorrection, variants.NoBiasCorrection, variants.RunningProductBetas, variants.SwappedBetas,
+    variants.PerVariableStep, variants.IterationsFrozen, variants.AmsgradIgnored, variants.AmsgradOverCorrectedV,
+    variants.LazySparse, variants.LastDuplicateWins, variants.SquaredDuplicates, variants.FrozenCallables,
+    variants.ScheduleOneBased, variants.DecayIgnored, variants.DecayOneBased, variants.DefaultEpsilon1e8,
+    variants.Float32State, variants.HyperparametersNotCast, variants.EpsilonZeroKept, variants.Float64Hyperparameters,
+]
+
+
+@dataclass
+class Diagnosis:
+    """The closest known variant and how close the candidate is to it."""
+
+    variant: str
+    clause: str
+    description: str
+    ratio: float  # largest share of the error bound used against the variant (<= 1: within bound)
+    ulps: float  # largest difference from the variant, in ulps of the candidate's dtype
+
+    @property
+    def matches(self) -> bool:
+        return self.ratio <= 1.0
+
+    def text(self) -> str:
+        what = f"{self.variant} ({self.clause}: {self.description})"
+        if self.matches:
+            return f"matches {what} to {self.ulps:.3g} ulp (uses {self.ratio:.2g} of the bound)"
+        return f"no known variant matches; the closest is {what}, {self.ratio:.3g} times the bound away"
+
+    def as_dict(self) -> dict:
+        return {"variant": self.variant, "clause": self.clause, "description": self.description,
+                "matches": self.matches, "ratio": self.ratio if math.isfinite(self.ratio) else "inf",
+                "ulps": self.ulps if math.isfinite(self.ulps) else "inf"}
+
+
+def _describe(cls: type) -> tuple[str, str]:
+    clause, _, text = (cls.__doc__ or "").strip().splitlines()[0].partition(": ")
+    return clause, text.rstrip(".")
+
+
+def diagnose(vector: object, dtype: str, observed: list[dict], bounds: list[dict]) -> Diagnosis | None:
+    """The known variant closest to the candidate's observations on this vector, or None if none could run."""
+    best: Diagnosis | None = None
+    for cls in CANDIDATES:
+        try:
+            replay = run_vector(NumpyPortAdapter(cls), vector, dtype).observed
+        except (Unsupported, CandidateError):
+            continue
+        expected = tuple({"iterations": step["iterations"], **{n: v for n, v in step.items() if n != "iterations"}}
+                         for step in replay)
+        cmp = compare_trajectory(observed, expected, bounds, dtype)
+        if cmp.problems and not cmp.worst:
+            continue
+        ratio = math.inf if cmp.problems else cmp.max_ratio
+        ulps = max((w.ulps for w in cmp.worst.values()), default=0.0)
+        clause, text = _describe(cls)
+        found = Diagnosis(cls.__name__, clause, text, ratio, ulps)
+        if best is None or (found.ratio, found.ulps) < (best.ratio, best.ulps):
+            best = found
+    return best

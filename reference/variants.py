@@ -1,0 +1,420 @@
+"""Known variants of Adam, each a NumPy port that departs from ``reference.Adam`` in exactly one way.
+
+``WRONG`` variants break one clause: the kit's vectors and checks must catch
+every one of them (mutation testing), and the diagnosis replays them to name
+what a failing candidate implements.  ``CORRECT`` variants only round
+differently (another operation order, another working precision): they must
+pass everything.  Each class overrides one hook of ``reference.Adam`` and its
+docstring says which clause it breaks.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from reference import adam
+from reference.port import Adam
+
+
+def _rows(grad: Any, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The rows an IndexedSlices touches, as a boolean mask (None for a dense gradient)."""
+    if not hasattr(grad, "indices"):
+        return None
+    mask = np.zeros(shape[0], dtype=bool)
+    mask[np.asarray(grad.indices).astype(np.int64)] = True
+    return mask
+
+
+# --- wrong: the update rule -------------------------------------------------------------
+
+
+class EpsilonInsideSqrt(Adam):
+    """ADAM-UPDATE-4: ``var - alpha * m / sqrt(v + epsilon)``."""
+
+    @staticmethod
+    def update_variable(var, alpha, m, v, epsilon):
+        return var - (alpha * m) / np.sqrt(v + epsilon)
+
+
+class Algorithm1Epsilon(Adam):
+    """ADAM-UPDATE-4: epsilon on the bias-corrected root, as torch and optax do (``m_hat / (sqrt(v_hat) + eps)``)."""
+
+    def _update(self, var, grad, slots, hp, t):
+        # epsilon / sqrt(1 - beta_2**t) in the epsilon-hat form is exactly Algorithm 1's epsilon.
+        eps_hat = hp.epsilon * math.sqrt(1.0 - adam.beta_power(hp.beta_2, t))
+        super()._update(var, grad, slots, adam.Hyperparameters(hp.learning_rate, hp.beta_1, hp.beta_2, eps_hat), t)
+
+
+class StepOffByOne(Adam):
+    """ADAM-STEP-1: bias correction with ``t = iterations + 2``."""
+
+    @staticmethod
+    def local_step(iterations):
+        return iterations + 2
+
+
+class NoFirstMomentCorrection(Adam):
+    """ADAM-UPDATE-1: ``alpha = lr * sqrt(1 - beta_2**t)`` (no division by 1 - beta_1**t)."""
+
+    @staticmethod
+    def bias_corrected_lr(lr, beta_1, beta_2, t):
+        return lr * math.sqrt(1.0 - adam.beta_power(beta_2, t))
+
+
+class NoSecondMomentCorrection(Adam):
+    """ADAM-UPDATE-1: ``alpha = lr / (1 - beta_1**t)`` (no sqrt(1 - beta_2**t))."""
+
+    @staticmethod
+    def bias_corrected_lr(lr, beta_1, beta_2, t):
+        return lr / (1.0 - adam.beta_power(beta_1, t))
+
+
+class NoBiasCorrection(Adam):
+    """ADAM-UPDATE-1: ``alpha = lr``."""
+
+    @staticmethod
+    def bias_corrected_lr(lr, beta_1, beta_2, t):
+        return lr
+
+
+class RunningProductBetas(Adam):
+    """ADAM-HYPER-2: beta powers kept as the running product of the betas of past steps (TF 1 style)."""
+
+    def bias_corrected_lr(self, lr, beta_1, beta_2, t):
+        products = self.__dict__.setdefault("_products", {})
+        if t not in products:  # once per call: every variable of the call shares it
+            p1, p2 = products.get(t - 1, (1.0, 1.0))
+            products[t] = (p1 * beta_1, p2 * beta_2)
+        p1, p2 = products[t]
+        return lr * math.sqrt(1.0 - p2) / (1.0 - p1)
+
+
+class SwappedBetas(Adam):
+    """ADAM-UPDATE-2/3: m decays with beta_2 and v with beta_1."""
+
+    def _update(self, var, grad, slots, hp, t):
+        super()._update(var, grad, slots, adam.Hyperparameters(hp.learning_rate, hp.beta_2, hp.beta_1, hp.epsilon), t)
+
+
+class PerVariableStep(Adam):
+    """ADAM-MULTI-2: each variable counts its own steps (as torch's state['step'] does), not the optimizer's."""
+
+    def _update(self, var, grad, slots, hp, t):
+        counts = self.__dict__.setdefault("_steps", {})
+        counts[id(var)] = counts.get(id(var), 0) + 1
+        super()._update(var, grad, slots, hp, counts[id(var)])
+
+
+class IterationsFrozen(Adam):
+    """ADAM-ITER-1: iterations never advances, so every step uses t = 1."""
+
+    def apply_gradients(self, grads_and_vars, name=None):
+        super().apply_gradients(grads_and_vars, name)
+        self._iterations = 0
+        return 0
+
+
+# --- wrong: AMSGrad ------------------------------------------------------------------------
+
+
+class AmsgradIgnored(Adam):
+    """ADAM-AMSGRAD-2: the update divides by sqrt(v), not sqrt(vhat) (vhat is still kept)."""
+
+    def _update(self, var, grad, slots, hp, t):
+        if not self.amsgrad:
+            return super()._update(var, grad, slots, hp, t)
+        self.amsgrad = False
+        try:
+            super()._update(var, grad, slots, hp, t)
+        finally:
+            self.amsgrad = True
+        slots["vhat"][...] = np.maximum(slots["vhat"], slots["v"])
+
+
+class AmsgradNotStored(Adam):
+    """ADAM-AMSGRAD-1: the maximum is taken against a vhat that is never stored (so it is always v)."""
+
+    @staticmethod
+    def update_vhat(vhat, v):
+        return np.maximum(np.zeros_like(v), v)
+
+
+class AmsgradOverCorrectedV(Adam):
+    """ADAM-AMSGRAD-1: the maximum of the bias-corrected v / (1 - beta_2**t), as optax.amsgrad keeps it."""
+
+    def _update(self, var, grad, slots, hp, t):
+        if not self.amsgrad:
+            return super()._update(var, grad, slots, hp, t)
+        c2 = 1.0 - adam.beta_power(hp.beta_2, t)
+        g = self.dense_gradient(grad, var.shape)
+        alpha = self.bias_corrected_lr(hp.learning_rate, hp.beta_1, hp.beta_2, t)
+        m = self.update_m(slots["m"].astype(np.float64), g, hp.beta_1)
+        v = self.update_v(slots["v"].astype(np.float64), g, hp.beta_2)
+        vhat = np.maximum(slots["vhat"].astype(np.float64), v / c2)
+        var[...] = self.update_variable(var.astype(np.float64), alpha, m, vhat * c2, hp.epsilon).astype(var.dtype)
+        slots["m"][...], slots["v"][...], slots["vhat"][...] = (x.astype(var.dtype) for x in (m, v, vhat))
+
+
+# --- wrong: sparse ----------------------------------------------------------------------------
+
+
+class LazySparse(Adam):
+    """ADAM-SPARSE-2: with an IndexedSlices, only the indexed rows of m, v, vhat and the variable change."""
+
+    def _update(self, var, grad, slots, hp, t):
+        rows = _rows(grad, var.shape)
+        if rows is None:
+            return super()._update(var, grad, slots, hp, t)
+        keep = {k: s[~rows].copy() for k, s in slots.items()}
+        old = var[~rows].copy()
+        super()._update(var, grad, slots, hp, t)
+        var[~rows] = old
+        for k, s in slots.items():
+            s[~rows] = keep[k]
+
+
+class LastDuplicateWins(Adam):
+    """ADAM-SPARSE-1: duplicate indices overwrite each other (the last value wins) instead of summing."""
+
+    @staticmethod
+    def dense_gradient(grad, shape):
+        if not hasattr(grad, "indices"):
+            return np.asarray(grad, dtype=np.float64)
+        dense = np.zeros(tuple(shape))
+        dense[np.asarray(grad.indices).astype(np.int64)] = np.asarray(grad.values, dtype=np.float64)
+        return dense
+
+
+class SquaredDuplicates(Adam):
+    """ADAM-SPARSE-1: v receives the sum of the squared duplicates, as Keras 3 does (m still gets their sum)."""
+
+    def _update(self, var, grad, slots, hp, t):
+        if not hasattr(grad, "indices"):
+            return super()._update(var, grad, slots, hp, t)
+        squares = np.zeros(var.shape)
+        np.add.at(squares, np.asarray(grad.indices).astype(np.int64), np.asarray(grad.values, dtype=np.float64) ** 2)
+        alpha = self.bias_corrected_lr(hp.learning_rate, hp.beta_1, hp.beta_2, t)
+        m = self.update_m(slots["m"].astype(np.float64), self.dense_gradient(grad, var.shape), hp.beta_1)
+        v = hp.beta_2 * slots["v"].astype(np.float64) + (1.0 - hp.beta_2) * squares
+        denominator = v
+        if self.amsgrad:
+            denominator = self.update_vhat(slots["vhat"].astype(np.float64), v)
+            slots["vhat"][...] = denominator.astype(var.dtype)
+        var[...] = self.update_variable(var.astype(np.float64), alpha, m, denominator, hp.epsilon).astype(var.dtype)
+        slots["m"][...], slots["v"][...] = m.astype(var.dtype), v.astype(var.dtype)
+
+
+# --- wrong: hyperparameters -----------------------------------------------------------------
+
+
+class FrozenCallables(Adam):
+    """ADAM-HYPER-1: callables are called once, at construction, and their first value kept."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for key, value in self._hyper.items():
+            if callable(value) and not isinstance(value, adam.LearningRateSchedule):
+                self._hyper[key] = float(value())
+        if callable(self.epsilon):
+            self.epsilon = float(self.epsilon())
+
+
+class ScheduleOneBased(Adam):
+    """ADAM-HYPER-3: the schedule is called with iterations + 1."""
+
+    def _current_hyperparameters(self):
+        self._iterations += 1
+        try:
+            return super()._current_hyperparameters()
+        finally:
+            self._iterations -= 1
+
+
+class DecayIgnored(Adam):
+    """ADAM-HYPER-4: the decay keyword is accepted and ignored."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.pop("decay", None)
+        super().__init__(*args, **kwargs)
+
+
+class DecayOneBased(Adam):
+    """ADAM-HYPER-4: ``lr / (1 + decay * (iterations + 1))``."""
+
+    def _current_hyperparameters(self):
+        hp = super()._current_hyperparameters()
+        decay = self._value("decay")
+        if decay > 0:
+            base = hp.learning_rate * (1.0 + decay * self._iterations)
+            return adam.Hyperparameters(base / (1.0 + decay * (self._iterations + 1)), hp.beta_1, hp.beta_2, hp.epsilon)
+        return hp
+
+
+class DefaultEpsilon1e8(Adam):
+    """ADAM-DEFAULTS-1: the default epsilon is 1e-8 (torch's and optax's)."""
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8, amsgrad=False, name="Adam", **kwargs):
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, amsgrad, name, **kwargs)
+
+
+class Float32State(Adam):
+    """ADAM-DTYPE-1: m and v stored in float32 whatever the variable's dtype."""
+
+    def add_slot(self, var, slot_name):
+        slots = self._slots.setdefault(id(var), {})
+        if slot_name not in slots:
+            slots[slot_name] = np.zeros(var.shape, dtype=np.float32)
+            self._weights.append(slots[slot_name])
+        return slots[slot_name]
+
+
+class EpsilonZeroKept(Adam):
+    """ADAM-TF2-EPS-1: epsilon = 0 (or None) is used as 0 instead of becoming 1e-7."""
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False, name="Adam", **kwargs):
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, amsgrad, name, **kwargs)
+        self.epsilon = epsilon if epsilon is not None else 0.0
+
+
+class HyperparametersNotCast(Adam):
+    """ADAM-DTYPE-1: hyperparameters are not cast to the variable's dtype (a float16 variable sees float32 betas)."""
+
+    @staticmethod
+    def cast_hyperparameters(hp, dtype):
+        return hp
+
+
+class Float64Hyperparameters(Adam):
+    """ADAM-TF2-HYPER-1: Python-float hyperparameters used at full precision (no float32 storage)."""
+
+    def _value(self, name):
+        return adam.resolve(self._hyper[name])
+
+
+# --- wrong: the API -------------------------------------------------------------------------
+
+
+class WeightsByVariable(Adam):
+    """ADAM-API-WEIGHTS-1: weights grouped by variable ([iterations, m0, v0, m1, v1, ...]), as Keras 3 lists them."""
+
+    @property
+    def weights(self):
+        if not self._slots:
+            return []
+        return [np.int64(self._iterations)] + [s[n] for s in self._slots.values() for n in self.get_slot_names()]
+
+
+class KerasSlotNames(Adam):
+    """ADAM-API-SLOTS-1: slots named momentum / velocity / velocity_hat."""
+
+    def get_slot_names(self):
+        return ["momentum", "velocity", "velocity_hat"] if self.amsgrad else ["momentum", "velocity"]
+
+
+class ConfigWithoutDecay(Adam):
+    """ADAM-API-CONFIG-1: get_config has no 'decay' key."""
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("decay")
+        return config
+
+
+class SetWeightsKeepsIterations(Adam):
+    """ADAM-API-WEIGHTS-2: set_weights restores the slots but not iterations."""
+
+    def set_weights(self, weights):
+        iterations = self._iterations
+        super().set_weights(weights)
+        self._iterations = iterations
+
+
+class MutatesGradient(Adam):
+    """ADAM-API-INPUTS-1: the caller's dense gradient arrays are halved in place after the update."""
+
+    def apply_gradients(self, grads_and_vars, name=None):
+        pairs = list(grads_and_vars)
+        result = super().apply_gradients(pairs, name)
+        for g, _ in pairs:
+            if isinstance(g, np.ndarray) and g.flags.writeable:
+                g *= 0.5
+        return result
+
+
+# --- correct: other roundings ------------------------------------------------------------------
+
+
+class KernelMomentForm(Adam):
+    """Correct: TF's dense-kernel order ``m + (g - m) * (1 - beta_1)``, ``v + (g*g - v) * (1 - beta_2)``."""
+
+    @staticmethod
+    def update_m(m, g, beta_1):
+        return m + (g - m) * (1.0 - beta_1)
+
+    @staticmethod
+    def update_v(v, g, beta_2):
+        return v + (g * g - v) * (1.0 - beta_2)
+
+
+class NativePrecision(Adam):
+    """Correct: every step computed in the variable's own dtype (no float64 working precision)."""
+
+    def _update(self, var, grad, slots, hp, t):
+        dt = var.dtype.type
+        g = adam.dense_gradient(grad, var.shape).astype(var.dtype)
+        b1, b2 = dt(hp.beta_1), dt(hp.beta_2)
+        one = dt(1)
+        alpha = dt(hp.learning_rate) * np.sqrt(one - b2 ** dt(t)) / (one - b1 ** dt(t))
+        slots["m"][...] = slots["m"] + (g - slots["m"]) * (one - b1)
+        slots["v"][...] = slots["v"] + (g * g - slots["v"]) * (one - b2)
+        denominator = slots["v"]
+        if self.amsgrad:
+            slots["vhat"][...] = np.maximum(slots["vhat"], slots["v"])
+            denominator = slots["vhat"]
+        var[...] = var - (slots["m"] * alpha) / (np.sqrt(denominator) + dt(hp.epsilon))
+
+
+class GroupedStepSize(Adam):
+    """Correct: the algebraically equal ``var - lr * (sqrt(1 - b2**t) / (1 - b1**t)) * (m / (sqrt(v) + eps))``, libm pow."""
+
+    @staticmethod
+    def bias_corrected_lr(lr, beta_1, beta_2, t):
+        return lr * (math.sqrt(1.0 - beta_2**t) / (1.0 - beta_1**t))
+
+    @staticmethod
+    def update_variable(var, alpha, m, v, epsilon):
+        return var - alpha * (m / (np.sqrt(v) + epsilon))
+
+
+class ScatterSparse(Adam):
+    """Correct: TF's sparse path: decay all of m and v, then scatter-add the summed rows."""
+
+    def _update(self, var, grad, slots, hp, t):
+        if not hasattr(grad, "indices"):
+            return super()._update(var, grad, slots, hp, t)
+        idx, inverse = np.unique(np.asarray(grad.indices).astype(np.int64), return_inverse=True)
+        summed = np.zeros((len(idx),) + var.shape[1:])
+        np.add.at(summed, inverse, np.asarray(grad.values, dtype=np.float64))
+        m, v = slots["m"].astype(np.float64) * hp.beta_1, slots["v"].astype(np.float64) * hp.beta_2
+        np.add.at(m, idx, summed * (1.0 - hp.beta_1))
+        np.add.at(v, idx, (summed * summed) * (1.0 - hp.beta_2))
+        denominator = v
+        if self.amsgrad:
+            denominator = np.maximum(slots["vhat"].astype(np.float64), v)
+            slots["vhat"][...] = denominator.astype(var.dtype)
+        alpha = self.bias_corrected_lr(hp.learning_rate, hp.beta_1, hp.beta_2, t)
+        var[...] = (var.astype(np.float64) - alpha * m / (np.sqrt(denominator) + hp.epsilon)).astype(var.dtype)
+        slots["m"][...], slots["v"][...] = m.astype(var.dtype), v.astype(var.dtype)
+
+
+WRONG = [
+    EpsilonInsideSqrt, Algorithm1Epsilon, StepOffByOne, NoFirstMomentCorrection, NoSecondMomentCorrection,
+    NoBiasCorrection, RunningProductBetas, SwappedBetas, PerVariableStep, IterationsFrozen, AmsgradIgnored, AmsgradNotStored,
+    AmsgradOverCorrectedV, LazySparse, LastDuplicateWins, SquaredDuplicates, FrozenCallables, ScheduleOneBased,
+    DecayIgnored, DecayOneBased, DefaultEpsilon1e8, Float32State, HyperparametersNotCast, EpsilonZeroKept, Float64Hyperparameters,
+    WeightsByVariable, KerasSlotNames, ConfigWithoutDecay, SetWeightsKeepsIterations, MutatesGradient,
+]
+CORRECT = [KernelMomentForm, NativePrecision, GroupedStepSize, ScatterSparse]
