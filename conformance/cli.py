@@ -15,8 +15,12 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--out", type=Path, default=None, help="folder to write to (default: the bundled vectors folder)")
     chk = sub.add_parser("check", help="fail when the committed vectors differ from what the oracle produces")
     chk.add_argument("--dir", type=Path, default=None, help="folder to check (default: the bundled vectors folder)")
+    mut = sub.add_parser("mutants", help="run every known variant through the suite and write the kill matrix")
+    mut.add_argument("--json", type=Path, required=True, help="where to write the kill matrix")
+    mut.add_argument("--jobs", type=int, default=2)
     mat = sub.add_parser("matrix", help="markdown table from --conformance-json result files")
     mat.add_argument("results", nargs="+", type=Path)
+    mat.add_argument("--tightness", action="store_true", help="print the largest share of the bound used, per dtype")
     args = parser.parse_args(argv)
 
     from vectors import generate
@@ -36,13 +40,25 @@ def main(argv: list[str] | None = None) -> int:
             print(line, file=sys.stderr)
         print(f"adam-conformance check: {'FAILED, ' + str(len(problems)) + ' problem(s)' if problems else 'vectors are up to date'}")
         return 1 if problems else 0
-    from conformance.report import matrix
+    if args.command == "mutants":
+        import json
+
+        from conformance.mutation import kill_matrix
+
+        result = kill_matrix(args.jobs)
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        print(f"{len(result['mutants'])} wrong variants, survivors: {result['survivors'] or 'none'}; "
+              f"{len(result['correct'])} correct variants, failing: {result['correct_failing'] or 'none'}; "
+              f"vectors that kill nothing: {len(result['vectors_killing_nothing'])}")
+        return 1 if result["survivors"] or result["correct_failing"] else 0
+    from conformance.report import matrix, tightness
 
     missing = [p for p in args.results if not p.is_file()]
     if missing:
         print(f"adam-conformance matrix: no such file: {missing[0]}", file=sys.stderr)
         return 2
-    sys.stdout.write(matrix(args.results))
+    sys.stdout.write(tightness(args.results) if args.tightness else matrix(args.results))
     return 0
 
 

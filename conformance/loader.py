@@ -256,7 +256,7 @@ def _verified(path: Path, family: str, record: dict) -> Vector:
                 oracle_arr = np.asarray(want[f], dtype=np.float64)
                 if not np.array_equal(arr, oracle_arr, equal_nan=True):
                     k = int(np.flatnonzero(~((arr == oracle_arr) | (np.isnan(arr) & np.isnan(oracle_arr))))[0])
-                    raise VectorError(path, f"stale: element {k} is {arr.flat[k]!r}, the oracle gives {oracle_arr.flat[k]!r} "
+                    raise VectorError(path, f"stale: element {k} is {float(arr.flat[k])!r}, the oracle gives {float(oracle_arr.flat[k])!r} "
                                       "(regenerate with `adam-conformance generate`)", vid, field)
                 step[name][f] = arr
         expected.append(step)

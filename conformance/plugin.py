@@ -62,7 +62,7 @@ class State:
         digest = hashlib.sha256()
         for path in self.vector_paths:
             digest.update(path.read_bytes())
-        return {"spec_version": SPEC_VERSION, "vectors": [str(p) for p in self.vector_paths], "sha256": digest.hexdigest()[:16]}
+        return {"spec_version": SPEC_VERSION, "vectors": [p.name for p in self.vector_paths], "sha256": digest.hexdigest()[:16]}
 
 
 STATE = pytest.StashKey[State]()

@@ -97,3 +97,20 @@ def matrix(paths: Iterable[Path]) -> str:
         cells = [f"`{label}`"] + [_cell(level_counts[lv]) for lv in LEVELS] + [_cell(fam_counts[f]) for f in families]
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows) + "\n"
+
+
+def tightness(paths: Iterable[Path]) -> str:
+    """A markdown table: per results file and dtype, the largest share of the error bound a passing vector used."""
+    docs = [json.loads(Path(p).read_text(encoding="utf-8")) for p in paths]
+    dtypes = ["float16", "bfloat16", "float32", "float64"]
+    rows = ["| candidate | " + " | ".join(dtypes) + " |", "|" + "---|" * (len(dtypes) + 1)]
+    for d in docs:
+        best: dict[str, float] = {}
+        for r in d["results"]:
+            if r["verdict"] == "pass" and isinstance(r.get("max_ratio"), (int, float)) and r.get("dtype"):
+                best[r["dtype"]] = max(best.get(r["dtype"], 0.0), float(r["max_ratio"]))
+        label = d["candidate"] + (" (raw)" if d.get("raw") else "")
+        backend = d.get("versions", {}).get("backend")
+        label += f" [{backend}]" if backend and backend != "tensorflow" else ""
+        rows.append(f"| `{label}` | " + " | ".join(f"{best[t]:.3f}" if t in best else "" for t in dtypes) + " |")
+    return "\n".join(rows) + "\n"

@@ -138,6 +138,12 @@ def _one_format(vector: object, dtype: str, carried: bool) -> list[dict]:
     return out
 
 
+def model_bound(vector: object, dtype: str, carried: bool = True) -> list[dict]:
+    """E-1..E-6 for one format without the safety factor: what rounding in ``dtype`` alone can cause."""
+    return [{n: {f: (None if b is None else b / K) for f, b in fields.items()} for n, fields in step.items()}
+            for step in _one_format(vector, dtype, carried)]
+
+
 def bounds(vector: object, dtype: str, carried: bool = True) -> list[dict]:
     """Per step, per variable, per tensor: the allowed |candidate - expected|, element-wise.
 

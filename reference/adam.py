@@ -88,9 +88,19 @@ def beta_power(beta: float, t: int) -> float:
     return float(Fraction(beta) ** t)
 
 
+def bias_correction(beta: float, t: int) -> float:
+    """ADAM-UPDATE-1: ``1 - beta**t``, formed exactly and rounded once.
+
+    In floating point, 1 - beta**t cancels when t * (1 - beta) is small and
+    magnifies the rounding of beta**t by beta**t / (1 - beta**t): over a
+    thousand ulps for beta_2 = 0.9999 at t = 3.  The oracle avoids it.
+    """
+    return float(1 - Fraction(beta) ** t)
+
+
 def bias_corrected_lr(learning_rate: float, beta_1: float, beta_2: float, t: int) -> float:
     """ADAM-UPDATE-1: ``alpha = lr * sqrt(1 - beta_2**t) / (1 - beta_1**t)``."""
-    return learning_rate * math.sqrt(1.0 - beta_power(beta_2, t)) / (1.0 - beta_power(beta_1, t))
+    return learning_rate * math.sqrt(bias_correction(beta_2, t)) / bias_correction(beta_1, t)
 
 
 def update_m(m: np.ndarray, g: np.ndarray, beta_1: float) -> np.ndarray:

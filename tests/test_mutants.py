@@ -1,0 +1,34 @@
+"""Mutation testing: the vectors and checks catch every wrong variant and pass every correct one."""
+
+from __future__ import annotations
+
+import pytest
+
+from conformance.mutation import kill_matrix
+from reference import variants
+
+
+@pytest.fixture(scope="module")
+def matrix():
+    return kill_matrix(jobs=2)
+
+
+def test_there_are_enough_variants():
+    assert len(variants.WRONG) >= 20 and len(variants.CORRECT) >= 4
+
+
+def test_every_wrong_variant_is_killed(matrix):
+    assert matrix["survivors"] == []
+    for name, entry in matrix["mutants"].items():
+        assert entry["killed_by"], name
+
+
+def test_every_correct_variant_passes_everything(matrix):
+    assert matrix["correct_failing"] == []
+    for name, entry in matrix["correct"].items():
+        assert set(entry["summary"]) == {"pass"}, (name, entry["summary"])
+
+
+def test_every_vector_kills_something(matrix):
+    """A vector that kills no mutant tests nothing the others do not; flagged here."""
+    assert matrix["vectors_killing_nothing"] == []

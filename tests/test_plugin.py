@@ -1,0 +1,181 @@
+"""The pytest plugin, run through pytester: outcomes, messages, JSON, expectations, bad and hostile candidates."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conformance.loader import bundled_paths, load_paths
+from conformance.report import document
+from tests.helpers import ROOT
+
+VECTORS, _ = load_paths(bundled_paths())
+N_ITEMS = sum(len(v.dtypes) for v in VECTORS)
+N_CHECKS = 14  # API checks in conformance/suite/test_api.py (with parametrization)
+
+
+@pytest.fixture
+def run(pytester):
+    pytester.syspathinsert(ROOT)
+
+    def _run(*args):
+        return pytester.runpytest("-p", "no:cacheprovider", *args)
+
+    return _run
+
+
+def test_reference_passes_everything(run, tmp_path):
+    out = tmp_path / "r.json"
+    result = run("--candidate=reference:Adam", f"--conformance-json={out}")
+    result.assert_outcomes(passed=N_ITEMS + N_CHECKS)
+    doc = json.loads(out.read_text())
+    assert doc["summary"] == {"pass": N_ITEMS + N_CHECKS}
+    document({k: v for k, v in doc.items() if k not in ("format", "summary", "results")}, doc["results"])  # schema
+    result.stdout.fnmatch_lines(["*adam-conformance: candidate reference:Adam (adapter numpy*", "*Adam conformance*"])
+
+
+@pytest.mark.parametrize("variant,family,diagnosis", [
+    ("EpsilonInsideSqrt", "discriminating", "EpsilonInsideSqrt"),
+    ("NoBiasCorrection", "dense", "NoBiasCorrection"),
+    ("LazySparse", "sparse", "LazySparse"),
+    ("AmsgradIgnored", "amsgrad", "AmsgradIgnored"),
+])
+def test_wrong_ports_fail_and_are_diagnosed(run, variant, family, diagnosis):
+    result = run(f"--candidate=reference.variants:{variant}", "-k", family)
+    assert result.ret == 1
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("failed", 0) >= 1
+    result.stdout.fnmatch_lines(["*out of bound from step*", "*ulps used / * allowed*", f"*diagnosis: matches {diagnosis} *"])
+
+
+def test_failure_report_layout(run):
+    result = run("--candidate=reference.variants:Algorithm1Epsilon", "-k", "epsilon-1 and float64")
+    result.stdout.fnmatch_lines([
+        "*discriminating/epsilon-1 [[]float64] (ADAM-UPDATE-4), trajectory mode: does not conform",
+        "*a.variable out of bound from step 1: 6 / 6 elements (100.0%)",
+        "*worst at index (*): * (candidate), * (expected)",
+        "*abs *, rel *, * ulps used / * allowed",
+        "*diagnosis: matches Algorithm1Epsilon (ADAM-UPDATE-4: *",
+    ])
+
+
+@pytest.mark.parametrize("candidate,message", [
+    ("no_such_module:Adam", "--candidate=no_such_module:Adam: cannot import module 'no_such_module'*"),
+    ("reference:NoSuchClass", "--candidate=reference:NoSuchClass: module 'reference' has no attribute 'NoSuchClass'*"),
+    ("tests.candidates:NOT_A_CLASS", "--candidate=tests.candidates:NOT_A_CLASS: int object is not a class or factory"),
+    ("tests.candidates:BrokenConstructor", "--candidate=tests.candidates:BrokenConstructor: constructing it raised RuntimeError: no GPU found"),
+    ("reference.Adam", "--candidate=reference.Adam: expected module:attr*"),
+])
+def test_bad_candidate_is_a_usage_error(run, candidate, message):
+    result = run(f"--candidate={candidate}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {message}"])
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
+
+
+def test_zero_vectors_executed_is_an_error(run):
+    result = run("--candidate=reference:Adam", "-k", "no-such-vector")
+    assert result.ret != 0
+    result.stdout.fnmatch_lines(["*zero vectors were executed*"])
+
+
+def test_hostile_candidates_fail_cleanly_and_the_rest_runs(run, tmp_path):
+    out = tmp_path / "h.json"
+    result = run("--candidate=tests.candidates:RaisesOnSparse", f"--conformance-json={out}", "-k", "sparse or dense")
+    result.stdout.fnmatch_lines(["*the candidate raised RuntimeError at step 1: sparse gradients are not implemented*"])
+    doc = json.loads(out.read_text())
+    assert doc["summary"]["fail"] >= 1 and doc["summary"]["pass"] >= 10
+
+
+def test_nan_is_reported_at_its_step(run):
+    result = run("--candidate=tests.candidates:NaNAtStepTwo", "-k", "dense/basic and float32")
+    result.stdout.fnmatch_lines(["*step 2: a.variable: NaN location mismatch at index (0, 0)*"])
+
+
+def test_hanging_candidate_times_out(run, tmp_path):
+    out = tmp_path / "t.json"
+    result = run("--candidate=tests.candidates:HangsOnLargeVariables", "--conformance-timeout=1", f"--conformance-json={out}",
+                 "-k", "sparse/duplicates-int32 or dense/basic")
+    result.stdout.fnmatch_lines(["*did not finish within 1 s (--conformance-timeout)*"])
+    summary = json.loads(out.read_text())["summary"]
+    assert summary == {"fail": 2, "pass": 2}
+
+
+def test_chatty_candidate_is_harmless(run):
+    run("--candidate=tests.candidates:Chatty", "-k", "dense/basic").assert_outcomes(passed=2)
+
+
+def test_wrong_slot_shape_is_named(run):
+    result = run("--candidate=tests.candidates:FlatSlots", "-k", "dense/basic and float32")
+    result.stdout.fnmatch_lines(["*a.m: shape [[]6], expected [[]2, 3] (step 1)*"])
+
+
+def test_frozen_callable_is_caught(run):
+    result = run("--candidate=reference.variants:FrozenCallables", "-k", "callables/learning-rate and float64")
+    result.stdout.fnmatch_lines(["*callable learning_rate was not called at step(s) [[]2, 3, 4, 5]*"])
+
+
+def test_api_mutants_are_caught_by_the_checks(run):
+    for variant, check in [("WeightsByVariable", "test_weights_order"), ("KerasSlotNames", "test_slot_names"),
+                           ("ConfigWithoutDecay", "test_get_config_keys"), ("MutatesGradient", "test_gradients_are_not_modified"),
+                           ("SetWeightsKeepsIterations", "test_checkpoint_resume")]:
+        result = run(f"--candidate=reference.variants:{variant}", "-k", check)
+        assert result.parseoutcomes().get("failed", 0) >= 1, variant
+
+
+def test_expectations_xfail_stale_and_unmatched(run, pytester):
+    exp = pytester.path / "exp.yaml"
+    exp.write_text(
+        "candidates: []\n"
+        "divergences:\n"
+        "  - {id: 'sparse/duplicate-pair', clause: ADAM-SPARSE-1, reason: 'sums squares'}\n"
+        "  - {id: 'dense/basic', dtypes: [float32], clause: ADAM-UPDATE-4, reason: 'claimed but passes'}\n"
+        "  - {id: 'no/such-vector', clause: ADAM-UPDATE-4, reason: 'matches nothing'}\n"
+    )
+    result = run("--candidate=reference.variants:SquaredDuplicates", f"--expectations={exp}", "-k", "sparse/duplicate-pair or dense/basic")
+    result.assert_outcomes(xfailed=2, failed=1, passed=1, warnings=1)
+    result.stdout.fnmatch_lines(["*[[]XPASS(strict)[]] ADAM-UPDATE-4: claimed but passes*",
+                                 "*STALE EXPECTATION: no/such-vector (ADAM-UPDATE-4)*"])
+
+
+def test_bad_expectations_file_is_a_usage_error(run, pytester):
+    exp = pytester.path / "bad.yaml"
+    exp.write_text("divergences:\n  - {id: 'x', clause: ADAM-UPDATE-4}\n")
+    result = run("--candidate=reference:Adam", f"--expectations={exp}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {exp}: entry 0: field 'reason': a non-empty string is required"])
+
+
+def test_vectors_option_adds_and_replaces(run, pytester):
+    src = (ROOT / "vectors" / "defaults.yaml").read_text()
+    (pytester.path / "mine").mkdir()
+    (pytester.path / "mine" / "defaults.yaml").write_text(src)  # replaces the bundled family of that name
+    result = run("--candidate=reference:Adam", f"--vectors={pytester.path / 'mine'}", "-k", "defaults")
+    result.assert_outcomes(passed=2)
+    bad = pytester.path / "broken.yaml"
+    bad.write_text("format: [\n")
+    result = run("--candidate=reference:Adam", f"--vectors={bad}", "-k", "defaults or load-error")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines([f"*{bad}: malformed YAML at line *"])
+
+
+def test_missing_vectors_path_is_a_usage_error(run):
+    result = run("--candidate=reference:Adam", "--vectors=/no/such/place.yaml")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --vectors=/no/such/place.yaml: no such file or folder"])
+
+
+def test_without_candidate_the_plugin_stays_out_of_the_way(pytester):
+    pytester.makepyfile("def test_ok():\n    assert True\n")
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+def test_matrix_command(run, tmp_path, capsys):
+    from conformance.cli import main
+
+    out = tmp_path / "ref.json"
+    run("--candidate=reference:Adam", f"--conformance-json={out}", "-k", "dense")
+    assert main(["matrix", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert "| `reference:Adam` |" in table and "| candidate | core | api | tf2-detail | dense |" in table
