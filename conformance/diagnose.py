@@ -1,10 +1,10 @@
 """Diagnosis: which known variant a failing candidate's trajectory matches.
 
 Each wrong variant of ``reference/variants.py`` is replayed on the failing
-vector, in the candidate's dtype, and the candidate's observations are
-measured against it with the same error bound as against the spec.  A
-variant the candidate stays within is named ("matches Algorithm1Epsilon,
-worst 0.4 ulp"); otherwise the closest one is reported as such.
+vector, in the candidate's dtype and mode, and the candidate's observations
+are measured against it with the same error bound as against the spec.  A
+variant the candidate stays within is named ("matches Algorithm1Epsilon to
+0.4 ulp"); otherwise the closest one is reported as such.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from conformance.adapters import Unsupported
 from conformance.adapters.numpy_port import NumpyPortAdapter
-from conformance.compare import compare_trajectory
-from conformance.runner import CandidateError, run_vector
+from conformance.compare import Comparison
+from conformance.runner import Outcome, run
 from reference import variants
 
 #: Variants that change numbers (the API-only ones cannot show in a trajectory).
@@ -38,6 +38,7 @@ class Diagnosis:
     description: str
     ratio: float  # largest share of the error bound used against the variant (<= 1: within bound)
     ulps: float  # largest difference from the variant, in ulps of the candidate's dtype
+    mode: str
 
     @property
     def matches(self) -> bool:
@@ -46,37 +47,44 @@ class Diagnosis:
     def text(self) -> str:
         what = f"{self.variant} ({self.clause}: {self.description})"
         if self.matches:
-            return f"matches {what} to {self.ulps:.3g} ulp (uses {self.ratio:.2g} of the bound)"
-        return f"no known variant matches; the closest is {what}, {self.ratio:.3g} times the bound away"
+            return f"matches {what} to {self.ulps:.3g} ulp (uses {self.ratio:.2g} of the bound, {self.mode} mode)"
+        return f"no known variant matches; the closest is {what}, {self.ratio:.3g} times the bound away ({self.mode} mode)"
 
     def as_dict(self) -> dict:
-        return {"variant": self.variant, "clause": self.clause, "description": self.description,
+        return {"variant": self.variant, "clause": self.clause, "description": self.description, "mode": self.mode,
                 "matches": self.matches, "ratio": self.ratio if math.isfinite(self.ratio) else "inf",
                 "ulps": self.ulps if math.isfinite(self.ulps) else "inf"}
 
 
 def _describe(cls: type) -> tuple[str, str]:
     clause, _, text = (cls.__doc__ or "").strip().splitlines()[0].partition(": ")
-    return clause, text.rstrip(".")
+    return clause, text.rstrip(".").replace("``", "")
 
 
-def diagnose(vector: object, dtype: str, observed: list[dict], bounds: list[dict]) -> Diagnosis | None:
-    """The known variant closest to the candidate's observations on this vector, or None if none could run."""
+def diagnose(vector: object, dtype: str, outcome: Outcome) -> Diagnosis | None:
+    """The known variant closest to the candidate's observations in ``outcome``, or None if none could be compared."""
+    if not outcome.observed or outcome.bounds is None:
+        return None  # a large vector (observations not kept) or a run that stopped at its first step
     best: Diagnosis | None = None
     for cls in CANDIDATES:
         try:
-            replay = run_vector(NumpyPortAdapter(cls), vector, dtype).observed
-        except (Unsupported, CandidateError):
+            replay = run(NumpyPortAdapter(cls), vector, dtype, outcome.mode, keep=True)
+        except Unsupported:
             continue
-        expected = tuple({"iterations": step["iterations"], **{n: v for n, v in step.items() if n != "iterations"}}
-                         for step in replay)
-        cmp = compare_trajectory(observed, expected, bounds, dtype)
+        if replay.error or not replay.observed:
+            continue
+        cmp = Comparison(dtype)
+        for s, (observed, expected, bounds) in enumerate(zip(outcome.observed, replay.observed, outcome.bounds), 1):
+            as_state = {"iterations": expected["iterations"],
+                        **{n: {f: (None if x is None else x.astype("float64")) for f, x in fields.items()}
+                           for n, fields in expected.items() if n != "iterations"}}
+            cmp.add_step(s, observed, as_state, bounds)
         if cmp.problems and not cmp.worst:
             continue
         ratio = math.inf if cmp.problems else cmp.max_ratio
         ulps = max((w.ulps for w in cmp.worst.values()), default=0.0)
         clause, text = _describe(cls)
-        found = Diagnosis(cls.__name__, clause, text, ratio, ulps)
+        found = Diagnosis(cls.__name__, clause, text, ratio, ulps, outcome.mode)
         if best is None or (found.ratio, found.ulps) < (best.ratio, best.ulps):
             best = found
     return best

@@ -59,6 +59,11 @@ class Expectations:
                 return entry
         return None
 
+    @property
+    def label(self) -> str:
+        """The file's name as reports show it: relative for a bundled file, so results do not carry local paths."""
+        return f"expectations/{self.path.name}" if self.path.parent == BUNDLED else str(self.path)
+
     def stale(self) -> list[Entry]:
         return [e for e in self.entries if e.matched == 0]
 

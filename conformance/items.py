@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from typing import Any, Callable
 
 import pytest
 
-from conformance import tolerance
 from conformance.adapters import Unsupported
-from conformance.compare import compare_trajectory, failure_text
+from conformance.compare import failure_text
 from conformance.diagnose import diagnose
 from conformance.loader import Vector, VectorError
-from conformance.runner import CandidateError, run_vector
+from conformance.runner import MODES, Outcome, run
 
 
 class ConformanceFailure(Exception):
@@ -25,6 +25,8 @@ def call_with_timeout(fn: Callable[[], Any], seconds: float) -> Any:
     A hung candidate cannot be killed from Python: its thread is left behind
     (daemon) and the run goes on with the next item.
     """
+    if seconds <= 0:
+        return fn()
     box: dict[str, Any] = {}
 
     def target() -> None:
@@ -35,7 +37,7 @@ def call_with_timeout(fn: Callable[[], Any], seconds: float) -> Any:
 
     worker = threading.Thread(target=target, daemon=True, name="adam-conformance-candidate")
     worker.start()
-    worker.join(seconds if seconds > 0 else None)
+    worker.join(seconds)
     if worker.is_alive():
         raise TimeoutError(f"the candidate did not finish within {seconds:g} s (--conformance-timeout)")
     if "error" in box:
@@ -66,7 +68,7 @@ class LoadErrorItem(pytest.Item):
         super().__init__(**kwargs)
         self.error = error
         self.conformance = {"vector": error.vector_id or str(self.path.name), "family": self.path.stem, "level": None,
-                            "clauses": [], "dtype": None, "message": str(error)}
+                            "clauses": [], "dtype": None, "message": str(error), "kit_error": True}
 
     def runtest(self) -> None:
         raise ConformanceFailure(str(self.error))
@@ -78,52 +80,76 @@ class LoadErrorItem(pytest.Item):
         return self.path, None, f"vector file {self.path.name}"
 
 
+def _finite(x: float) -> float | str:
+    return x if math.isfinite(x) else repr(x)
+
+
+def mode_record(outcome: Outcome) -> dict:
+    """What the JSON keeps of one mode's run."""
+    cmp = outcome.comparison
+    return {"passed": outcome.passed, "first_failing_step": outcome.first_failing_step, "error": outcome.error,
+            "max_ratio": _finite(cmp.max_ratio), "worst": {n: w.as_dict() for n, w in cmp.worst.items()},
+            "curve": cmp.curve, "liveness": outcome.liveness, "problems": cmp.problems}
+
+
+def outcome_text(outcome: Outcome) -> list[str]:
+    """The lines of one failing mode in the failure report."""
+    step = outcome.first_failing_step
+    lines = [f"  {outcome.mode} mode: fails{f' from step {step}' if step else ''}"]
+    if outcome.error:
+        return lines + [f"    {outcome.error}"]
+    body = failure_text(outcome.comparison, "").splitlines()[1:]
+    return lines + [f"  {line}" for line in body] + [f"    {line}" for line in outcome.liveness]
+
+
 class VectorItem(pytest.Item):
-    """One vector in one dtype, run against the candidate."""
+    """One vector in one dtype, run against the candidate in every selected mode."""
 
     def __init__(self, *, vector: Vector, dtype: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.vector, self.dtype = vector, dtype
         self.conformance: dict[str, Any] = {
             "vector": vector.id, "family": vector.family, "level": vector.level, "clauses": list(vector.clauses),
-            "dtype": dtype, "first_failing_step": None, "max_ratio": None, "worst": {}, "message": None,
+            "dtype": dtype, "first_failing_step": None, "max_ratio": None, "modes": {}, "message": None,
         }
 
     def runtest(self) -> None:
         from conformance.plugin import STATE
 
         state = self.config.stash[STATE]
-        header = f"{self.vector.id} [{self.dtype}] ({', '.join(self.vector.clauses)}), {state.mode} mode"
+        modes = MODES if state.mode == "both" else (state.mode,)
+        header = f"{self.vector.id} [{self.dtype}] ({', '.join(self.vector.clauses)})"
+        record = self.conformance
         try:
-            run = call_with_timeout(lambda: run_vector(state.adapter, self.vector, self.dtype), state.timeout)
+            outcomes = call_with_timeout(lambda: [run(state.adapter, self.vector, self.dtype, m) for m in modes],
+                                         state.timeout)
         except Unsupported as exc:
-            self.conformance["message"] = str(exc)
+            record["message"] = str(exc)
             pytest.skip(f"unsupported: {exc}")
-        except (CandidateError, TimeoutError) as exc:
-            step = getattr(exc, "step", None)
-            self.conformance.update(message=str(exc), first_failing_step=step or None)
+        except VectorError as exc:
+            record.update(message=str(exc), kit_error=True)
+            raise ConformanceFailure(str(exc)) from None
+        except TimeoutError as exc:
+            record["message"] = str(exc)
             raise ConformanceFailure(f"{header}: {exc}") from None
-        self.conformance["candidate_seconds"] = run.candidate_seconds
-        bounds = tolerance.bounds(self.vector, self.dtype, carried=state.mode == "trajectory")
-        cmp = compare_trajectory(run.observed, self.vector.expected, bounds, self.dtype)
-        self.conformance.update(
-            first_failing_step=cmp.first_failing_step,
-            max_ratio=cmp.max_ratio if cmp.max_ratio != float("inf") else "inf",
-            worst={name: w.as_dict() for name, w in cmp.worst.items()},
-        )
-        problems = [f"  {line}" for line in run.liveness]
-        if cmp.passed and not problems:
+        record["candidate_seconds"] = sum(o.candidate_seconds for o in outcomes)
+        record["modes"] = {o.mode: mode_record(o) for o in outcomes}
+        steps = [o.first_failing_step for o in outcomes if o.first_failing_step]
+        record["first_failing_step"] = min(steps) if steps else None
+        record["max_ratio"] = _finite(max(o.comparison.max_ratio for o in outcomes))
+        failing = [o for o in outcomes if not o.passed]
+        if not failing:
             return
-        text = failure_text(cmp, f"{header}: does not conform")
-        if problems:
-            text = "\n".join([text] + problems)
-        if not cmp.passed:
-            diagnosis = diagnose(self.vector, self.dtype, run.observed, bounds)
-            if diagnosis is not None:
-                self.conformance["diagnosis"] = diagnosis.as_dict()
-                text += f"\n  diagnosis: {diagnosis.text()}"
-        self.conformance["message"] = text.splitlines()[1].strip() if len(text.splitlines()) > 1 else text
-        raise ConformanceFailure(text)
+        lines = [f"{header}: does not conform"]
+        for outcome in failing:
+            lines += outcome_text(outcome)
+        found = diagnose(self.vector, self.dtype, next((o for o in outcomes if o.mode == "single-step" and not o.passed),
+                                                      failing[0]))
+        if found is not None:
+            record["diagnosis"] = found.as_dict()
+            lines.append(f"  diagnosis: {found.text()}")
+        record["message"] = lines[2].strip() if len(lines) > 2 else lines[0]
+        raise ConformanceFailure("\n".join(lines))
 
     def repr_failure(self, excinfo: Any, style: Any = None) -> str:
         if excinfo.errisinstance(ConformanceFailure):

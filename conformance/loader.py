@@ -41,12 +41,19 @@ class VectorError(Exception):
 
 @dataclass(frozen=True)
 class Vector:
-    """A loaded vector whose expectations the oracle has just reproduced."""
+    """A loaded vector.
+
+    A literal vector's expectations were re-derived through the oracle when it
+    was loaded (``expected``).  A large vector stores generator specs and
+    digests instead of literals: its inputs are generated and checked, and its
+    expectations re-derived and checked against their sha256, while it runs
+    (``states``), so loading stays fast.
+    """
 
     path: Path
     family: str
     record: dict
-    expected: tuple[dict, ...]  # per step: {"iterations": int, var: {field: float64 array or None}}
+    expected: tuple[dict, ...] | None  # per step: {"iterations": int, var: {field: float64 array or None}}
 
     @property
     def id(self) -> str:
@@ -67,6 +74,47 @@ class Vector:
     @property
     def steps(self) -> list[dict]:
         return self.record["steps"]
+
+    @property
+    def size(self) -> int:
+        """Elements in all variables together."""
+        return sum(int(np.prod(v["shape"], dtype=np.int64)) for v in self.record["variables"].values())
+
+    def _wrap(self, fn: Any, field: str) -> Any:
+        try:
+            return fn()
+        except ValueError as exc:
+            raise VectorError(self.path, str(exc), self.id, field) from None
+
+    def initial(self) -> dict[str, np.ndarray]:
+        """Initial values of every variable (float64)."""
+        return {name: self._wrap(lambda: generate.tensor(v["initial"], tuple(v["shape"])), f"variables.{name}.initial")
+                for name, v in self.record["variables"].items()}
+
+    def gradients(self, s: int) -> dict[str, Any]:
+        """Step s's gradients: float64 array, IndexedSlices or None, by variable name."""
+        return self._wrap(lambda: generate.gradients_at(self.record, s), f"steps[{s}].gradients")
+
+    def hyperparameters(self, s: int) -> dict[str, float]:
+        """The resolved hyperparameters of step s (as the oracle used them)."""
+        return self.record["steps"][s]["hyperparameters"]
+
+    def states(self) -> Iterator[dict]:
+        """The expected state after each step (float64 arrays), checked against the stored digests if large."""
+        if self.expected is not None:
+            yield from self.expected
+            return
+        states = self._wrap(lambda: generate.oracle_states(self.record), "steps")
+        for s, stored in enumerate(self.steps):
+            state = self._wrap(lambda: next(states), f"steps[{s}]")
+            for name, fields in stored["expected"]["variables"].items():
+                for f, digest in fields.items():
+                    have = state[name].get(f)
+                    if (digest is None) != (have is None) or (have is not None and generate.array_digest(have) != digest["sha256"]):
+                        raise VectorError(self.path, "stale: the oracle's state does not match the stored sha256 "
+                                          "(regenerate with `adam-conformance generate`)", self.id,
+                                          f"steps[{s}].expected.variables.{name}.{f}")
+            yield state
 
 
 @functools.lru_cache(maxsize=1)
@@ -168,7 +216,8 @@ def _array(path: Path, vid: str, field: str, value: Any, shape: tuple[int, ...])
 
 def _check_finite(path: Path, vid: str, field: str, arr: np.ndarray) -> None:
     if not np.all(np.isfinite(arr)):
-        raise VectorError(path, "non-finite value (NaN or Inf) in an input", vid, field)
+        where = "; allowed only in gradients of a vector flagged 'non-finite'" if ".gradients." in field else ""
+        raise VectorError(path, f"non-finite value (NaN or Inf) in an input{where}", vid, field)
 
 
 def _check_exact(path: Path, vid: str, field: str, arr: np.ndarray, dtypes: list[str]) -> None:
@@ -177,13 +226,17 @@ def _check_exact(path: Path, vid: str, field: str, arr: np.ndarray, dtypes: list
             raise VectorError(path, f"value not exactly representable in {name}, a dtype this vector lists", vid, field)
 
 
-def _inputs(path: Path, record: dict) -> Iterator[tuple[str, np.ndarray]]:
-    """Check shapes and names of every input; yield (field, array) pairs for the value checks."""
+def _inputs(path: Path, record: dict) -> Iterator[tuple[str, np.ndarray | None]]:
+    """Check shapes and names of every input; yield (field, array) pairs for the value checks.
+
+    A generator spec yields None: its values are produced, and checked against
+    their sha256, when the vector runs.
+    """
     vid, variables, n = record["id"], record["variables"], len(record["steps"])
     shapes = {}
     for name, var in variables.items():
         shapes[name] = tuple(var["shape"])
-        yield f"variables.{name}.initial", _array(path, vid, f"variables.{name}.initial", var["initial"], shapes[name])
+        yield _input(path, vid, f"variables.{name}.initial", var["initial"], shapes[name], record["dtypes"])
     for key, spec in record["hyperparameters"].items():
         field = f"hyperparameters.{key}"
         if isinstance(spec, dict):
@@ -202,7 +255,7 @@ def _inputs(path: Path, record: dict) -> Iterator[tuple[str, np.ndarray]]:
                 continue
             shape = shapes[name]
             if "dense" in g:
-                yield field, _array(path, vid, field + ".dense", g["dense"], shape)
+                yield _input(path, vid, field + ".dense", g["dense"], shape, record["dtypes"])
                 continue
             if tuple(g["dense_shape"]) != shape:
                 raise VectorError(path, f"dense_shape {g['dense_shape']} is not the variable's shape {list(shape)}", vid, field)
@@ -210,9 +263,25 @@ def _inputs(path: Path, record: dict) -> Iterator[tuple[str, np.ndarray]]:
                 raise VectorError(path, "a sparse gradient needs a variable with at least one axis", vid, field)
             if any(i >= shape[0] for i in g["indices"]):
                 raise VectorError(path, f"index out of range for {shape[0]} rows", vid, field + ".indices")
-            yield field, _array(path, vid, field + ".values", g["values"], (len(g["indices"]),) + shape[1:])
+            yield _input(path, vid, field + ".values", g["values"], (len(g["indices"]),) + shape[1:], record["dtypes"])
         if set(step["expected"]["variables"]) != set(shapes):
             raise VectorError(path, "expected states must list every declared variable", vid, f"steps[{s}].expected.variables")
+
+
+def _input(path: Path, vid: str, field: str, spec: Any, shape: tuple[int, ...], dtypes: list[str]) -> tuple[str, Any]:
+    if not isinstance(spec, dict):
+        return field, _array(path, vid, field, spec, shape)
+    missing = sorted(set(dtypes) - set(spec["exact_in"]))
+    if missing:
+        raise VectorError(path, f"generated values are not made exact in {missing[0]}, a dtype this vector lists", vid,
+                          field + ".exact_in")
+    return field, None
+
+
+def _is_digest(record: dict) -> bool:
+    """Large vectors store sha256 digests of their expected states instead of literals."""
+    first = next(iter(record["steps"][0]["expected"]["variables"].values()))
+    return isinstance(first["variable"], dict)
 
 
 def _verified(path: Path, family: str, record: dict) -> Vector:
@@ -220,16 +289,26 @@ def _verified(path: Path, family: str, record: dict) -> Vector:
     if record["oracle"] == "tf2" and len(record["dtypes"]) != 1:
         raise VectorError(path, "a vector with oracle 'tf2' must list exactly one dtype", vid, "dtypes")
     exact_hypers = record["oracle"] == "exact" and record["construct"] == "explicit"
+    # NaN and Inf gradients are allowed only in vectors that declare them (ADAM-UPDATE-5); never elsewhere.
+    nonfinite_ok = "non-finite" in record["flags"]
     for field, arr in _inputs(path, record):
-        _check_finite(path, vid, field, arr)
+        if arr is None:
+            continue
+        if not (nonfinite_ok and ".gradients." in field):
+            _check_finite(path, vid, field, arr)
         if field.startswith("hyperparameters."):
             if exact_hypers:
                 _check_exact(path, vid, field, arr, sorted(set(record["dtypes"]) | {"float32"}))
         else:
-            _check_exact(path, vid, field, arr, record["dtypes"])
+            _check_exact(path, vid, field, np.where(np.isfinite(arr), arr, 0.0), record["dtypes"])
+    if not all(math.isfinite(float(h)) for st in record["steps"] for h in st["hyperparameters"].values()):
+        raise VectorError(path, "non-finite resolved hyperparameter", vid, "steps.hyperparameters")
+    if _is_digest(record):
+        _check_hash(path, record)
+        return Vector(path=path, family=family, record=record, expected=None)
 
     try:
-        oracle = generate.expected_steps(record)
+        oracle = list(generate.oracle_states(record))
     except (ValueError, KeyError, IndexError) as exc:
         raise VectorError(path, f"the oracle cannot run this vector: {exc}", vid) from None
     expected = []
@@ -238,30 +317,33 @@ def _verified(path: Path, family: str, record: dict) -> Vector:
         if exp["iterations"] != derived["iterations"]:
             raise VectorError(path, f"stale: iterations {exp['iterations']}, the oracle gives {derived['iterations']}",
                               vid, f"steps[{s}].expected.iterations")
-        step = {"iterations": exp["iterations"]}
-        for name, want in derived["variables"].items():
+        step: dict[str, Any] = {"iterations": exp["iterations"]}
+        for name, want in derived.items():
+            if name == "iterations":
+                continue
             step[name] = {}
-            for f in FIELDS:
-                if f not in want:
-                    continue
+            for f, oracle_arr in want.items():
                 field = f"steps[{s}].expected.variables.{name}.{f}"
                 have = exp["variables"][name].get(f)
-                if (have is None) != (want[f] is None):
+                if (have is None) != (oracle_arr is None):
                     raise VectorError(path, f"stale: stored {'null' if have is None else 'values'}, the oracle gives "
-                                      f"{'null' if want[f] is None else 'values'}", vid, field)
+                                      f"{'null' if oracle_arr is None else 'values'}", vid, field)
                 if have is None:
                     step[name][f] = None
                     continue
-                arr = _array(path, vid, field, have, np.shape(want[f]))
-                oracle_arr = np.asarray(want[f], dtype=np.float64)
+                if isinstance(have, dict):
+                    raise VectorError(path, "a digest in a vector that stores literal states", vid, field)
+                arr = _array(path, vid, field, have, oracle_arr.shape)
                 if not np.array_equal(arr, oracle_arr, equal_nan=True):
                     k = int(np.flatnonzero(~((arr == oracle_arr) | (np.isnan(arr) & np.isnan(oracle_arr))))[0])
-                    raise VectorError(path, f"stale: element {k} is {float(arr.flat[k])!r}, the oracle gives {float(oracle_arr.flat[k])!r} "
-                                      "(regenerate with `adam-conformance generate`)", vid, field)
+                    raise VectorError(path, f"stale: element {k} is {float(arr.flat[k])!r}, the oracle gives "
+                                      f"{float(oracle_arr.flat[k])!r} (regenerate with `adam-conformance generate`)", vid, field)
                 step[name][f] = arr
         expected.append(step)
-    if generate.content_hash(record) != record["sha256"]:
-        raise VectorError(path, "content hash mismatch: the vector was edited by hand (regenerate it)", vid, "sha256")
-    if not all(math.isfinite(float(h)) for st in record["steps"] for h in st["hyperparameters"].values()):
-        raise VectorError(path, "non-finite resolved hyperparameter", vid, "steps.hyperparameters")
+    _check_hash(path, record)  # after the oracle: a stale value is named more precisely than a hash can
     return Vector(path=path, family=family, record=record, expected=tuple(expected))
+
+
+def _check_hash(path: Path, record: dict) -> None:
+    if generate.content_hash(record) != record["sha256"]:
+        raise VectorError(path, "content hash mismatch: the vector was edited by hand (regenerate it)", record["id"], "sha256")

@@ -42,8 +42,11 @@ class State:
     vector_paths: list[Path]
     expectations: Any = None
     device: str = ""
+    environment: dict = field(default_factory=dict)
     results: list[dict] = field(default_factory=list)
-    started: float = field(default_factory=time.perf_counter)
+    started: float = 0.0  # the kit's run: from the start of collection to the end of the last item
+    collected: float = 0.0
+    finished: float = 0.0
     _cache: dict = field(default_factory=dict)
 
     def load(self, path: Path) -> tuple[list, list]:
@@ -83,8 +86,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="known divergences to report as expected failures (default: the bundled file of a known candidate)")
     group.addoption(TIMEOUT, type=float, default=120.0, metavar="SECONDS",
                     help="per-item limit for a candidate's run; 0 for none (default 120)")
-    group.addoption(MODE, choices=["trajectory"], default="trajectory",
-                    help="trajectory: the candidate runs free and the error bound grows with the steps")
+    group.addoption(MODE, choices=["both", "trajectory", "single-step"], default="both",
+                    help="trajectory: the candidate runs free and the bound grows with the steps; single-step: the "
+                         "candidate is given the oracle's state before every step; both (default)")
 
 
 def _vector_paths(config: pytest.Config) -> list[Path]:
@@ -118,7 +122,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except expectations.ExpectationsError as exc:
         raise pytest.UsageError(str(exc)) from None
     state = State(spec, adapter, config.getoption(MODE), config.getoption(TIMEOUT), _vector_paths(config), exp,
-                  device=adapter.device_used())
+                  device=adapter.device_used(), environment=adapter.environment())
     config.stash[STATE] = state
     config.pluginmanager.register(ResultCollector(state), "adam-conformance-results")
     if config.args_source != pytest.Config.ArgsSource.ARGS:
@@ -166,8 +170,9 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     lines = [
         f"adam-conformance: candidate {state.spec} (adapter {a.name}{', raw' if a.raw else ''}; {versions})",
         f"adam-conformance: device {a.device_used()}; mode {state.mode}; timeout {state.timeout:g} s",
+        f"adam-conformance: flush-to-zero in {', '.join(d for d, on in state.environment['flush_to_zero'].items() if on) or 'no dtype'}",
         f"adam-conformance: vector set spec {vs['spec_version']}, {len(vs['vectors'])} files, sha256 {vs['sha256']}",
-        f"adam-conformance: expectations {state.expectations.path if state.expectations else 'none'}",
+        f"adam-conformance: expectations {state.expectations.label if state.expectations else 'none'}",
     ]
     lines += [f"adam-conformance: translation: {t}" for t in a.translations]
     return lines
@@ -198,6 +203,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
     from conformance.report import verdict_of
 
     record.update(nodeid=item.nodeid, verdict=verdict_of(report), duration_s=float(report.duration), device=state.device)
+    if record.pop("kit_error", False) and record["verdict"] == "fail":
+        record["verdict"] = "error"  # the vector is broken, not the candidate
+    if not hasattr(item, "vector") and report.when == "call":
+        record["candidate_seconds"] = float(report.duration)  # an API check is calls into the candidate throughout
     if record["verdict"] in ("xfail", "stale"):
         record["expected_divergence"] = getattr(report, "wasxfail", None) or str(report.longrepr)
     if record["verdict"] in ("unsupported", "fail", "error") and not record.get("message") and report.longrepr:
@@ -229,6 +238,28 @@ def _executed(state: State) -> int:
     return sum(1 for r in state.results if r["family"] != "api" and r["verdict"] in ("pass", "fail", "xfail", "stale"))
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_collection(session: pytest.Session) -> Any:
+    state = session.config.stash.get(STATE, None)
+    if state is not None:
+        state.started = time.perf_counter()
+    try:
+        return (yield)
+    finally:
+        if state is not None:
+            state.collected = time.perf_counter()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtestloop(session: pytest.Session) -> Any:
+    try:
+        return (yield)
+    finally:
+        state = session.config.stash.get(STATE, None)
+        if state is not None:
+            state.finished = time.perf_counter()
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = session.config.stash.get(STATE, None)
     if state is None or hasattr(session.config, "workerinput"):
@@ -244,14 +275,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 def _meta(state: State) -> dict:
     a = state.adapter
-    total = time.perf_counter() - state.started
+    total = (state.finished or time.perf_counter()) - (state.started or time.perf_counter())
     inside = sum(r.get("candidate_seconds", 0.0) for r in state.results)
     return {
         "candidate": state.spec, "adapter": a.name, "raw": a.raw, "device": state.device,
         "mode": state.mode, "translations": a.translations, "versions": a.versions(), "vector_set": state.vector_set,
-        "expectations": str(state.expectations.path) if state.expectations else None,
+        "environment": state.environment,
+        "expectations": state.expectations.label if state.expectations else None,
         "stale_expectations": [e.id for e in state.expectations.stale()] if state.expectations else [],
-        "timing": {"total_s": round(total, 3), "candidate_s": round(inside, 3)},
+        "timing": {"total_s": round(total, 3), "candidate_s": round(inside, 3),
+                   "collection_s": round(max(state.collected - state.started, 0.0), 3)},
     }
 
 
@@ -271,7 +304,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             tr.write_line(f"STALE EXPECTATION: {entry.id} ({entry.clause}) matched no item in {state.expectations.path}")
     timing = _meta(state)["timing"]
     share = 100.0 * (1 - timing["candidate_s"] / timing["total_s"]) if timing["total_s"] else 0.0
-    tr.write_line(f"time: {timing['total_s']:.2f} s in all, {timing['candidate_s']:.2f} s inside the candidate "
+    tr.write_line(f"time: {timing['total_s']:.2f} s from collection to the last item ({timing['collection_s']:.2f} s "
+                  f"loading and verifying vectors), {timing['candidate_s']:.2f} s of it inside the candidate "
                   f"(kit's share {share:.0f}%)")
     if _executed(state) == 0:
         tr.write_line("ERROR: zero vectors were executed against the candidate; this is never a pass", red=True)

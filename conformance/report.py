@@ -23,10 +23,9 @@ def verdict_of(report: Any) -> str:
         return "pass"
     if report.skipped:
         return "unsupported"
-    longrepr = str(report.longrepr)
-    if "[XPASS(strict)]" in longrepr:
+    if "[XPASS(strict)]" in str(report.longrepr):
         return "stale"
-    return "error" if "[load-error]" in report.nodeid else "fail"
+    return "fail"
 
 
 def document(meta: dict, results: list[dict]) -> dict:
@@ -66,6 +65,11 @@ def summary_lines(results: list[dict]) -> list[str]:
         if r["verdict"] in ("fail", "stale", "error"):
             step = f" from step {r['first_failing_step']}" if r.get("first_failing_step") else ""
             lines.append(f"{r['verdict'].upper()}: {r['vector']} [{r.get('dtype') or '-'}]{step}: {r.get('message') or ''}")
+            if r.get("diagnosis"):
+                d = r["diagnosis"]
+                verdict = "matches" if d["matches"] else "closest known variant:"
+                lines.append(f"    diagnosis: {verdict} {d['variant']} ({d['clause']}), {d['ulps']:.3g} ulp" if isinstance(
+                    d["ulps"], float) else f"    diagnosis: {verdict} {d['variant']} ({d['clause']})")
     return lines
 
 

@@ -1,9 +1,14 @@
-"""Drive one candidate through one vector: hyperparameter delivery, steps, observations.
+"""Drive one candidate through one vector in one mode, comparing step by step with the oracle.
 
 The harness owns the step counter.  A callable hyperparameter returns the value
 of the current step however often it is called, and records the steps at
 which it was called, so a candidate that freezes or ignores it fails
 (ADAM-HYPER-1) instead of passing vacuously.
+
+Modes (spec E): in **trajectory** mode the candidate runs free and the bound
+grows with the steps; in **single-step** mode the candidate is given the
+oracle's state (rounded to its dtype) before every step, so no error
+accumulates and the per-step bound stays tight.
 """
 
 from __future__ import annotations
@@ -15,18 +20,28 @@ from typing import Any
 import numpy as np
 
 from conformance.adapters import Adapter, Unsupported
+from conformance.compare import Comparison
 from conformance.loader import Vector
-from vectors.generate import gradient_value
+from conformance.tolerance import ErrorModel
+from vectors.scenarios import NUMPY_DTYPES
+
+MODES = ("trajectory", "single-step")
+#: Observations and bounds of vectors up to this many elements are kept, for the diagnosis.
+KEEP_LIMIT = 100_000
 
 
 class CandidateError(Exception):
     """The candidate raised while being built (step 0) or at a step (1-based)."""
 
-    def __init__(self, step: int, error: BaseException) -> None:
+    def __init__(self, step: int, error: BaseException, doing: str = "") -> None:
         self.step, self.error = step, error
         where = "while being built" if step == 0 else f"at step {step}"
         text = (str(error).strip().splitlines() or [""])[0][:200]
-        super().__init__(f"the candidate raised {type(error).__name__} {where}: {text}")
+        super().__init__(f"the candidate raised {type(error).__name__} {where}{doing}: {text}")
+
+
+class StateNotLoaded(Exception):
+    """Single-step mode could not give the candidate the oracle's state."""
 
 
 @dataclass
@@ -76,16 +91,29 @@ class RunSpec:
     dtype: str
     variables: dict[str, np.ndarray]  # float64 initial values
     clock: Clock
-    iterations_before: int = 0
 
 
 @dataclass
-class Run:
-    """Observations of one run: per step {"iterations": int, var: {tensor: array or None}}."""
+class Outcome:
+    """One mode's run of one vector: the comparison, or the error that stopped it."""
 
-    observed: list[dict] = field(default_factory=list)
+    mode: str
+    comparison: Comparison
+    error: str | None = None  # the candidate raised, hung, or its state could not be set
+    error_step: int | None = None
     liveness: list[str] = field(default_factory=list)  # callables that were not called at some step
-    candidate_seconds: float = 0.0  # time spent inside the candidate (building it, stepping, reading back)
+    candidate_seconds: float = 0.0  # inside the candidate (building it, stepping, loading and reading state)
+    observed: list[dict] | None = None  # kept for small vectors (diagnosis)
+    bounds: list[dict] | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.error is None and not self.liveness and self.comparison.passed
+
+    @property
+    def first_failing_step(self) -> int | None:
+        steps = [x for x in (self.error_step, self.comparison.first_failing_step) if x]
+        return min(steps) if steps else None
 
 
 def hyper_inputs(vector: Vector, clock: Clock) -> dict[str, Any]:
@@ -101,49 +129,103 @@ def hyper_inputs(vector: Vector, clock: Clock) -> dict[str, Any]:
     return out
 
 
-def run_vector(adapter: Adapter, vector: Vector, dtype: str) -> Run:
-    """Run every step of ``vector`` on the candidate in ``dtype``; Unsupported propagates."""
+def rounded_state(state: dict, dtype: str) -> dict:
+    """The oracle's state as the candidate's dtype holds it (float64 arrays of dtype-exact values)."""
+    dt = NUMPY_DTYPES[dtype]
+    return {"iterations": state["iterations"],
+            **{n: {f: (None if x is None else x.astype(dt).astype(np.float64)) for f, x in fields.items()}
+               for n, fields in state.items() if n != "iterations"}}
+
+
+def _same(read: dict, loaded: dict) -> str | None:
+    """What differs between a state read back from the candidate and the state just loaded, or None."""
+    if int(read["iterations"]) != loaded["iterations"]:
+        return f"iterations reads back as {read['iterations']}, {loaded['iterations']} was set"
+    for name, fields in loaded.items():
+        if name == "iterations":
+            continue
+        for f, want in fields.items():
+            have = read.get(name, {}).get(f)
+            if want is None or have is None:
+                continue
+            if np.shape(have) != want.shape or not np.array_equal(np.asarray(have, np.float64), want, equal_nan=True):
+                return f"{name}.{f} reads back different from what was set"
+    return None
+
+
+def run(adapter: Adapter, vector: Vector, dtype: str, mode: str = "trajectory", keep: bool | None = None) -> Outcome:
+    """Run every step of ``vector`` on the candidate in ``dtype``; raises Unsupported (and VectorError)."""
     reason = adapter.unsupported(vector, dtype)
     if reason:
         raise Unsupported(reason)
+    keep = vector.size <= KEEP_LIMIT if keep is None else keep
     clock = Clock()
-    record = vector.record
-    spec = RunSpec(
-        hyper=hyper_inputs(vector, clock),
-        amsgrad=record["amsgrad"],
-        defaults=record["construct"] == "defaults",
-        dtype=dtype,
-        variables={n: np.asarray(v["initial"], dtype=np.float64) for n, v in record["variables"].items()},
-        clock=clock,
-    )
-    run = Run()
+    initial = vector.initial()
+    spec = RunSpec(hyper=hyper_inputs(vector, clock), amsgrad=vector.record["amsgrad"],
+                   defaults=vector.record["construct"] == "defaults", dtype=dtype, variables=initial, clock=clock)
+    model = ErrorModel(vector, dtype, carried=mode == "trajectory", ftz=adapter.flushes_subnormals(dtype), initial=initial)
+    out = Outcome(mode, Comparison(dtype), observed=[] if keep else None, bounds=[] if keep else None)
     start = time.perf_counter()
     try:
         session = adapter.start(spec)
     except Unsupported:
         raise
-    except Exception as exc:  # noqa: BLE001
-        raise CandidateError(0, exc) from exc
-    run.candidate_seconds += time.perf_counter() - start
-    for s, step in enumerate(record["steps"]):
+    except Exception as exc:  # noqa: BLE001 - whatever the candidate raises is reported
+        out.error, out.error_step = str(CandidateError(0, exc)), 0
+        return out
+    finally:
+        out.candidate_seconds += time.perf_counter() - start
+    previous: dict | None = None
+    for s, expected in enumerate(vector.states()):
         clock.step = s
-        grads = {name: gradient_value(g) for name, g in step["gradients"].items()}
+        grads = vector.gradients(s)
         start = time.perf_counter()
         try:
+            if mode == "single-step" and previous is not None:
+                _load(session, rounded_state(previous, dtype), s)
             session.apply(grads, s)
-            run.observed.append(session.read())
+            observed = session.read()
         except Unsupported:
             raise
+        except StateNotLoaded as exc:
+            out.error, out.error_step = f"single-step mode could not set the oracle's state before step {s + 1}: {exc}", s + 1
+            return out
         except Exception as exc:  # noqa: BLE001 - whatever the candidate raises is reported, with its step
-            raise CandidateError(s + 1, exc) from exc
-        run.candidate_seconds += time.perf_counter() - start
-    for name, obj in spec.hyper.items():
+            out.error, out.error_step = str(CandidateError(s + 1, exc)), s + 1
+            return out
+        finally:
+            out.candidate_seconds += time.perf_counter() - start
+        bounds = model.step(s, grads, expected)
+        out.comparison.add_step(s + 1, observed, expected, bounds)
+        if keep:
+            out.observed.append(observed)
+            out.bounds.append(bounds)
+        previous = expected
+    out.liveness = _liveness(spec.hyper, len(vector.steps))
+    return out
+
+
+def _load(session: Any, state: dict, s: int) -> None:
+    try:
+        session.load(state)
+        problem = _same(session.read(), state)
+    except Unsupported:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise StateNotLoaded(f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:200]}") from exc
+    if problem:
+        raise StateNotLoaded(problem)
+
+
+def _liveness(hyper: dict[str, Any], n_steps: int) -> list[str]:
+    problems = []
+    for name, obj in hyper.items():
         if isinstance(obj, StepCallable):
-            missing = sorted(set(range(len(record["steps"]))) - obj.called_at)
+            missing = sorted(set(range(n_steps)) - obj.called_at)
             if missing:
-                run.liveness.append(f"callable {name} was not called at step(s) {[m + 1 for m in missing]} "
-                                    "(frozen or ignored: ADAM-HYPER-1)")
-        if isinstance(obj, StepSchedule) and sorted(set(obj.steps_seen)) != list(range(len(record["steps"]))):
-            run.liveness.append(f"the learning-rate schedule was called with steps {sorted(set(obj.steps_seen))}, "
-                                f"expected 0..{len(record['steps']) - 1} (ADAM-HYPER-3)")
-    return run
+                problems.append(f"callable {name} was not called at step(s) {[m + 1 for m in missing]} "
+                                "(frozen or ignored: ADAM-HYPER-1)")
+        if isinstance(obj, StepSchedule) and sorted(set(obj.steps_seen)) != list(range(n_steps)):
+            problems.append(f"the learning-rate schedule was called with steps {sorted(set(obj.steps_seen))}, "
+                            f"expected 0..{n_steps - 1} (ADAM-HYPER-3)")
+    return problems

@@ -44,7 +44,8 @@ CASES = [
     ("step count", lambda v: v["hyperparameters"].update(learning_rate={"callable": [0.5, 0.25]}),
      "field 'hyperparameters.learning_rate': 2 per-step values for 5 steps"),
     ("non-finite", lambda v: v["steps"][1]["gradients"]["a"]["dense"][0].__setitem__(0, float("inf")),
-     "field 'steps[1].gradients.a': non-finite value (NaN or Inf) in an input"),
+     "field 'steps[1].gradients.a.dense': non-finite value (NaN or Inf) in an input; allowed only in gradients of a "
+     "vector flagged 'non-finite'"),
     ("inexact in a listed dtype", lambda v: v.update(dtypes=["float16", "float64"]),
      "not exactly representable in float16"),
     ("wrong type", lambda v: v.update(amsgrad="yes"), "field 'amsgrad': 'yes' is not of type 'boolean'"),

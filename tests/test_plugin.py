@@ -52,11 +52,16 @@ def test_wrong_ports_fail_and_are_diagnosed(run, variant, family, diagnosis):
 def test_failure_report_layout(run):
     result = run("--candidate=reference.variants:Algorithm1Epsilon", "-k", "epsilon-1 and float64")
     result.stdout.fnmatch_lines([
-        "*discriminating/epsilon-1 [[]float64] (ADAM-UPDATE-4), trajectory mode: does not conform",
-        "*a.variable out of bound from step 1: 6 / 6 elements (100.0%)",
-        "*worst at index (*): * (candidate), * (expected)",
-        "*abs *, rel *, * ulps used / * allowed",
-        "*diagnosis: matches Algorithm1Epsilon (ADAM-UPDATE-4: *",
+        "discriminating/epsilon-1 [[]float64] (ADAM-UPDATE-4): does not conform",
+        "  trajectory mode: fails from step 1",
+        "    a.variable out of bound from step 1: 6 / 6 elements (100.0%)",
+        "      worst at index (*): * (candidate), * (expected)",
+        "      abs *, rel *, * ulps used / * allowed",
+        "  single-step mode: fails from step 1",
+        "    a.variable out of bound from step 1: 6 / 6 elements (100.0%)",
+        "*diagnosis: matches Algorithm1Epsilon (ADAM-UPDATE-4: epsilon on the bias-corrected root*) to 0 ulp*",
+        "FAIL: discriminating/epsilon-1 [[]float64] from step 1: *",
+        "    diagnosis: matches Algorithm1Epsilon (ADAM-UPDATE-4), 0 ulp",
     ])
 
 

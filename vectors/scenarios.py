@@ -42,6 +42,15 @@ class Sparse:
     index_dtype: str = "int32"
 
 
+@dataclass(frozen=True)
+class Generated:
+    """A large tensor described by a seeded generator instead of literals (see ``vectors.generate.generated_values``)."""
+
+    seed: int
+    scale: float
+    exact_in: tuple[str, ...]
+
+
 @dataclass
 class Scenario:
     """One vector before the oracle has run.
@@ -65,6 +74,8 @@ class Scenario:
     level: str = "core"
     construct: str = "explicit"  # or "defaults": the candidate is built with no hyperparameter argument
     oracle: str = "exact"  # or "tf2": hyperparameters rounded as TF 2.0 stores them (ADAM-TF2-*)
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # needed for Generated initial values
+    digest: bool = False  # store expected states as sha256 + first values (large vectors)
 
 
 def exact_in(values: np.ndarray, dtypes: list[str]) -> np.ndarray:

@@ -40,7 +40,32 @@ class Session(Protocol):
         """One ``apply_gradients`` call; ``grads`` maps names to arrays, IndexedSlices or None."""
 
     def read(self) -> dict:
-        """``{"iterations": int, name: {"variable": array, "m": array|None, "v": ..., "vhat": ...}}``."""
+        """``{"iterations": int, name: {"variable": array, "m": array|None, ...}}``, arrays in the candidate's dtype."""
+
+    def load(self, state: dict) -> None:
+        """Set iterations, variables and existing slots to ``state`` (same layout as ``read``; float64 arrays)."""
+
+
+def features(record: dict) -> list[str]:
+    """What a vector asks of a candidate, as feature names adapters can declare they lack."""
+    hp = record["hyperparameters"]
+    out = [f"callable {k}" for k in ("learning_rate", "beta_1", "beta_2", "epsilon")
+           if isinstance(hp[k], dict) and "callable" in hp[k]]
+    if isinstance(hp["learning_rate"], dict) and "schedule" in hp["learning_rate"]:
+        out.append("schedule")
+    if hp.get("decay"):
+        out.append("decay")
+    out.append("amsgrad" if record["amsgrad"] else "plain adam")
+    seen: set[str] = set()
+    for step in record["steps"]:
+        for name, g in step["gradients"].items():
+            if g is not None and "indices" in g and "sparse" not in out:
+                out.append("sparse")
+            if g is None and name in seen and "None gradient" not in out:
+                out.append("None gradient")
+            if g is not None:
+                seen.add(name)
+    return out
 
 
 class Adapter:
@@ -66,9 +91,25 @@ class Adapter:
         """The device the candidate actually runs on (recorded with every result)."""
         return "cpu"
 
+    def lacking(self) -> dict[str, str]:
+        """Features (see ``features``) the candidate cannot express, with the reason."""
+        return {}
+
     def unsupported(self, vector: Any, dtype: str) -> str | None:
         """Why this vector cannot be expressed for this candidate, or None."""
+        lacking = self.lacking()
+        for feature in features(vector.record) + [dtype]:
+            if feature in lacking:
+                return lacking[feature]
         return None
+
+    def flushes_subnormals(self, dtype: str) -> bool:
+        """Whether the framework's arithmetic in ``dtype`` flushes subnormal results or inputs to zero (measured)."""
+        return False
+
+    def environment(self) -> dict[str, Any]:
+        """What affects numerics: flush-to-zero per dtype (more where the framework says more)."""
+        return {"flush_to_zero": {d: self.flushes_subnormals(d) for d in ("float16", "bfloat16", "float32", "float64")}}
 
     def start(self, spec: Any) -> Session:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -116,6 +157,14 @@ def per_step_numbers(hyper: dict[str, Any], step: int, defaults: dict[str, float
 def algorithm1_epsilon(epsilon: float, beta_2: float, t: int) -> float:
     """The Algorithm-1 epsilon equal to an epsilon hat at step t: ``eps / sqrt(1 - beta_2**t)`` (ADAM-UPDATE-4)."""
     return epsilon / math.sqrt(1.0 - beta_2**t)
+
+
+def subnormal(dtype: str) -> float:
+    """The smallest positive subnormal of ``dtype``, for flush-to-zero probes."""
+    from conformance.tolerance import FORMATS
+
+    fmt = FORMATS[dtype]
+    return 2.0 ** (fmt.emin - fmt.p + 1)
 
 
 def densify(grad: Any, shape: tuple[int, ...], dtype: Any) -> np.ndarray:

@@ -12,6 +12,7 @@ densified.  Slots are read from Keras's ``_momentums`` / ``_velocities`` /
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,7 @@ if os.environ.get("KERAS_BACKEND") == "jax":
 
 import keras  # noqa: E402
 
-from conformance.adapters import Adapter, densify  # noqa: E402
+from conformance.adapters import Adapter, densify, subnormal  # noqa: E402
 from conformance.adapters.numpy_port import constructor_kwargs  # noqa: E402
 from vectors.scenarios import NUMPY_DTYPES  # noqa: E402
 
@@ -76,17 +77,19 @@ class Keras3Adapter(Adapter):
             value = keras.Variable(np.zeros(1, dtype=np.float32)).value
         return str(getattr(value, "device", None) or getattr(value, "devices", lambda: "?")())
 
-    def unsupported(self, vector: Any, dtype: str) -> str | None:
-        hp = vector.record["hyperparameters"]
-        for name in ("beta_1", "beta_2", "epsilon"):
-            if isinstance(hp[name], dict):
-                return f"Keras 3 accepts only a callable learning rate, not a callable {name}"
-        if hp.get("decay"):
-            return "Keras 3 ignores the legacy decay keyword (with a warning)"
-        sparse = any(g and "indices" in g for s in vector.steps for g in s["gradients"].values())
-        if sparse and self.raw and BACKEND != "tensorflow":
-            return f"Keras 3 on the {BACKEND} backend has no IndexedSlices gradient"
-        return None
+    def lacking(self) -> dict[str, str]:
+        out = {f"callable {k}": f"Keras 3 accepts only a callable learning rate, not a callable {k}"
+               for k in ("beta_1", "beta_2", "epsilon")}
+        out["decay"] = "Keras 3 ignores the legacy decay keyword (with a warning)"
+        if self.raw and BACKEND != "tensorflow":
+            out["sparse"] = f"Keras 3 on the {BACKEND} backend has no IndexedSlices gradient"
+        return out
+
+    def flushes_subnormals(self, dtype: str) -> bool:
+        with _device_scope(self.device):
+            x = keras.ops.multiply(keras.ops.convert_to_tensor(subnormal(dtype), dtype=dtype),
+                                   keras.ops.convert_to_tensor(1.0, dtype=dtype))
+        return float(keras.ops.convert_to_numpy(keras.ops.cast(x, "float64"))) == 0.0
 
     def start(self, spec: Any) -> "Keras3Session":
         return Keras3Session(self.candidate, spec, self.device, self.raw)
@@ -116,17 +119,35 @@ class Keras3Session:
         with _device_scope(self.device):
             self.opt.apply_gradients([(self._grad(g, self.vars[n]), self.vars[n]) for n, g in grads.items()])
 
-    def read(self) -> dict:
-        out: dict[str, Any] = {"iterations": int(keras.ops.convert_to_numpy(self.opt.iterations))}
-        built = getattr(self.opt, "built", False)
-        for n, var in self.vars.items():
-            out[n] = {"variable": np.asarray(keras.ops.convert_to_numpy(var), dtype=np.float64)}
-            try:
-                i = self.opt._get_variable_index(var) if built else None
-            except KeyError:
-                i = None
-            for slot, attr in (("m", "_momentums"), ("v", "_velocities"), ("vhat", "_velocity_hats")):
-                lists = getattr(self.opt, attr, None)
-                ok = i is not None and lists and lists[i] is not None
-                out[n][slot] = np.asarray(keras.ops.convert_to_numpy(lists[i]), dtype=np.float64) if ok else None
+    def _slots(self, var: Any) -> dict[str, Any]:
+        """Keras 3 keeps slots in lists indexed like its variables; empty before build()."""
+        try:
+            i = self.opt._get_variable_index(var) if getattr(self.opt, "built", False) else None
+        except KeyError:
+            i = None
+        out = {}
+        for slot, attr in (("m", "_momentums"), ("v", "_velocities"), ("vhat", "_velocity_hats")):
+            lists = getattr(self.opt, attr, None)
+            out[slot] = lists[i] if i is not None and lists and lists[i] is not None else None
         return out
+
+    def read(self) -> dict:
+        with warnings.catch_warnings():
+            # Keras's convert_to_numpy calls np.array(variable), which NumPy 2 warns about (copy keyword).
+            warnings.simplefilter("ignore", DeprecationWarning)
+            out: dict[str, Any] = {"iterations": int(keras.ops.convert_to_numpy(self.opt.iterations))}
+            for n, var in self.vars.items():
+                out[n] = {"variable": keras.ops.convert_to_numpy(var)}
+                for slot, x in self._slots(var).items():
+                    out[n][slot] = None if x is None else keras.ops.convert_to_numpy(x)
+        return out
+
+    def load(self, state: dict) -> None:
+        """Assign the iteration counter, the slots and the variables."""
+        dt = NUMPY_DTYPES[self.spec.dtype]
+        self.opt._iterations.assign(state["iterations"])
+        for n, var in self.vars.items():
+            var.assign(state[n]["variable"].astype(dt))
+            for slot, x in self._slots(var).items():
+                if x is not None and state[n].get(slot) is not None:
+                    x.assign(state[n][slot].astype(dt))

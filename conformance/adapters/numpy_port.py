@@ -48,11 +48,18 @@ class NumpyPortAdapter(Adapter):
         return NumpyApi(self.candidate)
 
 
+def weights_in_spec_order(state: dict, batches: list[list[str]], amsgrad: bool, cast: Any) -> list[Any]:
+    """ADAM-API-WEIGHTS-1: ``[iterations, m..., v..., vhat...]``, each batch of newly seen variables grouped by slot."""
+    slots = ("m", "v", "vhat") if amsgrad else ("m", "v")
+    return [np.int64(state["iterations"])] + [cast(state[n][slot]) for batch in batches for slot in slots for n in batch]
+
+
 class NumpySession:
     def __init__(self, cls: Any, spec: Any) -> None:
-        self.dtype = NUMPY_DTYPES[spec.dtype]
+        self.dtype, self.amsgrad = NUMPY_DTYPES[spec.dtype], spec.amsgrad
         self.opt = cls(**constructor_kwargs(spec))
         self.vars = {n: v.astype(self.dtype) for n, v in spec.variables.items()}
+        self.batches: list[list[str]] = []  # variables in the order their slots were created, one list per call
 
     def _grad(self, g: Any) -> Any:
         if g is None or not hasattr(g, "indices"):
@@ -60,18 +67,28 @@ class NumpySession:
         return reference.IndexedSlices(np.asarray(g.values).astype(self.dtype), np.asarray(g.indices), g.dense_shape)
 
     def apply(self, grads: dict[str, Any], step: int) -> None:
+        seen = {n for batch in self.batches for n in batch}
+        new = [n for n, g in grads.items() if g is not None and n not in seen]
         self.opt.apply_gradients([(self._grad(g), self.vars[n]) for n, g in grads.items()])
+        if new:
+            self.batches.append(new)
 
     def read(self) -> dict:
         out: dict[str, Any] = {"iterations": int(self.opt.iterations)}
         for n, var in self.vars.items():
-            out[n] = {"variable": np.array(var, dtype=np.float64)}
+            out[n] = {"variable": np.array(var)}
             for slot in ("m", "v", "vhat"):
                 try:
-                    out[n][slot] = np.array(self.opt.get_slot(var, slot), dtype=np.float64)
+                    out[n][slot] = np.array(self.opt.get_slot(var, slot))
                 except (KeyError, AttributeError, ValueError):
                     out[n][slot] = None
         return out
+
+    def load(self, state: dict) -> None:
+        """Through the protocol's own ``set_weights`` (ADAM-API-WEIGHTS-2), then the variables in place."""
+        self.opt.set_weights(weights_in_spec_order(state, self.batches, self.amsgrad, lambda x: x.astype(self.dtype)))
+        for n, var in self.vars.items():
+            var[...] = state[n]["variable"].astype(self.dtype)
 
 
 class NumpyApi:

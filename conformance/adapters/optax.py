@@ -1,11 +1,14 @@
 """Adapter for ``optax.adam`` and ``optax.amsgrad`` (factory functions).
 
-The transformation is wrapped in ``optax.inject_hyperparams`` so the adapter
-can set the learning rate, betas and epsilon before every step.  Translations
+The transformation is built anew before every step from that step's
+learning rate, betas and epsilon, as Python floats (optax's state holds no
+hyperparameters, so it carries over; Python floats stay weakly typed, so the
+moments keep the parameters' dtype, as in a user's code).  Translations
 (off with ``raw``): epsilon hat becomes ``eps = epsilon / sqrt(1 - beta_2**t)``;
 an IndexedSlices gradient is densified (optax has no sparse type).  A variable
 not passed yet gets a zero gradient (its moments stay zero, so it does not
-move); a None gradient for a variable already updated cannot be expressed.
+move); a None gradient for a variable already updated cannot be expressed
+(optax would decay its moments).
 JAX runs with 64-bit floats enabled so float64 vectors run in float64.
 """
 
@@ -22,7 +25,7 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 import optax  # noqa: E402
 
-from conformance.adapters import Adapter, Unsupported, algorithm1_epsilon, densify, per_step_numbers  # noqa: E402
+from conformance.adapters import Adapter, algorithm1_epsilon, densify, per_step_numbers, subnormal  # noqa: E402
 from vectors.scenarios import NUMPY_DTYPES  # noqa: E402
 
 NAMES = {"learning_rate": "learning_rate", "beta_1": "b1", "beta_2": "b2", "epsilon": "eps"}
@@ -54,14 +57,17 @@ class OptaxAdapter(Adapter):
     def device_used(self) -> str:
         return str(self._device())
 
-    def unsupported(self, vector: Any, dtype: str) -> str | None:
-        if vector.record["amsgrad"] != self.is_amsgrad:
-            return ("optax.amsgrad always keeps the maximum; use optax:adam" if self.is_amsgrad
-                    else "optax.adam has no amsgrad switch; use optax:amsgrad")
-        sparse = any(g and "indices" in g for s in vector.steps for g in s["gradients"].values())
-        if sparse and self.raw:
-            return "optax has no sparse gradient type"
-        return None
+    def lacking(self) -> dict[str, str]:
+        out = {"plain adam": "optax.amsgrad always keeps the maximum; use optax:adam"} if self.is_amsgrad else {
+            "amsgrad": "optax.adam has no amsgrad switch; use optax:amsgrad"}
+        out["None gradient"] = "optax updates every leaf at every step: a variable cannot take a None gradient"
+        if self.raw:
+            out["sparse"] = "optax has no sparse gradient type"
+        return out
+
+    def flushes_subnormals(self, dtype: str) -> bool:
+        x = jax.device_put(jnp.asarray(subnormal(dtype), dtype=NUMPY_DTYPES[dtype]), self._device())
+        return float(x * jnp.ones((), dtype=x.dtype)) == 0.0
 
     def start(self, spec: Any) -> "OptaxSession":
         return OptaxSession(self.candidate, spec, self._device(), self.raw)
@@ -69,41 +75,48 @@ class OptaxAdapter(Adapter):
 
 class OptaxSession:
     def __init__(self, factory: Any, spec: Any, device: Any, raw: bool) -> None:
-        self.spec, self.raw, self.dtype = spec, raw, NUMPY_DTYPES[spec.dtype]
-        # Hyperparameters in float64 for float64 vectors, float32 otherwise (a bfloat16 beta_2 = 0.999 would be 1.0).
-        self.hdtype = jnp.float64 if spec.dtype == "float64" else jnp.float32
+        self.spec, self.raw, self.dtype, self.device = spec, raw, NUMPY_DTYPES[spec.dtype], device
+        self.factory = factory
         sig = inspect.signature(factory).parameters
         self.own_defaults = {k: float(sig[v].default) for k, v in NAMES.items() if k != "learning_rate"}
         self.own_defaults["learning_rate"] = 0.001  # optax requires a learning rate: the page's default
-        tx = optax.inject_hyperparams(factory, hyperparam_dtype=self.hdtype)
-        self.tx = tx(**{NAMES[k]: v for k, v in self.own_defaults.items()}, eps_root=0.0)
         self.params = {n: jax.device_put(jnp.asarray(v.astype(self.dtype)), device) for n, v in spec.variables.items()}
-        self.state = self.tx.init(self.params)
-        self.seen: set[str] = set()
+        self.state = self._transform(self.own_defaults).init(self.params)
+
+    def _transform(self, hp: dict[str, float]) -> Any:
+        return self.factory(**{NAMES[k]: v for k, v in hp.items()}, eps_root=0.0)
 
     def apply(self, grads: dict[str, Any], step: int) -> None:
         hp = per_step_numbers({} if self.spec.defaults else self.spec.hyper, step, self.own_defaults)
         if not self.raw:
             hp["epsilon"] = algorithm1_epsilon(hp["epsilon"], hp["beta_2"], step + 1)
-        for k, v in hp.items():
-            self.state.hyperparams[NAMES[k]] = jnp.asarray(v, dtype=self.hdtype)
         full = {}
         for n, p in self.params.items():
             g = grads.get(n)
-            if g is None and n in self.seen:
-                raise Unsupported(f"optax updates every leaf at every step: variable {n!r} cannot take a None gradient")
             full[n] = jnp.zeros_like(p) if g is None else jnp.asarray(densify(g, tuple(p.shape), self.dtype))
-            if g is not None:
-                self.seen.add(n)
-        updates, self.state = self.tx.update(full, self.state, self.params)
+        updates, self.state = self._transform(hp).update(full, self.state, self.params)
         self.params = optax.apply_updates(self.params, updates)
 
+    def _inner(self) -> Any:
+        return self.state[0]  # ScaleByAdamState / ScaleByAmsgradState, then the learning-rate scaling's state
+
     def read(self) -> dict:
-        inner = next(s for s in jax.tree_util.tree_leaves(self.state.inner_state, is_leaf=lambda x: hasattr(x, "mu"))
-                     if hasattr(s, "mu"))
-        as_np = lambda x: np.asarray(x).astype(np.float64)  # noqa: E731
+        inner = self._inner()
         out: dict[str, Any] = {"iterations": int(inner.count)}
         for n, p in self.params.items():
-            out[n] = {"variable": as_np(p), "m": as_np(inner.mu[n]), "v": as_np(inner.nu[n]),
-                      "vhat": as_np(inner.nu_max[n]) if hasattr(inner, "nu_max") else None}
+            out[n] = {"variable": np.array(p), "m": np.array(inner.mu[n]), "v": np.array(inner.nu[n]),
+                      "vhat": np.array(inner.nu_max[n]) if hasattr(inner, "nu_max") else None}
         return out
+
+    def load(self, state: dict) -> None:
+        """Rebuild the (immutable) state with the given moments and counts."""
+        as_jnp = lambda x: jnp.asarray(x.astype(self.dtype))  # noqa: E731
+        names = [n for n in self.params if state[n]["m"] is not None]
+        inner = self._inner()
+        fields = {"count": jnp.asarray(state["iterations"], dtype=inner.count.dtype),
+                  "mu": {**inner.mu, **{n: as_jnp(state[n]["m"]) for n in names}},
+                  "nu": {**inner.nu, **{n: as_jnp(state[n]["v"]) for n in names}}}
+        if hasattr(inner, "nu_max"):
+            fields["nu_max"] = {**inner.nu_max, **{n: as_jnp(state[n]["vhat"]) for n in names}}
+        self.state = (inner._replace(**fields),) + tuple(self.state[1:])
+        self.params = {n: jax.device_put(as_jnp(state[n]["variable"]), self.device) for n in self.params}

@@ -17,8 +17,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402
 
-from conformance.adapters import Adapter, Unsupported  # noqa: E402
-from conformance.adapters.numpy_port import constructor_kwargs  # noqa: E402
+from conformance.adapters import Adapter, Unsupported, subnormal  # noqa: E402
+from conformance.adapters.numpy_port import constructor_kwargs, weights_in_spec_order  # noqa: E402
 
 TF_DTYPES = {"float16": tf.float16, "bfloat16": tf.bfloat16, "float32": tf.float32, "float64": tf.float64}
 
@@ -41,6 +41,13 @@ def tf_device(device: str) -> str:
             raise RuntimeError("--device=gpu: TensorFlow sees no GPU")
         return "/GPU:0"
     return "/CPU:0"
+
+
+def tf_flushes(dtype: str, device: str) -> bool:
+    """TensorFlow's CPU kernels run with flush-to-zero and denormals-are-zero; measured, not assumed."""
+    with tf.device(device):
+        x = tf.constant(subnormal(dtype), dtype=TF_DTYPES[dtype]) * tf.constant(1.0, dtype=TF_DTYPES[dtype])
+    return float(x.numpy()) == 0.0
 
 
 def tf_gradient(g: Any, dtype: Any) -> Any:
@@ -66,13 +73,14 @@ class TfKerasLegacyAdapter(Adapter):
         with tf.device(tf_device(self.device)):
             return tf.Variable(0.0).device or "unknown"
 
-    def unsupported(self, vector: Any, dtype: str) -> str | None:
-        eps = vector.record["hyperparameters"]["epsilon"]
-        if isinstance(eps, dict):
-            return "TensorFlow optimizers reject a callable epsilon (convert_to_tensor of a function)"
-        if dtype == "bfloat16" and self.device == "gpu":
-            return "TensorFlow has no GPU bfloat16 Adam kernel"
-        return None
+    def lacking(self) -> dict[str, str]:
+        out = {"callable epsilon": "TensorFlow optimizers reject a callable epsilon (convert_to_tensor of a function)"}
+        if self.device == "gpu":
+            out["bfloat16"] = "TensorFlow has no GPU bfloat16 Adam kernel"
+        return out
+
+    def flushes_subnormals(self, dtype: str) -> bool:
+        return tf_flushes(dtype, tf_device(self.device))
 
     def start(self, spec: Any) -> "TfSession":
         return TfSession(self.candidate, spec, tf_device(self.device))
@@ -83,25 +91,37 @@ class TfKerasLegacyAdapter(Adapter):
 
 class TfSession:
     def __init__(self, cls: Any, spec: Any, device: str) -> None:
-        self.device, self.dtype = device, TF_DTYPES[spec.dtype]
+        self.device, self.dtype, self.amsgrad = device, TF_DTYPES[spec.dtype], spec.amsgrad
         with tf.device(device):
             self.opt = cls(**constructor_kwargs(spec, _Schedule))
             self.vars = {n: tf.Variable(v, dtype=self.dtype, name=n) for n, v in spec.variables.items()}
+        self.batches: list[list[str]] = []
 
     def apply(self, grads: dict[str, Any], step: int) -> None:
+        seen = {n for batch in self.batches for n in batch}
+        new = [n for n, g in grads.items() if g is not None and n not in seen]
         with tf.device(self.device):
             self.opt.apply_gradients([(tf_gradient(g, self.dtype), self.vars[n]) for n, g in grads.items()])
+        if new:
+            self.batches.append(new)
 
     def read(self) -> dict:
         out: dict[str, Any] = {"iterations": int(self.opt.iterations.numpy())}
         for n, var in self.vars.items():
-            out[n] = {"variable": np.asarray(var.numpy(), dtype=np.float64)}
+            out[n] = {"variable": var.numpy()}
             for slot in ("m", "v", "vhat"):
                 try:
-                    out[n][slot] = np.asarray(self.opt.get_slot(var, slot).numpy(), dtype=np.float64)
+                    out[n][slot] = self.opt.get_slot(var, slot).numpy()
                 except (KeyError, ValueError):
                     out[n][slot] = None
         return out
+
+    def load(self, state: dict) -> None:
+        """Through the optimizer's own ``set_weights`` (ADAM-API-WEIGHTS-2), then the variables."""
+        dt = self.dtype.as_numpy_dtype
+        self.opt.set_weights(weights_in_spec_order(state, self.batches, self.amsgrad, lambda x: x.astype(dt)))
+        for n, var in self.vars.items():
+            var.assign(state[n]["variable"].astype(dt))
 
 
 class TfApi:

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from conformance.adapters import Adapter, algorithm1_epsilon, densify, per_step_numbers
+from conformance.adapters import Adapter, algorithm1_epsilon, densify, per_step_numbers, subnormal
+from vectors.scenarios import NUMPY_DTYPES
 
 TORCH_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32, "float64": torch.float64}
 
@@ -46,11 +47,12 @@ class TorchAdapter(Adapter):
     def device_used(self) -> str:
         return str(torch.zeros(1, device=self._device()).device)
 
-    def unsupported(self, vector: Any, dtype: str) -> str | None:
-        sparse = any(g and "indices" in g for s in vector.steps for g in s["gradients"].values())
-        if sparse and self.raw:
-            return "torch.optim.Adam refuses sparse gradients (RuntimeError)"
-        return None
+    def lacking(self) -> dict[str, str]:
+        return {"sparse": "torch.optim.Adam refuses sparse gradients (RuntimeError)"} if self.raw else {}
+
+    def flushes_subnormals(self, dtype: str) -> bool:
+        x = torch.tensor(subnormal(dtype), dtype=TORCH_DTYPES[dtype], device=self._device())
+        return float(x * torch.ones((), dtype=x.dtype, device=x.device)) == 0.0
 
     def start(self, spec: Any) -> "TorchSession":
         return TorchSession(self.candidate, spec, self._device(), self.raw)
@@ -75,13 +77,32 @@ class TorchSession:
             p.grad = None if g is None else torch.tensor(densify(g, tuple(p.shape), np.float64), dtype=self.dtype, device=p.device)
         self.opt.step()
 
+    def _numpy(self, x: torch.Tensor) -> np.ndarray:
+        """A copy in the vector's dtype (NumPy has no bfloat16 of its own: through float32, exactly)."""
+        x = x.detach().to("cpu")
+        return (x.float() if x.dtype == torch.bfloat16 else x).numpy().astype(NUMPY_DTYPES[self.spec.dtype])
+
     def read(self) -> dict:
         steps = [int(s["step"]) for s in self.opt.state.values() if "step" in s]
         out: dict[str, Any] = {"iterations": max(steps, default=0)}  # torch counts per parameter
-        as_np = lambda x: x.detach().to("cpu", torch.float64).numpy().copy()  # noqa: E731 - never alias live state
         for n, p in self.params.items():
             state = self.opt.state.get(p, {})
-            out[n] = {"variable": as_np(p)}
-            for slot, key in (("m", "exp_avg"), ("v", "exp_avg_sq"), ("vhat", "max_exp_avg_sq")):
-                out[n][slot] = as_np(state[key]) if key in state else None
+            out[n] = {"variable": self._numpy(p)}
+            for slot, key in SLOTS.items():
+                out[n][slot] = self._numpy(state[key]) if key in state else None
         return out
+
+    def load(self, state: dict) -> None:
+        """Copy into the parameters and their optimizer state; every stepped parameter's step becomes iterations."""
+        with torch.no_grad():
+            for n, p in self.params.items():
+                p.copy_(torch.from_numpy(state[n]["variable"]).to(p.dtype))
+                own = self.opt.state.get(p, {})
+                for slot, key in SLOTS.items():
+                    if key in own and state[n].get(slot) is not None:
+                        own[key].copy_(torch.from_numpy(state[n][slot]).to(p.dtype))
+                if "step" in own:
+                    own["step"].fill_(state["iterations"])
+
+
+SLOTS = {"m": "exp_avg", "v": "exp_avg_sq", "vhat": "max_exp_avg_sq"}
