@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from conformance.tolerance import bits_of_agreement, ulp
+from conformance.tolerance import bits_of_agreement, chunks, ulp
 from vectors.scenarios import NUMPY_DTYPES
 
 TENSORS = ("variable", "m", "v", "vhat")
@@ -79,11 +80,14 @@ class Comparison:
             self.problems.append(problem)
         self.first_failing_step = self.first_failing_step or s
 
-    def add_step(self, s: int, observed: dict, expected: dict, bounds: dict) -> None:
-        """Compare step ``s`` (1-based): ``{"iterations": n, var: {tensor: array}}`` against the oracle's state."""
+    def add_step(self, s: int, observed: dict, expected: dict, errors: dict, scale: float) -> None:
+        """Compare step ``s`` (1-based): ``{"iterations": n, var: {tensor: array}}`` against the oracle's state.
+
+        ``errors`` are the error model's per-tensor e arrays; the allowed error is ``scale * e`` (spec E-7).
+        """
         if int(observed["iterations"]) != expected["iterations"]:
             self._fail(s, f"step {s}: iterations is {observed['iterations']}, expected {expected['iterations']}")
-        for name, fields in bounds.items():
+        for name, fields in errors.items():
             for tensor, bound in fields.items():
                 want = expected[name].get(tensor)
                 if want is None:
@@ -94,41 +98,58 @@ class Comparison:
                     if tensor == "variable":
                         self._fail(s, f"step {s}: {label} missing from the candidate's output")
                     continue  # a candidate that does not expose a slot is judged on the variable alone
-                self._tensor(label, s, np.asarray(have), want, bound)
+                self._tensor(label, s, np.asarray(have), want, bound, scale)
 
-    def _tensor(self, label: str, s: int, have: np.ndarray, want: np.ndarray, bound: np.ndarray) -> None:
+    def _tensor(self, label: str, s: int, have: np.ndarray, want: np.ndarray, err: np.ndarray, scale: float) -> None:
         if any(p.startswith(f"{label}:") for p in self.problems):
             return  # one structural problem per tensor is enough
         if have.shape != want.shape:
             return self._fail(s, f"{label}: shape {list(have.shape)}, expected {list(want.shape)} (step {s})")
         if have.dtype != NUMPY_DTYPES[self.dtype]:
             return self._fail(s, f"{label}: dtype {have.dtype}, expected {self.dtype} (step {s}; ADAM-DTYPE-1)")
-        have = have.astype(np.float64)
         nan_have, nan_want = np.isnan(have), np.isnan(want)
         if not np.array_equal(nan_have, nan_want):
             k = np.unravel_index(int(np.flatnonzero(nan_have != nan_want)[0]), want.shape)
             return self._fail(s, f"step {s}: {label}: NaN location mismatch at index {tuple(map(int, k))}: "
-                                 f"candidate {have[k]!r}, expected {want[k]!r}")
-        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-            diff = np.where(nan_want | ((have == want) & np.isinf(want)), 0.0, np.abs(have - want))
-            spacing = ulp(want, self.dtype)
-            used, allowed = diff / spacing, np.asarray(bound, dtype=np.float64) / spacing
-            ratio = np.where(used == 0, 0.0, used / allowed)
-        if not ratio.size:
+                                 f"candidate {float(have[k])!r}, expected {want[k]!r}")
+        best, best_ratio, n_bad = 0, -1.0, 0
+        err = np.asarray(err, dtype=np.float64)
+        flat_have, flat_want = have.reshape(-1), want.reshape(-1)
+        flat_err = err.reshape(-1) if err.shape == want.shape else np.full(1, float(err.reshape(-1)[0]))  # one value for all
+        for part in chunks(want.size):
+            e = flat_err[part] if flat_err.size == want.size else flat_err[0]
+            ratio = _ratio(flat_have[part].astype(np.float64), flat_want[part], e, scale)
+            i = int(np.argmax(ratio))
+            if ratio[i] > best_ratio:
+                best, best_ratio = part.start + i, float(ratio[i])
+            n_bad += int(np.count_nonzero(ratio > 1.0))
+        if not want.size:
             return
-        ratio = np.where(np.isnan(ratio), np.inf, ratio)  # an error where the bound is undefined is out of bound
-        k = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
-        worst = Worst(label, s, tuple(map(int, k)), float(have[k]), float(want[k]), float(diff[k]),
-                      float(diff[k] / abs(want[k])) if want[k] else (0.0 if diff[k] == 0 else math.inf),
-                      float(used[k]), float(allowed[k]))
+        k = np.unravel_index(best, want.shape)
+        x, y = float(have[k]), float(want[k])
+        diff = 0.0 if (np.isnan(y) or (x == y and np.isinf(y))) else abs(x - y)
+        spacing = float(ulp(np.array(y), self.dtype))
+        worst = Worst(label, s, tuple(map(int, k)), x, y, diff, diff / abs(y) if y else (0.0 if diff == 0 else math.inf),
+                      diff / spacing, scale * float(flat_err[best if flat_err.size == want.size else 0]) / spacing)
         self.curve.setdefault(label, []).append([_num(worst.ulps), _num(worst.ulps_allowed)])
         if label not in self.worst or worst.ratio > self.worst[label].ratio:
             self.worst[label] = worst
-        if ratio[k] > 1.0:
+        if n_bad:
             if not any(v.tensor == label for v in self.violations):
-                worst.mismatched = (int(np.count_nonzero(ratio > 1.0)), int(ratio.size))
+                worst.mismatched = (n_bad, int(want.size))
                 self.violations.append(worst)
             self._fail(s)
+
+
+def _ratio(have: np.ndarray, want: np.ndarray, err: Any, scale: float) -> np.ndarray:
+    """|have - want| / (scale * err) element-wise; 0 where they agree (NaN with NaN, equal infinities)."""
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        diff = np.abs(have - want)
+        diff[np.isnan(want) | ((have == want) & np.isinf(want))] = 0.0
+        ratio = diff / (scale * err)
+        ratio[diff == 0] = 0.0
+    ratio[np.isnan(ratio)] = np.inf  # an error where the bound is undefined is out of bound
+    return ratio
 
 
 def failure_text(cmp: Comparison, header: str) -> str:

@@ -63,22 +63,22 @@ def _describe(cls: type) -> tuple[str, str]:
 
 def diagnose(vector: object, dtype: str, outcome: Outcome) -> Diagnosis | None:
     """The known variant closest to the candidate's observations in ``outcome``, or None if none could be compared."""
-    if not outcome.observed or outcome.bounds is None:
+    if not outcome.observed or outcome.errors is None:
         return None  # a large vector (observations not kept) or a run that stopped at its first step
     best: Diagnosis | None = None
     for cls in CANDIDATES:
         try:
-            replay = run(NumpyPortAdapter(cls), vector, dtype, outcome.mode, keep=True)
+            replay = run(NumpyPortAdapter(cls), vector, dtype, (outcome.mode,), keep=True)[0]
         except Unsupported:
             continue
         if replay.error or not replay.observed:
             continue
         cmp = Comparison(dtype)
-        for s, (observed, expected, bounds) in enumerate(zip(outcome.observed, replay.observed, outcome.bounds), 1):
+        for s, (observed, expected, errors) in enumerate(zip(outcome.observed, replay.observed, outcome.errors), 1):
             as_state = {"iterations": expected["iterations"],
                         **{n: {f: (None if x is None else x.astype("float64")) for f, x in fields.items()}
                            for n, fields in expected.items() if n != "iterations"}}
-            cmp.add_step(s, observed, as_state, bounds)
+            cmp.add_step(s, observed, as_state, errors, outcome.scale)
         if cmp.problems and not cmp.worst:
             continue
         ratio = math.inf if cmp.problems else cmp.max_ratio

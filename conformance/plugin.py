@@ -28,6 +28,10 @@ JSON = "--conformance-json"
 EXPECTATIONS = "--expectations"
 TIMEOUT = "--conformance-timeout"
 MODE = "--conformance-mode"
+SCALE = "--scale"
+TIER = "--tier"
+EXAMPLES = "--property-examples"
+EXPORT = "--export-failures"
 SUITE_DIR = Path(__file__).resolve().parent / "suite"
 
 
@@ -43,6 +47,8 @@ class State:
     expectations: Any = None
     device: str = ""
     environment: dict = field(default_factory=dict)
+    trackers: dict = field(default_factory=dict)  # property tier: name -> conformance.property.Tracker
+    families: set = field(default_factory=set)  # the families collected (vector families, "api", "property")
     results: list[dict] = field(default_factory=list)
     started: float = 0.0  # the kit's run: from the start of collection to the end of the last item
     collected: float = 0.0
@@ -57,6 +63,13 @@ class State:
         if key not in self._cache:
             self._cache[key] = load_file(key)
         return self._cache[key]
+
+    def stale_expectations(self) -> list:
+        """Entries that matched nothing, among those about a family this run collected (``api/...``, ``sparse/...``)."""
+        if self.expectations is None:
+            return []
+        return [e for e in self.expectations.stale()
+                if e.id.split("/")[0] in self.families or not any(c.isalnum() for c in e.id.split("/")[0])]
 
     @property
     def vector_set(self) -> dict:
@@ -86,6 +99,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="known divergences to report as expected failures (default: the bundled file of a known candidate)")
     group.addoption(TIMEOUT, type=float, default=120.0, metavar="SECONDS",
                     help="per-item limit for a candidate's run; 0 for none (default 120)")
+    group.addoption(TIER, choices=["vectors", "property", "all"], default="vectors",
+                    help="vectors: the stored vectors and API checks (default); property: Hypothesis-generated scenarios "
+                         "and metamorphic checks; all: both")
+    group.addoption(EXAMPLES, type=int, default=30, metavar="N",
+                    help="examples per property in the property tier (default 30); the seed is --hypothesis-seed")
+    group.addoption(EXPORT, metavar="DIR",
+                    help="write each property's shrunk counterexample as a vector file in DIR (run it with --vectors)")
+    group.addoption(SCALE, action="store_true",
+                    help="also run the vectors flagged 'large' (10^6 to 10^7 elements; deselected by default)")
     group.addoption(MODE, choices=["both", "trajectory", "single-step"], default="both",
                     help="trajectory: the candidate runs free and the bound grows with the steps; single-step: the "
                          "candidate is given the oracle's state before every step; both (default)")
@@ -126,7 +148,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[STATE] = state
     config.pluginmanager.register(ResultCollector(state), "adam-conformance-results")
     if config.args_source != pytest.Config.ArgsSource.ARGS:
-        config.args[:] = [str(p) for p in state.vector_paths] + [str(SUITE_DIR)]
+        tier = config.getoption(TIER)
+        paths = [str(p) for p in state.vector_paths] + [str(SUITE_DIR / "test_api.py")] if tier != "property" else []
+        config.args[:] = paths + ([str(SUITE_DIR / "test_properties.py")] if tier != "vectors" else [])
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> Any:
@@ -142,22 +166,45 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> Any:
     return VectorFile.from_parent(parent, path=file_path, nodeid=nodeid)
 
 
+def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector) -> Any:
+    """The kit's own check modules get node ids like ``suite/test_api.py::...`` wherever the kit is installed."""
+    if module_path.parent == SUITE_DIR and parent.config.stash.get(STATE, None) is not None:
+        return pytest.Module.from_parent(parent, path=module_path, nodeid=f"suite/{module_path.name}")
+    return None
+
+
+def _family(item: pytest.Item) -> str:
+    """A vector item's family, or "api" / "property" for the kit's checks."""
+    record = getattr(item, "conformance", None)
+    if record is not None:
+        return record["family"]
+    return "property" if item.path.name == "test_properties.py" else "api"
+
+
 def conformance_id(item: pytest.Item) -> str:
     """The id expectations match: the vector id, or ``api/<check>`` for an API check."""
     vector = getattr(item, "vector", None)
-    return vector.id if vector is not None else f"api/{item.name}"
+    return vector.id if vector is not None else f"{_family(item)}/{item.name}"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     state = config.stash.get(STATE, None)
-    if state is None or state.expectations is None:
+    if state is None:
+        return
+    if not config.getoption(SCALE):
+        large = [i for i in items if "large" in getattr(getattr(i, "vector", None), "record", {}).get("flags", ())]
+        if large:
+            config.hook.pytest_deselected(items=large)
+            items[:] = [i for i in items if i not in set(large)]
+    if state.expectations is None:
         return
     for item in items:
         entry = state.expectations.lookup(conformance_id(item), getattr(item, "dtype", None))
         if entry is not None:
             item.add_marker(pytest.mark.xfail(reason=f"{entry.clause}: {entry.reason}", strict=True, raises=Exception))
-    for entry in state.expectations.stale():
-        warnings.warn(pytest.PytestWarning(f"{state.expectations.path}: entry '{entry.id}' matches no collected item"))
+    state.families = {_family(i) for i in items}
+    for entry in state.stale_expectations():
+        warnings.warn(pytest.PytestWarning(f"{state.expectations.label}: entry '{entry.id}' matches no collected item"))
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -192,6 +239,17 @@ def adam_api(request: pytest.FixtureRequest) -> Any:
         pytest.skip(f"unsupported: {exc}")
 
 
+@pytest.fixture
+def property_env(request: pytest.FixtureRequest) -> Any:
+    """What the property checks share (``conformance.property.Environment``)."""
+    state = request.config.stash.get(STATE, None)
+    if state is None:
+        pytest.skip("no --candidate given")
+    from conformance.property import Environment
+
+    return Environment(state, request.config, request.node.name)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
     outcome = yield
@@ -205,8 +263,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
     record.update(nodeid=item.nodeid, verdict=verdict_of(report), duration_s=float(report.duration), device=state.device)
     if record.pop("kit_error", False) and record["verdict"] == "fail":
         record["verdict"] = "error"  # the vector is broken, not the candidate
-    if not hasattr(item, "vector") and report.when == "call":
+    if record["family"] == "api" and report.when == "call":
         record["candidate_seconds"] = float(report.duration)  # an API check is calls into the candidate throughout
+    if record["family"] == "property" and report.when == "call":
+        tracker = state.trackers.get(item.name)
+        if tracker is not None:
+            record.update(candidate_seconds=tracker.candidate_seconds, examples=tracker.examples,
+                          worst_ratio=tracker.worst_ratio, worst_example=tracker.worst, notes=tracker.notes)
     if record["verdict"] in ("xfail", "stale"):
         record["expected_divergence"] = getattr(report, "wasxfail", None) or str(report.longrepr)
     if record["verdict"] in ("unsupported", "fail", "error") and not record.get("message") and report.longrepr:
@@ -220,8 +283,9 @@ def _check_record(item: pytest.Item) -> dict:
     clauses = [m.args[0] for m in item.iter_markers("clause")]
     first = clauses[0] if clauses else ""
     level = "tf2-detail" if first.startswith("ADAM-TF2-") else ("api" if first.startswith("ADAM-API-") else "core")
-    return {"vector": conformance_id(item), "family": "api", "level": level, "dtype": None, "message": None,
-            "clauses": clauses}
+    family = _family(item)
+    return {"vector": conformance_id(item), "family": family,
+            "level": level, "dtype": None, "message": None, "clauses": clauses}
 
 
 class ResultCollector:
@@ -282,7 +346,7 @@ def _meta(state: State) -> dict:
         "mode": state.mode, "translations": a.translations, "versions": a.versions(), "vector_set": state.vector_set,
         "environment": state.environment,
         "expectations": state.expectations.label if state.expectations else None,
-        "stale_expectations": [e.id for e in state.expectations.stale()] if state.expectations else [],
+        "stale_expectations": [e.id for e in state.stale_expectations()],
         "timing": {"total_s": round(total, 3), "candidate_s": round(inside, 3),
                    "collection_s": round(max(state.collected - state.started, 0.0), 3)},
     }
@@ -299,9 +363,14 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     tr.write_line(f"candidate {state.spec} via the {state.adapter.name} adapter{' (raw)' if state.adapter.raw else ''}")
     for line in summary_lines(state.results):
         tr.write_line(line)
+    for name, tracker in sorted(state.trackers.items()):
+        tr.write_line(f"property {tracker.prop}: {tracker.examples} examples, largest share of the error bound used "
+                      f"{tracker.worst_ratio:.3g}" + (f" ({tracker.worst})" if tracker.worst else ""))
+        for note in tracker.notes:
+            tr.write_line(f"  {note}")
     if state.expectations:
-        for entry in state.expectations.stale():
-            tr.write_line(f"STALE EXPECTATION: {entry.id} ({entry.clause}) matched no item in {state.expectations.path}")
+        for entry in state.stale_expectations():
+            tr.write_line(f"STALE EXPECTATION: {entry.id} ({entry.clause}) matched no item in {state.expectations.label}")
     timing = _meta(state)["timing"]
     share = 100.0 * (1 - timing["candidate_s"] / timing["total_s"]) if timing["total_s"] else 0.0
     tr.write_line(f"time: {timing['total_s']:.2f} s from collection to the last item ({timing['collection_s']:.2f} s "

@@ -91,6 +91,7 @@ class RunSpec:
     dtype: str
     variables: dict[str, np.ndarray]  # float64 initial values
     clock: Clock
+    round_trip: bool = False  # build the optimizer, then use from_config(get_config()) of it (ADAM-API-CONFIG-2)
 
 
 @dataclass
@@ -103,8 +104,9 @@ class Outcome:
     error_step: int | None = None
     liveness: list[str] = field(default_factory=list)  # callables that were not called at some step
     candidate_seconds: float = 0.0  # inside the candidate (building it, stepping, loading and reading state)
+    scale: float = 1.0  # allowed error = scale * model error (spec E-7)
     observed: list[dict] | None = None  # kept for small vectors (diagnosis)
-    bounds: list[dict] | None = None
+    errors: list[dict] | None = None  # the error model's e per step, kept with the observations
 
     @property
     def passed(self) -> bool:
@@ -153,59 +155,99 @@ def _same(read: dict, loaded: dict) -> str | None:
     return None
 
 
-def run(adapter: Adapter, vector: Vector, dtype: str, mode: str = "trajectory", keep: bool | None = None) -> Outcome:
-    """Run every step of ``vector`` on the candidate in ``dtype``; raises Unsupported (and VectorError)."""
+@dataclass
+class _Lane:
+    """One mode's candidate session, error model and outcome, stepped in lockstep with the others."""
+
+    spec: RunSpec
+    model: ErrorModel
+    outcome: Outcome
+    session: Any = None
+
+
+def run(adapter: Adapter, vector: Vector, dtype: str, modes: tuple[str, ...] = ("trajectory",),
+        keep: bool | None = None) -> list[Outcome]:
+    """Run every step of ``vector`` on the candidate in ``dtype``, once per mode, over one pass of the oracle.
+
+    Raises Unsupported (what the candidate cannot express) and VectorError (a broken large vector).
+    """
     reason = adapter.unsupported(vector, dtype)
     if reason:
         raise Unsupported(reason)
     keep = vector.size <= KEEP_LIMIT if keep is None else keep
-    clock = Clock()
-    initial = vector.initial()
-    spec = RunSpec(hyper=hyper_inputs(vector, clock), amsgrad=vector.record["amsgrad"],
-                   defaults=vector.record["construct"] == "defaults", dtype=dtype, variables=initial, clock=clock)
-    model = ErrorModel(vector, dtype, carried=mode == "trajectory", ftz=adapter.flushes_subnormals(dtype), initial=initial)
-    out = Outcome(mode, Comparison(dtype), observed=[] if keep else None, bounds=[] if keep else None)
-    start = time.perf_counter()
-    try:
-        session = adapter.start(spec)
-    except Unsupported:
-        raise
-    except Exception as exc:  # noqa: BLE001 - whatever the candidate raises is reported
-        out.error, out.error_step = str(CandidateError(0, exc)), 0
-        return out
-    finally:
-        out.candidate_seconds += time.perf_counter() - start
+    initial, ftz = vector.initial(), adapter.flushes_subnormals(dtype)
+    lanes = []
+    for mode in modes:
+        clock = Clock()
+        spec = RunSpec(hyper=hyper_inputs(vector, clock), amsgrad=vector.record["amsgrad"],
+                       defaults=vector.record["construct"] == "defaults", dtype=dtype, variables=initial, clock=clock)
+        model = ErrorModel(vector, dtype, carried=mode == "trajectory", ftz=ftz, initial=initial)
+        lane = _Lane(spec, model, Outcome(mode, Comparison(dtype), scale=model.scale,
+                                          observed=[] if keep else None, errors=[] if keep else None))
+        lanes.append(lane)
+        with _timed(lane.outcome):
+            try:
+                lane.session = adapter.start(spec)
+            except Unsupported:
+                raise
+            except Exception as exc:  # noqa: BLE001 - whatever the candidate raises is reported
+                lane.outcome.error, lane.outcome.error_step = str(CandidateError(0, exc)), 0
     previous: dict | None = None
     for s, expected in enumerate(vector.states()):
-        clock.step = s
+        live = [lane for lane in lanes if lane.outcome.error is None]
+        if not live:
+            break
         grads = vector.gradients(s)
-        start = time.perf_counter()
+        loaded = rounded_state(previous, dtype) if previous is not None else None
+        for lane in live:
+            lane.spec.clock.step = s
+            observed = _step(lane, grads, s, loaded if lane.outcome.mode == "single-step" else None)
+            if observed is None:
+                continue
+            errors = lane.model.step(s, grads, expected)
+            lane.outcome.comparison.add_step(s + 1, observed, expected, errors, lane.model.scale)
+            if keep:
+                lane.outcome.observed.append(observed)
+                lane.outcome.errors.append(errors)
+        previous = expected
+    for lane in lanes:
+        if lane.outcome.error is None:
+            lane.outcome.liveness = _liveness(lane.spec.hyper, len(vector.steps))
+    return [lane.outcome for lane in lanes]
+
+
+class _timed:
+    """Adds the time spent in a block to an outcome's candidate_seconds."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        self.outcome = outcome
+
+    def __enter__(self) -> None:
+        self.start = time.perf_counter()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.outcome.candidate_seconds += time.perf_counter() - self.start
+
+
+def _step(lane: _Lane, grads: dict, s: int, loaded: dict | None) -> dict | None:
+    """One call of the candidate (after loading the oracle's state in single-step mode); None if it failed."""
+    out = lane.outcome
+    with _timed(out):
         try:
-            if mode == "single-step" and previous is not None:
-                _load(session, rounded_state(previous, dtype), s)
-            session.apply(grads, s)
-            observed = session.read()
+            if loaded is not None:
+                _load(lane.session, loaded)
+            lane.session.apply(grads, s)
+            return lane.session.read()
         except Unsupported:
             raise
         except StateNotLoaded as exc:
-            out.error, out.error_step = f"single-step mode could not set the oracle's state before step {s + 1}: {exc}", s + 1
-            return out
+            out.error, out.error_step = f"could not set the oracle's state before step {s + 1}: {exc}", s + 1
         except Exception as exc:  # noqa: BLE001 - whatever the candidate raises is reported, with its step
             out.error, out.error_step = str(CandidateError(s + 1, exc)), s + 1
-            return out
-        finally:
-            out.candidate_seconds += time.perf_counter() - start
-        bounds = model.step(s, grads, expected)
-        out.comparison.add_step(s + 1, observed, expected, bounds)
-        if keep:
-            out.observed.append(observed)
-            out.bounds.append(bounds)
-        previous = expected
-    out.liveness = _liveness(spec.hyper, len(vector.steps))
-    return out
+    return None
 
 
-def _load(session: Any, state: dict, s: int) -> None:
+def _load(session: Any, state: dict) -> None:
     try:
         session.load(state)
         problem = _same(session.read(), state)

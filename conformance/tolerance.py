@@ -126,85 +126,122 @@ class ErrorModel:
             values = np.abs(np.asarray(g.values, dtype=np.float64))
             np.add.at(count, idx, 1.0)
             np.add.at(total, idx, values)
-            err = np.maximum(count - 1.0, 0.0) * (self.u * total + self.eta)
+            with np.errstate(invalid="ignore"):  # an infinite value: its row is lost anyway (ADAM-UPDATE-5)
+                err = np.maximum(count - 1.0, 0.0) * (self.u * total + self.eta)
         if self.ftz:
             err = err + np.where(np.abs(dense) < self.tiny, np.abs(dense), 0.0)
         return err
 
+    @property
+    def scale(self) -> float:
+        """E-7: allowed |candidate - expected| = scale * e, the oracle's own rounding and the safety factor included."""
+        return K * (1.0 + self.rho)
+
     def step(self, s: int, grads: dict[str, Any], state: dict) -> dict[str, dict[str, np.ndarray | None]]:
-        """Bounds after step ``s`` (0-based): per variable and tensor, the allowed |candidate - expected|."""
-        u, eta, t = self.u, self.eta, s + 1
+        """The model errors e after step ``s`` (0-based), per variable and tensor; allowed = ``scale`` * e."""
+        u, t = self.u, s + 1
         hp = self.vector.hyperparameters(s)
         lr, b1, b2, eps = hp["learning_rate"], hp["beta_1"], hp["beta_2"], hp["epsilon"]
         d_lr, d_b1, d_b2, d_eps = (rounding_error(x, self.dtype) for x in (lr, b1, b2, eps))
         c1, c2 = adam.bias_correction(b1, t), adam.bias_correction(b2, t)
-        alpha = _div(lr * math.sqrt(c2), c1)
         # E-4: relative error of alpha.  pow() is within one ulp (2u) of beta**t, and 1 - beta**t turns that absolute
         # error into the relative error 2u * beta**t / (1 - beta**t): the cancellation.  Hyperparameters rounded to the
         # dtype contribute through d(beta**t)/d(beta) = t * beta**(t - 1).
         r_alpha = (8 * u + _div(d_lr, lr) + _div(t * d_b1 * b1 ** (t - 1), c1) + _div(t * d_b2 * b2 ** (t - 1), 2 * c2)
                    + _div(2 * u * (1 - c1), c1) + _div(u * (1 - c2), c2))
-        eps_lo = max(eps - d_eps, 0.0) * (1 - u)  # the smallest value the candidate's epsilon can have
+        k = _Step(b1, b2, eps, d_b1, d_b2, d_eps, alpha=_div(lr * math.sqrt(c2), c1), r_alpha=r_alpha,
+                  eps_lo=max(eps - d_eps, 0.0) * (1 - u))  # the smallest value the candidate's epsilon can have
         if not self.carried and s > 0:
             self.err = {n: {f: self._load_error(prev.get(f)) for f in FIELDS} for n, prev in self.previous.items()}
-        bounds: dict[str, dict[str, np.ndarray | None]] = {}
-        scale = K * (1.0 + self.rho)
+        out: dict[str, dict[str, np.ndarray | None]] = {}
         for name, now in ((n, v) for n, v in state.items() if n != "iterations"):
             before, e = self.previous[name], self.err[name]
             shape = now["variable"].shape
             g_obj = grads.get(name)
             if g_obj is None or now["m"] is None:  # not updated by this call: its error is what it carried
-                bounds[name] = {f: (None if now.get(f) is None else np.broadcast_to(scale * np.asarray(e[f]), shape))
-                                for f in FIELDS if f in now}
-                self.previous[name] = now
-                continue
-            g = adam.dense_gradient(g_obj, shape)
-            e_g = self._gradient_error(g_obj, g)
-            m0 = before["m"] if before["m"] is not None else 0.0
-            v0 = before["v"] if before["v"] is not None else 0.0
-            m1, v1, x1 = now["m"], now["v"], now["variable"]
-            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-                ag = np.abs(g)
-                # E-1, E-2: propagated error, hyperparameter rounding, and four or five roundings in any conforming
-                # order (beta*m + (1-beta)*g, or m + (g - m)*(1-beta)).
-                e_m = (b1 * e["m"] + (1 - b1) * e_g + 3 * u * (np.abs(m0) + (1 - b1) * ag + np.abs(m1))
-                       + d_b1 * (np.abs(m0) + ag) + 4 * eta)
-                e_v = (b2 * e["v"] + (1 - b2) * (2 * ag * e_g + e_g * e_g) + 4 * u * (v0 + (1 - b2) * g * g + v1)
-                       + d_b2 * (v0 + g * g) + 5 * eta)
-                if self.amsgrad:
-                    e_h = np.maximum(e["vhat"], e_v)  # E-3
-                    w, e_w = now["vhat"], e_h
-                else:
-                    e_h, w, e_w = 0.0, v1, e_v
-                # E-5: the denominator.  |sqrt(w') - sqrt(w)| <= e_w / (sqrt(w) + sqrt(w - e_w)), and never more
-                # than sqrt(e_w).
-                root = np.sqrt(w)
-                e_root = np.minimum(e_w / (root + np.sqrt(np.maximum(w - e_w, 0.0))), np.sqrt(e_w))
-                e_root = np.where(e_w == 0, 0.0, e_root)
-                e_den = e_root + 2 * u * (root + eps) + d_eps + 2 * eta
-                den = root + eps
-                den_lo = np.maximum(den - e_den, eps_lo)  # the smallest denominator the candidate can compute
-                # E-6: the step alpha * m / D, and the variable.
-                delta = alpha * np.abs(m1) / den
-                step_err = np.where(delta == 0, 0.0, delta * (r_alpha + 3 * u + e_den / den_lo))
-                step_err = step_err + np.where(e_m == 0, 0.0, alpha * e_m / den_lo)
-                e_x = e["variable"] + step_err + u * np.abs(x1) + 3 * eta
-            self.err[name] = {"variable": e_x, "m": e_m, "v": e_v, "vhat": e_h}
-            bounds[name] = {"variable": scale * e_x, "m": scale * e_m, "v": scale * e_v}
-            if self.amsgrad:
-                bounds[name]["vhat"] = scale * np.broadcast_to(e_h, shape)
+                out[name] = {f: (None if now.get(f) is None else np.asarray(e.get(f, 0.0), np.float64))
+                             for f in FIELDS if f in now}
+            else:
+                g = adam.dense_gradient(g_obj, shape)
+                new = {f: np.empty(shape) for f in FIELDS if f != "vhat" or self.amsgrad}
+                inputs = {"g": g, "e_g": self._gradient_error(g_obj, g), "m0": before["m"], "v0": before["v"],
+                          "m1": now["m"], "v1": now["v"], "w": now["vhat"] if self.amsgrad else now["v"],
+                          "x1": now["variable"], **{f"e_{f}": e.get(f, 0.0) for f in FIELDS}}
+                for part in chunks(int(np.prod(shape, dtype=np.int64))):
+                    view = {key: _flat(x, part) for key, x in inputs.items()}
+                    for f, x in self._chunk(k, **view).items():
+                        if f in new:
+                            new[f].reshape(-1)[part] = x
+                out[name] = self.err[name] = new
             self.previous[name] = now
-        return bounds
+        return out
+
+    def _chunk(self, k: "_Step", g: Any, e_g: Any, m0: Any, v0: Any, m1: Any, v1: Any, w: Any, x1: Any,
+               e_variable: Any, e_m: Any, e_v: Any, e_vhat: Any) -> dict[str, Any]:
+        """E-1..E-6 on one slice of one variable (flat arrays, or scalars where a term is the same everywhere)."""
+        u, eta = self.u, self.eta
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            ag, am0, av0 = np.abs(g), np.abs(m0), np.abs(v0)
+            # E-1, E-2: propagated error, rounding of the hyperparameters, and four or five roundings in any
+            # conforming order (beta*m + (1-beta)*g, or m + (g - m)*(1-beta)).  Zero terms are skipped.
+            em = k.b1 * e_m + 3 * u * (am0 + np.abs(m1)) + (3 * u * (1 - k.b1)) * ag + 4 * eta
+            ev = k.b2 * e_v + 4 * u * (av0 + v1) + (4 * u * (1 - k.b2)) * (g * g) + 5 * eta
+            if np.any(e_g):
+                em = em + (1 - k.b1) * e_g
+                ev = ev + (1 - k.b2) * (2 * ag + e_g) * e_g
+            if k.d_b1:
+                em = em + k.d_b1 * (am0 + ag)
+            if k.d_b2:
+                ev = ev + k.d_b2 * (av0 + g * g)
+            eh = np.maximum(e_vhat, ev) if self.amsgrad else 0.0  # E-3
+            ew = eh if self.amsgrad else ev
+            # E-5: |sqrt(w') - sqrt(w)| <= e_w / (sqrt(w) + sqrt(w - e_w)), and never more than sqrt(e_w).
+            root = np.sqrt(w)
+            e_root = np.minimum(ew / (root + np.sqrt(np.maximum(w - ew, 0.0))), np.sqrt(ew))
+            e_root = np.where(ew == 0, 0.0, e_root)
+            den = root + k.eps
+            e_den = e_root + 2 * u * den + (k.d_eps + 2 * eta)
+            den_lo = np.maximum(den - e_den, k.eps_lo)  # the smallest denominator the candidate can have computed
+            # E-6: the step alpha * m / D, then the variable.
+            delta = k.alpha * np.abs(m1) / den
+            step = np.where(delta == 0, 0.0, delta * ((k.r_alpha + 3 * u) + e_den / den_lo))
+            step = step + np.where(em == 0, 0.0, k.alpha * em / den_lo)
+            ex = e_variable + step + u * np.abs(x1) + 3 * eta
+        return {"variable": ex, "m": em, "v": ev, "vhat": eh}
 
 
-def trajectory_bounds(vector: Any, dtype: str, carried: bool = True, ftz: bool = False) -> list[dict]:
-    """All steps' bounds of a (small) vector at once."""
-    model = ErrorModel(vector, dtype, carried=carried, ftz=ftz)
-    return [model.step(s, vector.gradients(s), state) for s, state in enumerate(vector.states())]
+@dataclass(frozen=True)
+class _Step:
+    """The scalars of one step's model."""
+
+    b1: float
+    b2: float
+    eps: float
+    d_b1: float
+    d_b2: float
+    d_eps: float
+    alpha: float
+    r_alpha: float
+    eps_lo: float
+
+
+#: Elements per slice: the model's temporaries stay in cache, and large vectors need no full-size temporaries.
+CHUNK = 1 << 15
+
+
+def chunks(n: int) -> list[slice]:
+    """Slices of at most CHUNK elements covering range(n)."""
+    return [slice(i, min(i + CHUNK, n)) for i in range(0, max(n, 1), CHUNK)]
+
+
+def _flat(x: Any, part: slice) -> Any:
+    """A slice of an array's flat view; None counts as 0 (a slot not created yet); scalars stay scalars."""
+    if x is None:
+        return 0.0
+    return x.reshape(-1)[part] if isinstance(x, np.ndarray) and x.ndim else x
 
 
 def model_bound(vector: Any, dtype: str, carried: bool = True) -> list[dict]:
     """E-1..E-6 for one format alone (no safety factor, no oracle term): what rounding in ``dtype`` can cause."""
-    factor = K * (1.0 + (1.0 if dtype == "float64" else FORMATS["float64"].u / FORMATS[dtype].u))
-    return [{n: {f: (None if b is None else b / factor) for f, b in fields.items()} for n, fields in step.items()}
-            for step in trajectory_bounds(vector, dtype, carried)]
+    model = ErrorModel(vector, dtype, carried=carried)
+    return [model.step(s, vector.gradients(s), state) for s, state in enumerate(vector.states())]

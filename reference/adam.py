@@ -123,9 +123,11 @@ def update_variable(
 ) -> np.ndarray:
     """ADAM-UPDATE-4: ``var = var - (alpha * m) / (sqrt(v) + epsilon)``.
 
-    ``v`` is the AMSGrad ``vhat`` when amsgrad is on (ADAM-AMSGRAD-2).
+    ``v`` is the AMSGrad ``vhat`` when amsgrad is on (ADAM-AMSGRAD-2).  An infinite gradient gives
+    Inf / Inf = NaN in its own element: that is the specified result (ADAM-UPDATE-5), not a warning.
     """
-    return var - (alpha * m) / (np.sqrt(v) + epsilon)
+    with np.errstate(invalid="ignore"):
+        return var - (alpha * m) / (np.sqrt(v) + epsilon)
 
 
 # --- ADAM-SPARSE: IndexedSlices -----------------------------------------------------
@@ -181,7 +183,7 @@ def resolve(value: float | Callable[[], float]) -> float:
 
 
 def init_slots(shape: Sequence[int], amsgrad: bool) -> Slots:
-    """ADAM-SLOTS-1: m, v (and vhat) start at zero, shaped like the variable."""
+    """ADAM-INIT-1: m, v (and vhat) start at zero, shaped like the variable."""
     zeros = np.zeros(tuple(shape), dtype=np.float64)
     return Slots(m=zeros, v=zeros.copy(), vhat=zeros.copy() if amsgrad else None)
 

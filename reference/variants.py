@@ -117,6 +117,18 @@ class IterationsFrozen(Adam):
         return 0
 
 
+class SkipsNonFiniteSteps(Adam):
+    """ADAM-UPDATE-5: a call with any NaN or Inf gradient is skipped (as loss-scaling wrappers do)."""
+
+    def apply_gradients(self, grads_and_vars, name=None):
+        pairs = list(grads_and_vars)
+        values = [np.asarray(g.values if hasattr(g, "indices") else g) for g, _ in pairs if g is not None]
+        if all(np.all(np.isfinite(v)) for v in values):
+            return super().apply_gradients(pairs, name)
+        self._iterations += 1  # the step counter still advances; nothing else changes
+        return self._iterations
+
+
 # --- wrong: AMSGrad ------------------------------------------------------------------------
 
 
@@ -412,7 +424,7 @@ class ScatterSparse(Adam):
 
 WRONG = [
     EpsilonInsideSqrt, Algorithm1Epsilon, StepOffByOne, NoFirstMomentCorrection, NoSecondMomentCorrection,
-    NoBiasCorrection, RunningProductBetas, SwappedBetas, PerVariableStep, IterationsFrozen, AmsgradIgnored, AmsgradNotStored,
+    NoBiasCorrection, RunningProductBetas, SwappedBetas, PerVariableStep, IterationsFrozen, SkipsNonFiniteSteps, AmsgradIgnored, AmsgradNotStored,
     AmsgradOverCorrectedV, LazySparse, LastDuplicateWins, SquaredDuplicates, FrozenCallables, ScheduleOneBased,
     DecayIgnored, DecayOneBased, DefaultEpsilon1e8, Float32State, HyperparametersNotCast, EpsilonZeroKept, Float64Hyperparameters,
     WeightsByVariable, KerasSlotNames, ConfigWithoutDecay, SetWeightsKeepsIterations, MutatesGradient,

@@ -62,3 +62,22 @@ class BrokenConstructor(reference.Adam):
 
 
 NOT_A_CLASS = 42
+
+
+class Nondeterministic(reference.Adam):
+    """Every second instance moves its variables one ulp further (a stand-in for an unordered parallel reduction)."""
+
+    instances = 0
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        Nondeterministic.instances += 1
+        self.nudge = Nondeterministic.instances % 2 == 0
+
+    def apply_gradients(self, grads_and_vars, name=None):
+        pairs = list(grads_and_vars)
+        result = super().apply_gradients(pairs, name)
+        if self.nudge:
+            for _, var in pairs:
+                var[...] = np.nextafter(var, np.inf)
+        return result

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -17,7 +18,7 @@ import yaml
 
 from reference import adam
 from vectors import scenarios
-from vectors.scenarios import NUMPY_DTYPES, Generated, Scenario, Sparse
+from vectors.scenarios import NUMPY_DTYPES, PRECISION, Generated, Scenario, Sparse
 
 FORMAT = "adam-conformance-vectors/1"
 SPEC_VERSION = "1.0"
@@ -32,21 +33,25 @@ GENERATOR = "pcg64-uniform"
 
 
 def generated_values(seed: int, scale: float, exact_in: list[str], shape: tuple[int, ...]) -> np.ndarray:
-    """Uniform values in (-scale, scale) from PCG64(seed)'s raw 64-bit stream, exact in every dtype of ``exact_in``.
+    """Values in [-scale, scale) from PCG64(seed)'s raw 64-bit stream, exact in every dtype of ``exact_in``.
 
-    The raw bit stream (not ``Generator.random``) is used because NumPy keeps
-    bit-generator streams stable across versions; the stored sha256 catches it
-    if that ever changes.
+    Each value is ``scale * k / 2**(p - 1)`` for an integer k of p bits, p the smallest precision among
+    ``exact_in``: exact in all of them when scale is a power of two (others are rounded through each dtype).
+    The raw bit stream is used (not ``Generator.random``) because NumPy keeps bit-generator streams stable
+    across versions; the stored sha256 catches it if that ever changes.
     """
     n = int(np.prod(shape, dtype=np.int64))
-    raw = np.random.PCG64(seed).random_raw(n)
-    unit = (raw >> np.uint64(11)).astype(np.float64) * 2.0**-53  # 53 random bits in [0, 1)
-    return scenarios.exact_in(scale * (2.0 * unit - 1.0), exact_in).reshape(shape)
+    p = min((PRECISION[d] for d in exact_in), default=53)
+    k = (np.random.PCG64(seed).random_raw(n) >> np.uint64(64 - p)).astype(np.int64) - (1 << (p - 1))
+    values = k.astype(np.float64) * (scale * 2.0 ** (1 - p))
+    if math.frexp(scale)[0] != 0.5:
+        values = scenarios.exact_in(values, exact_in)
+    return values.reshape(shape)
 
 
 def array_digest(values: np.ndarray) -> str:
     """sha256 of a tensor's float64 little-endian bytes (C order)."""
-    return hashlib.sha256(np.ascontiguousarray(values, dtype="<f8").tobytes()).hexdigest()
+    return hashlib.sha256(memoryview(np.ascontiguousarray(values, dtype="<f8")).cast("B")).hexdigest()
 
 
 def tensor(spec: Any, shape: tuple[int, ...]) -> np.ndarray:

@@ -9,6 +9,7 @@ rounded so that they are exact in every dtype the vector lists.
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,9 @@ NUMPY_DTYPES = {
     "float32": np.dtype(np.float32),
     "float64": np.dtype(np.float64),
 }
+
+#: Significand bits (with the implicit one) of each dtype.
+PRECISION = {"float16": 11, "bfloat16": 8, "float32": 24, "float64": 53}
 
 
 @dataclass
@@ -106,7 +110,7 @@ def _dense() -> list[Scenario]:
     return [
         Scenario(
             "dense/basic", "Five steps on a 2x3 variable with unit-scale gradients and dyadic hyperparameters.",
-            ["ADAM-STEP-1", "ADAM-UPDATE-1", "ADAM-UPDATE-2", "ADAM-UPDATE-3", "ADAM-UPDATE-4", "ADAM-ITER-1"],
+            ["ADAM-INIT-1", "ADAM-STEP-1", "ADAM-UPDATE-1", "ADAM-UPDATE-2", "ADAM-UPDATE-3", "ADAM-UPDATE-4", "ADAM-ITER-1"],
             {"a": draw(1, (2, 3), 2.0, WIDE)}, grads(1, (2, 3), 5, 1.0, WIDE),
         ),
         Scenario(
@@ -126,6 +130,14 @@ def _dense() -> list[Scenario]:
             "dense/long-run", "Forty steps: the bias corrections approach 1 and the trajectory accumulates.",
             ["ADAM-STEP-1", "ADAM-UPDATE-1", "ADAM-UPDATE-4", "ADAM-ITER-1"],
             {"a": draw(2, (8,), 1.0, WIDE)}, grads(2, (8,), 40, 1.0, WIDE),
+        ),
+        Scenario(
+            "dense/non-finite-gradients", "NaN, +Inf and -Inf gradient elements at the last step: m and v of those "
+            "elements become NaN or Inf, the variable NaN; the other elements are unaffected.",
+            ["ADAM-UPDATE-5"], {"a": [1.0, -2.0, 3.0, 0.5, -0.25]},
+            [{"a": [0.25, 0.5, -0.125, 1.0, 2.0]}, {"a": [-0.5, 1.0, 0.25, -0.25, 0.125]},
+             {"a": [0.5, math.nan, math.inf, -math.inf, -1.0]}],
+            flags=["non-finite"],
         ),
         Scenario(
             "dense/mixed-magnitudes", "Gradients whose magnitudes span 1e-4 to 1e2 in one tensor.",
@@ -340,9 +352,33 @@ def _tf2() -> list[Scenario]:
         Scenario("tf2/bfloat16-beta2-rounds-to-one", "bfloat16 variable, beta_2 = 0.999 rounds to 1.0: alpha = 0 and the variable never moves.",
                  ["ADAM-TF2-LOWP-1", "ADAM-DTYPE-1"], {"a": draw(81, (4,), 1.0)}, grads(81, (4,), 3, 1.0), tf_defaults,
                  dtypes=["bfloat16"], level="tf2-detail", oracle="tf2"),
+        Scenario("tf2/float16-v-underflows", "float16 with defaults and gradients near 1e-3: (1 - beta_2) * g^2 is below float16's "
+                 "smallest subnormal, v stays 0, and TF 2.0 moves the variable by alpha * m / epsilon (1.0 -> 0.5 in one "
+                 "step) where the exact trajectory moves by 0.001. The error model allows it: it is what float16 does.",
+                 ["ADAM-TF2-LOWP-1", "ADAM-DTYPE-1"], {"a": [1.0, -1.0, 0.5, 2.0]},
+                 [{"a": exact_in(np.array([1e-3, -1e-3, 2e-3, 5e-4]) * k, ["float16"]).tolist()} for k in (1.0, 1.0, -1.0)],
+                 tf_defaults, dtypes=["float16"], level="tf2-detail", oracle="tf2", flags=["v-underflows"]),
         Scenario("tf2/float16-rounded-hyperparameters", "float16 variable with defaults: beta_2 becomes 0.9990234375 and epsilon 1.19e-7.",
                  ["ADAM-TF2-LOWP-1", "ADAM-DTYPE-1"], {"a": draw(82, (4,), 1.0, ["float16"])}, grads(82, (4,), 4, 1.0, ["float16"]),
                  tf_defaults, dtypes=["float16"], level="tf2-detail", oracle="tf2"),
+    ]
+
+
+def _scale() -> list[Scenario]:
+    f32 = ("float32",)
+    rows = random.Random(90)
+    sparse_steps = [{"a": Sparse(sorted(rows.randrange(100_000) for _ in range(5000)), Generated(9100 + s, 1.0, f32))}
+                    for s in range(2)]
+    return [
+        Scenario("scale/dense-1e6", "A 1000 x 1000 variable (10^6 elements), three steps, from seeded generators.",
+                 ["ADAM-UPDATE-4"], {"a": Generated(9000, 2.0, WIDE)}, [{"a": Generated(9001 + s, 1.0, WIDE)} for s in range(3)],
+                 shapes={"a": (1000, 1000)}, digest=True, flags=["large"]),
+        Scenario("scale/dense-1e7", "A 10^7-element variable, two steps, float32.",
+                 ["ADAM-UPDATE-4"], {"a": Generated(9010, 2.0, f32)}, [{"a": Generated(9011 + s, 1.0, f32)} for s in range(2)],
+                 dtypes=["float32"], shapes={"a": (10_000_000,)}, digest=True, flags=["large"]),
+        Scenario("scale/sparse-1e6", "A 100000 x 10 variable with 5000 sorted, repeating row indices per step.",
+                 ["ADAM-SPARSE-1", "ADAM-SPARSE-2"], {"a": Generated(9020, 2.0, f32)}, sparse_steps,
+                 dtypes=["float32"], shapes={"a": (100_000, 10)}, digest=True, flags=["large", "duplicate-indices"]),
     ]
 
 
@@ -358,6 +394,7 @@ FAMILIES: dict[str, Any] = {
     "multivariable": _multivariable,
     "dtypes": _dtypes,
     "tf2": _tf2,
+    "scale": _scale,
 }
 
 FAMILY_DESCRIPTIONS = {
@@ -372,6 +409,7 @@ FAMILY_DESCRIPTIONS = {
     "multivariable": "Several variables per call, late variables, None gradients (ADAM-MULTI-*, ADAM-ITER-*).",
     "dtypes": "float16, bfloat16, float32 and float64 variables on one trajectory (ADAM-DTYPE-1).",
     "tf2": "TF 2.0 details: float32-stored hyperparameters, epsilon 0, low-precision rounding (ADAM-TF2-*).",
+    "scale": "Large variables from seeded generators, expectations stored as sha256 digests; run with --scale.",
 }
 
 NOTES = {
@@ -385,4 +423,7 @@ NOTES = {
     "decay": "The legacy decay keyword is set.",
     "late-variable": "A variable is first passed after the first step.",
     "none-gradient": "A variable is passed with a None gradient.",
+    "non-finite": "Some gradient elements are NaN or infinite (allowed in inputs only with this flag).",
+    "large": "Inputs come from seeded generators and expectations are digests; collected only with --scale.",
+    "v-underflows": "v underflows in the vector's dtype: the error model's bound is wide there by necessity.",
 }

@@ -58,13 +58,13 @@ def features(record: dict) -> list[str]:
     out.append("amsgrad" if record["amsgrad"] else "plain adam")
     seen: set[str] = set()
     for step in record["steps"]:
-        for name, g in step["gradients"].items():
-            if g is not None and "indices" in g and "sparse" not in out:
-                out.append("sparse")
-            if g is None and name in seen and "None gradient" not in out:
-                out.append("None gradient")
-            if g is not None:
-                seen.add(name)
+        grads = step["gradients"]
+        if any(g is not None and "indices" in g for g in grads.values()) and "sparse" not in out:
+            out.append("sparse")
+        # A variable updated before and not updated now (None, or not passed) must keep its moments.
+        if any(grads.get(name) is None for name in seen) and "None gradient" not in out:
+            out.append("None gradient")
+        seen |= {name for name, g in grads.items() if g is not None}
     return out
 
 

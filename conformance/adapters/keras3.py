@@ -100,6 +100,8 @@ class Keras3Session:
         self.spec, self.device = spec, device
         with _device_scope(device):
             self.opt = cls(**constructor_kwargs(spec, _Schedule))
+            if spec.round_trip:
+                self.opt = type(self.opt).from_config(self.opt.get_config())
             self.vars = {n: keras.Variable(v.astype(NUMPY_DTYPES[spec.dtype]), dtype=spec.dtype, name=n)
                          for n, v in spec.variables.items()}
             if not raw:

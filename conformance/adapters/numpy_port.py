@@ -58,6 +58,8 @@ class NumpySession:
     def __init__(self, cls: Any, spec: Any) -> None:
         self.dtype, self.amsgrad = NUMPY_DTYPES[spec.dtype], spec.amsgrad
         self.opt = cls(**constructor_kwargs(spec))
+        if spec.round_trip:
+            self.opt = type(self.opt).from_config(self.opt.get_config())
         self.vars = {n: v.astype(self.dtype) for n, v in spec.variables.items()}
         self.batches: list[list[str]] = []  # variables in the order their slots were created, one list per call
 

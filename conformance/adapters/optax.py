@@ -61,6 +61,7 @@ class OptaxAdapter(Adapter):
         out = {"plain adam": "optax.amsgrad always keeps the maximum; use optax:adam"} if self.is_amsgrad else {
             "amsgrad": "optax.adam has no amsgrad switch; use optax:amsgrad"}
         out["None gradient"] = "optax updates every leaf at every step: a variable cannot take a None gradient"
+        out["config round trip"] = "an optax transformation has no get_config / from_config"
         if self.raw:
             out["sparse"] = "optax has no sparse gradient type"
         return out

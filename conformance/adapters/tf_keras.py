@@ -94,6 +94,8 @@ class TfSession:
         self.device, self.dtype, self.amsgrad = device, TF_DTYPES[spec.dtype], spec.amsgrad
         with tf.device(device):
             self.opt = cls(**constructor_kwargs(spec, _Schedule))
+            if spec.round_trip:
+                self.opt = type(self.opt).from_config(self.opt.get_config())
             self.vars = {n: tf.Variable(v, dtype=self.dtype, name=n) for n, v in spec.variables.items()}
         self.batches: list[list[str]] = []
 

@@ -48,7 +48,10 @@ class TorchAdapter(Adapter):
         return str(torch.zeros(1, device=self._device()).device)
 
     def lacking(self) -> dict[str, str]:
-        return {"sparse": "torch.optim.Adam refuses sparse gradients (RuntimeError)"} if self.raw else {}
+        out = {"config round trip": "torch.optim.Adam has no get_config / from_config"}
+        if self.raw:
+            out["sparse"] = "torch.optim.Adam refuses sparse gradients (RuntimeError)"
+        return out
 
     def flushes_subnormals(self, dtype: str) -> bool:
         x = torch.tensor(subnormal(dtype), dtype=TORCH_DTYPES[dtype], device=self._device())

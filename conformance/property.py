@@ -1,0 +1,378 @@
+"""The property tier: Hypothesis scenarios for any candidate, and shrunk failures exported as vectors.
+
+``scenarios`` draws what a vector can hold (shapes, dtypes, hyperparameters
+from betas near 0 and 1 to epsilon from 1e-12 to 1, gradients over many
+exponents, zeros, NaN and Inf, sparse rows with duplicates and gaps, callables,
+several variables) restricted to what the candidate can express, with every
+value exact in the drawn dtype so that the core clauses apply.  A drawn
+``Scenario`` becomes a vector through the same generator and loader as the
+committed ones, so the oracle, the adapters and the error model are shared.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from hypothesis import strategies as st
+
+from conformance.loader import Vector, _verified
+from conformance.tolerance import FORMATS
+from vectors import generate
+from vectors.scenarios import NUMPY_DTYPES, PRECISION, Scenario, Sparse
+
+#: Largest gradient magnitude (as a power of two) per dtype, so that g * g cannot overflow.
+MAX_EXPONENT = {"float16": 7, "bfloat16": 40, "float32": 40, "float64": 100}
+
+
+def exact(x: float, dtype: str) -> float:
+    """``x`` rounded to ``dtype``."""
+    return float(np.float64(x).astype(NUMPY_DTYPES[dtype]))
+
+
+def exact_hyper(x: float, dtype: str) -> float:
+    """``x`` rounded to ``dtype`` and to float32: core vectors' hyperparameters are exact in both."""
+    return exact(exact(x, dtype), "float32")
+
+
+def _beta(draw: Any, dtype: str) -> float:
+    """0, near 0, near 1 (1 - 2^-k as far as the dtype resolves), or anywhere between; always < 1."""
+    p = min(PRECISION[dtype], 24)
+    kind = draw(st.sampled_from(["zero", "small", "near-one", "any"]))
+    if kind == "zero":
+        return 0.0
+    if kind == "small":
+        return 2.0 ** -draw(st.integers(1, 20))
+    if kind == "near-one":
+        return 1.0 - 2.0 ** -draw(st.integers(1, p - 1))
+    value = exact_hyper(draw(st.floats(0.0, 0.999)), dtype)
+    return value if value < 1.0 else 1.0 - 2.0 ** -(p - 1)
+
+
+def _epsilon(draw: Any, dtype: str) -> float:
+    """10^e for e in [-12, 0], rounded to the dtype, and never below its smallest normal number."""
+    value = exact_hyper(10.0 ** draw(st.integers(-12, 0)), dtype)
+    return max(value, FORMATS[dtype].tiny)
+
+
+def _gradient_values(draw: Any, n: int, dtype: str, nonfinite: bool, exponents: tuple[int, int] | None = None) -> list[float]:
+    """n values: magnitudes 2^e over many exponents, exact zeros, and (rarely) NaN and +-Inf."""
+    low = max(FORMATS[dtype].emin - PRECISION[dtype] + 1, -60)  # down to the subnormals, at most 2^-60
+    high = MAX_EXPONENT[dtype]
+    if exponents is not None:
+        low, high = exponents
+    out = []
+    for _ in range(n):
+        kind = draw(st.sampled_from(["normal"] * 6 + ["zero"] + (["nonfinite"] if nonfinite else [])))
+        if kind == "zero":
+            out.append(0.0)
+        elif kind == "nonfinite":
+            out.append(draw(st.sampled_from([math.nan, math.inf, -math.inf])))
+        else:
+            mantissa = draw(st.integers(1 << (PRECISION[dtype] - 2), (1 << (PRECISION[dtype] - 1)) - 1))
+            exponent = draw(st.integers(low, high))
+            sign = draw(st.sampled_from([1.0, -1.0]))
+            out.append(exact(sign * mantissa * 2.0 ** (exponent - PRECISION[dtype] + 2), dtype))
+    return out
+
+
+@dataclass(frozen=True)
+class Options:
+    """What to draw: the candidate's dtypes and lacking features, and the knobs a property needs."""
+
+    dtypes: tuple[str, ...]
+    lacking: frozenset[str]
+    sparse: bool | None = None  # True: every gradient sparse; False: none; None: either
+    constant_hyperparameters: bool = False  # no callables or schedules (config round trip)
+    negligible_epsilon: bool = False  # epsilon far below sqrt(v) (gradient rescaling)
+    nonfinite: bool = True
+    none_gradients: bool = True
+    gradient_exponents: tuple[int, int] | None = None  # magnitudes 2^e for e in this range (default: the dtype's)
+    betas: tuple[float, ...] | None = None  # draw beta_2 from these (default: anywhere in [0, 1))
+
+
+@st.composite
+def scenarios(draw: Any, options: Options) -> Scenario:
+    """One random scenario the candidate can express."""
+    dtype = draw(st.sampled_from(options.dtypes))
+    n_steps = draw(st.integers(1, 5))
+    n_vars = draw(st.integers(1, 3))
+    sparse_ok = options.sparse is not False and "sparse" not in options.lacking
+    shapes = {}
+    for i in range(n_vars):
+        rank = draw(st.integers(1 if options.sparse else 0, 3))
+        shapes[f"v{i}"] = tuple(draw(st.integers(1, 4)) for _ in range(rank))
+    amsgrad_ok = "amsgrad" not in options.lacking
+    amsgrad = amsgrad_ok and ("plain adam" in options.lacking or draw(st.booleans()))
+    # With amsgrad the spec leaves vhat of a NaN element open (ADAM-UPDATE-5), so no NaN or Inf is drawn then.
+    options = replace(options, nonfinite=options.nonfinite and not amsgrad)
+
+    hyper: dict[str, Any] = {}
+    for name in ("learning_rate", "beta_1", "beta_2", "epsilon"):
+        def one() -> float:
+            if name == "learning_rate":
+                return exact_hyper(2.0 ** -draw(st.integers(0, 12)) * draw(st.sampled_from([1.0, 0.75, 0.625])), dtype)
+            if name == "epsilon":
+                # The smallest normal number (of float32 at least: core hyperparameters are exact in float32).
+                tiny = max(FORMATS[dtype].tiny, FORMATS["float32"].tiny)
+                return tiny if options.negligible_epsilon else _epsilon(draw, dtype)
+            if name == "beta_2" and options.betas:
+                return draw(st.sampled_from(options.betas))
+            return _beta(draw, dtype)
+
+        callable_ok = not options.constant_hyperparameters and f"callable {name}" not in options.lacking
+        if name == "epsilon" and options.negligible_epsilon:
+            callable_ok = False
+        if callable_ok and draw(st.integers(0, 4)) == 0:
+            hyper[name] = {"callable": [one() for _ in range(n_steps)]}
+        else:
+            hyper[name] = one()
+
+    steps = []
+    for s in range(n_steps):
+        step: dict[str, Any] = {}
+        for name, shape in shapes.items():
+            kind = draw(st.sampled_from(["dense", "sparse", "none", "absent"]))
+            if options.sparse or (kind == "sparse" and sparse_ok and shape):
+                if not shape:
+                    kind = "dense"
+                else:
+                    rows = draw(st.lists(st.integers(0, shape[0] - 1), min_size=1, max_size=2 * shape[0]))
+                    width = int(np.prod(shape[1:], dtype=np.int64))
+                    values = _gradient_values(draw, len(rows) * width, dtype, options.nonfinite, options.gradient_exponents)
+                    step[name] = Sparse(rows, np.reshape(values, (len(rows),) + shape[1:]).tolist(),
+                                        draw(st.sampled_from(["int32", "int64"])))
+                    continue
+            if kind in ("none", "absent") and options.none_gradients and "None gradient" not in options.lacking:
+                if kind == "none":
+                    step[name] = None
+                continue
+            size = int(np.prod(shape, dtype=np.int64))
+            step[name] = np.reshape(_gradient_values(draw, size, dtype, options.nonfinite, options.gradient_exponents),
+                                    shape).tolist()
+        if all(g is None for g in step.values()):  # ADAM-ITER-3 is an API check, not a trajectory
+            first = next(iter(shapes))
+            size = int(np.prod(shapes[first], dtype=np.int64))
+            step[first] = np.reshape(_gradient_values(draw, size, dtype, False, options.gradient_exponents),
+                                     shapes[first]).tolist()
+        steps.append(step)
+    # NaN and Inf only at the last step: later steps are not fixed by the spec (ADAM-UPDATE-5).
+    nonfinite = any(not np.all(np.isfinite(_values(g))) for step in steps for g in step.values() if g is not None)
+    if nonfinite and any(not np.all(np.isfinite(_values(g))) for step in steps[:-1] for g in step.values() if g is not None):
+        steps = [{n: _finite(g) for n, g in step.items()} for step in steps[:-1]] + [steps[-1]]
+    initial = {name: np.reshape([exact(draw(st.sampled_from([1.0, -1.0])) * 2.0 ** draw(st.integers(-4, 4))
+                                       * draw(st.sampled_from([1.0, 0.75, 0.625])), dtype)
+                                 for _ in range(int(np.prod(shape, dtype=np.int64)))], shape).tolist()
+               for name, shape in shapes.items()}
+    flags = ["non-finite"] if any(not np.all(np.isfinite(_values(g))) for s in steps for g in s.values() if g is not None) else []
+    return Scenario("property/drawn", "A scenario drawn by the property tier.", ["ADAM-UPDATE-4"], initial, steps,
+                    hyper, amsgrad=amsgrad, dtypes=[dtype], flags=flags, shapes=shapes)
+
+
+def _values(g: Any) -> np.ndarray:
+    return np.asarray(g.values if isinstance(g, Sparse) else g, dtype=np.float64)
+
+
+def _finite(g: Any) -> Any:
+    if g is None:
+        return None
+    if isinstance(g, Sparse):
+        return Sparse(g.indices, np.nan_to_num(np.asarray(g.values, np.float64), nan=0.0, posinf=1.0, neginf=-1.0).tolist(),
+                      g.index_dtype)
+    return np.nan_to_num(np.asarray(g, np.float64), nan=0.0, posinf=1.0, neginf=-1.0).tolist()
+
+
+def densified(scn: Scenario) -> Scenario:
+    """The same scenario with every sparse gradient replaced by its dense equivalent (duplicates summed)."""
+    from reference.adam import IndexedSlices, dense_gradient
+
+    steps = []
+    for step in scn.steps:
+        new = {}
+        for name, g in step.items():
+            if isinstance(g, Sparse):
+                shape = scn.shapes[name]
+                sparse = IndexedSlices(np.asarray(g.values, np.float64), np.asarray(g.indices), shape)
+                # The sum of duplicates, rounded to the dtype as a candidate summing in it would hold it.
+                new[name] = dense_gradient(sparse, shape).astype(NUMPY_DTYPES[scn.dtypes[0]]).astype(np.float64).tolist()
+            else:
+                new[name] = g
+        steps.append(new)
+    return Scenario(scn.id, scn.description, scn.clauses, scn.variables, steps, scn.hyperparameters, scn.amsgrad,
+                    scn.dtypes, scn.flags, shapes=scn.shapes)
+
+
+def rescaled(scn: Scenario, power: int) -> Scenario:
+    """The same scenario with every gradient multiplied by 2**power (exact in binary floating point)."""
+    c = 2.0**power
+
+    def scale(g: Any) -> Any:
+        if g is None:
+            return None
+        if isinstance(g, Sparse):
+            return Sparse(g.indices, (np.asarray(g.values, np.float64) * c).tolist(), g.index_dtype)
+        return (np.asarray(g, np.float64) * c).tolist()
+
+    return Scenario(scn.id, scn.description, scn.clauses, scn.variables,
+                    [{n: scale(g) for n, g in step.items()} for step in scn.steps], scn.hyperparameters, scn.amsgrad,
+                    scn.dtypes, scn.flags, shapes=scn.shapes)
+
+
+def to_vector(scn: Scenario) -> Vector:
+    """A drawn scenario as a loaded, oracle-verified vector."""
+    return _verified(Path("<property tier>"), "property", generate.build(scn))
+
+
+@dataclass
+class Tracker:
+    """What a property's examples found: the worst share of the bound, and the last failing scenario."""
+
+    prop: str
+    worst_ratio: float = 0.0
+    worst: str = ""
+    failing: Scenario | None = None
+    examples: int = 0
+    candidate_seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    def seen(self, scn: Scenario, ratio: float) -> None:
+        self.examples += 1
+        if ratio > self.worst_ratio:
+            self.worst_ratio, self.worst = ratio, describe(scn)
+
+
+def describe(scn: Scenario) -> str:
+    """A one-line summary of a scenario for reports."""
+    hp = {k: (v if not isinstance(v, dict) else "callable") for k, v in scn.hyperparameters.items()}
+    shapes = ", ".join(f"{n}{list(s)}" for n, s in scn.shapes.items())
+    return f"{scn.dtypes[0]}, {len(scn.steps)} step(s), {shapes}, amsgrad={scn.amsgrad}, {hp}"
+
+
+def export(scn: Scenario, directory: Path, prop: str, provenance: dict) -> Path:
+    """Write a failing scenario as a one-vector family file that ``--vectors`` can run."""
+    record = generate.build(scn)
+    digest = generate.content_hash(record)[:12]
+    scn = Scenario(f"exported/{prop}-{digest}", f"Shrunk counterexample of the property '{prop}' (property tier).",
+                   scn.clauses, scn.variables, scn.steps, scn.hyperparameters, scn.amsgrad, scn.dtypes, scn.flags,
+                   shapes=scn.shapes)
+    document = {"format": generate.FORMAT, "spec_version": generate.SPEC_VERSION, "family": "exported",
+                "description": f"A counterexample found by the property tier ({prop}).", "notes": {},
+                "provenance": provenance, "vectors": [generate.build(scn)]}
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"exported-{prop}-{digest}.yaml"
+    path.write_text(generate.render(document), encoding="utf-8")
+    return path
+
+
+def short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def observe(adapter: Any, vector: Vector, dtype: str, *, round_trip: bool = False,
+            resume_at: int | None = None) -> list[dict]:
+    """The candidate's state after every step of a free run.
+
+    ``resume_at=j``: after step j the state is read, and a fresh optimizer is
+    given it (after one zero-gradient call per batch of variables seen so far,
+    which creates their slots in the original order) and runs the rest.
+    """
+    from conformance.runner import Clock, RunSpec, hyper_inputs
+
+    clock = Clock()
+    spec = RunSpec(hyper=hyper_inputs(vector, clock), amsgrad=vector.record["amsgrad"],
+                   defaults=vector.record["construct"] == "defaults", dtype=dtype, variables=vector.initial(),
+                   clock=clock, round_trip=round_trip)
+    session, out, batches, seen = adapter.start(spec), [], [], set()
+    for s in range(len(vector.steps)):
+        clock.step = s
+        if resume_at is not None and s == resume_at:
+            saved = session.read()
+            session = adapter.start(spec)
+            for batch in batches:
+                session.apply({n: np.zeros(spec.variables[n].shape) for n in batch}, s)
+            session.load({"iterations": saved["iterations"],
+                          **{n: {f: None if x is None else np.asarray(x, np.float64) for f, x in fields.items()}
+                             for n, fields in saved.items() if n != "iterations"}})
+        grads = vector.gradients(s)
+        session.apply(grads, s)
+        out.append(session.read())
+        new = [n for n, g in grads.items() if g is not None and n not in seen]
+        if new:
+            batches.append(new)
+            seen |= set(new)
+    return out
+
+
+def first_difference(a: list[dict], b: list[dict], start: int = 0) -> str | None:
+    """Where two runs' observations first differ bit for bit (NaN equal to NaN), or None."""
+    for s, (x, y) in enumerate(zip(a, b), start=1):
+        if s <= start:
+            continue
+        if int(x["iterations"]) != int(y["iterations"]):
+            return f"step {s}: iterations {x['iterations']} vs {y['iterations']}"
+        for name, fields in x.items():
+            if name == "iterations":
+                continue
+            for f, p in fields.items():
+                q = y[name].get(f)
+                if p is None or q is None:
+                    continue
+                p, q = np.asarray(p, np.float64), np.asarray(q, np.float64)
+                if p.shape != q.shape or not np.array_equal(p, q, equal_nan=True):
+                    k = int(np.flatnonzero(~((p == q) | (np.isnan(p) & np.isnan(q))))[0]) if p.shape == q.shape else 0
+                    return f"step {s}: {name}.{f}[{k}]: {p.reshape(-1)[k]!r} vs {q.reshape(-1)[k]!r}"
+    return None
+
+
+class Environment:
+    """What the property checks share: the candidate's adapter, Hypothesis settings, trackers and the export."""
+
+    def __init__(self, state: Any, config: Any, test_name: str) -> None:
+        import hypothesis
+
+        self.state, self.adapter, self.test_name = state, state.adapter, test_name
+        seed = config.getoption("hypothesis_seed", None)
+        self.seed = int(seed) if isinstance(seed, str) and seed.lstrip("-").isdigit() else seed
+        self.export_dir = config.getoption("--export-failures")
+        lacking = self.adapter.lacking()
+        self.dtypes = tuple(d for d in ("float16", "bfloat16", "float32", "float64") if d not in lacking)
+        self.lacking = frozenset(lacking)
+        # A fixed seed means a reproducible run: no replay of examples saved by earlier runs.
+        database = {} if self.seed is None else {"database": None}
+        self.settings = hypothesis.settings(
+            max_examples=config.getoption("--property-examples"), deadline=None,  # frameworks are slow and uneven
+            suppress_health_check=[hypothesis.HealthCheck.too_slow],  # same reason; the other checks stay on
+            report_multiple_bugs=False, print_blob=True, **database)
+
+    def options(self, **kwargs: Any) -> Options:
+        return Options(self.dtypes, self.lacking, **kwargs)
+
+    def tracker(self) -> Tracker:
+        """The running check's tracker, named after it (test_sparse_equals_dense -> sparse-equals-dense)."""
+        prop = self.test_name.removeprefix("test_").replace("_", "-")
+        return self.state.trackers.setdefault(self.test_name, Tracker(prop))
+
+    def check(self, fn: Any, tracker: Tracker) -> None:
+        """Run a Hypothesis property; on failure export its shrunk example and fail with one report."""
+        import pytest
+
+        try:
+            fn()
+        except Exception as exc:  # noqa: BLE001 - a property failure, a flaky candidate, a health check
+            text = str(exc).strip() or type(exc).__name__
+            inner = getattr(exc, "exceptions", None)  # Hypothesis's FlakyFailure groups the failures it saw
+            if inner:
+                text = (f"{type(exc).__name__}: the failure did not reproduce (a nondeterministic or stateful candidate); "
+                        f"first failure seen:\n  {str(inner[0]).strip()}")
+            if tracker.failing is not None and self.export_dir:
+                provenance = {"property": tracker.prop, "candidate": self.state.spec, "adapter": self.adapter.name,
+                              "raw": self.adapter.raw, "versions": self.adapter.versions(),
+                              "hypothesis_seed": self.seed if self.seed is not None else "random"}
+                path = export(tracker.failing, Path(self.export_dir), tracker.prop, provenance)
+                tracker.notes.append(f"exported {path}")
+                text += f"\n  shrunk counterexample written to {path} (run it with --vectors={path})"
+            pytest.fail(f"property '{tracker.prop}' does not hold for {self.state.spec}:\n  {text}", pytrace=False)
