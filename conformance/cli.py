@@ -21,6 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     mat = sub.add_parser("matrix", help="markdown table from --conformance-json result files")
     mat.add_argument("results", nargs="+", type=Path)
     mat.add_argument("--tightness", action="store_true", help="print the largest share of the bound used, per dtype")
+    page = sub.add_parser("html", help="render a --conformance-json file as the self-contained HTML report")
+    page.add_argument("results", type=Path)
+    page.add_argument("-o", "--output", type=Path, required=True)
     args = parser.parse_args(argv)
 
     from vectors import generate
@@ -52,6 +55,14 @@ def main(argv: list[str] | None = None) -> int:
               f"{len(result['correct'])} correct variants, failing: {result['correct_failing'] or 'none'}; "
               f"vectors that kill nothing: {len(result['vectors_killing_nothing'])}")
         return 1 if result["survivors"] or result["correct_failing"] else 0
+    if args.command == "html":
+        import json
+
+        from conformance import html
+
+        html.write(args.output, json.loads(args.results.read_text(encoding="utf-8")))
+        print(f"wrote {args.output}")
+        return 0
     from conformance.report import matrix, tightness
 
     missing = [p for p in args.results if not p.is_file()]

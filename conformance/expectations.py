@@ -6,10 +6,13 @@ A file lists the candidates it applies to and its entries::
     raw: false
     backend: tensorflow            # optional: the Keras 3 backend(s) the file applies to
     divergences:
-      - id: "sparse/duplicate*"     # fnmatch pattern on the vector id or "api/<check>"
+      - id: "sparse/duplicate*"     # fnmatch pattern on the vector id, "api/<check>" or "property/<check>"
         dtypes: [float32]          # optional
         clause: ADAM-SPARSE-1
         reason: "why the candidate differs"
+    property_tier:                 # optional: features the property tier does not draw, for divergences listed above
+      avoid:
+        duplicate indices: "ADAM-SPARSE-1, listed above"
 
 A matching item is marked as a strict expected failure: if it fails it is
 reported as an expected divergence, and if it passes the entry is stale and
@@ -50,6 +53,7 @@ class Expectations:
     raw: bool
     entries: list[Entry] = field(default_factory=list)
     backends: list[str] | None = None  # Keras 3: the backends the file applies to (None: any)
+    avoid: dict[str, str] = field(default_factory=dict)  # property tier: feature -> the known divergence it would hit
 
     def lookup(self, conformance_id: str, dtype: str | None) -> Entry | None:
         """The first entry that matches an item, counting the match."""
@@ -86,8 +90,11 @@ def load(path: Path | str) -> Expectations:
         if dtypes is not None and not (isinstance(dtypes, list) and all(isinstance(d, str) for d in dtypes)):
             raise ExpectationsError(f"{path}: entry {i} ('{raw['id']}'): field 'dtypes': a list of dtype names is required")
         entries.append(Entry(raw["id"], raw["clause"], raw["reason"].strip(), dtypes))
+    avoid = (doc.get("property_tier") or {}).get("avoid") or {}
+    if not isinstance(avoid, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in avoid.items()):
+        raise ExpectationsError(f"{path}: field 'property_tier.avoid': a mapping of feature names to reasons is required")
     return Expectations(path, list(doc.get("candidates") or []), bool(doc.get("raw", False)), entries,
-                        [doc["backend"]] if isinstance(doc.get("backend"), str) else doc.get("backend"))
+                        [doc["backend"]] if isinstance(doc.get("backend"), str) else doc.get("backend"), dict(avoid))
 
 
 def for_candidate(spec: str, raw: bool, backend: str | None = None) -> Expectations | None:

@@ -25,6 +25,7 @@ VECTORS = "--vectors"
 RAW = "--raw"
 DEVICE = "--device"
 JSON = "--conformance-json"
+HTML = "--conformance-html"
 EXPECTATIONS = "--expectations"
 TIMEOUT = "--conformance-timeout"
 MODE = "--conformance-mode"
@@ -95,6 +96,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(RAW, action="store_true", help="turn the adapter's semantic translations off (measure native behaviour)")
     group.addoption(DEVICE, choices=["cpu", "gpu"], default="cpu", help="device for TensorFlow, torch and JAX candidates")
     group.addoption(JSON, metavar="PATH", help="write every result as JSON (schema: conformance/results.schema.json)")
+    group.addoption(HTML, metavar="PATH", help="write a self-contained HTML report (matrix, plots, diagnosis, environment)")
     group.addoption(EXPECTATIONS, metavar="FILE|none",
                     help="known divergences to report as expected failures (default: the bundled file of a known candidate)")
     group.addoption(TIMEOUT, type=float, default=120.0, metavar="SECONDS",
@@ -144,13 +146,23 @@ def pytest_configure(config: pytest.Config) -> None:
     except expectations.ExpectationsError as exc:
         raise pytest.UsageError(str(exc)) from None
     state = State(spec, adapter, config.getoption(MODE), config.getoption(TIMEOUT), _vector_paths(config), exp,
-                  device=adapter.device_used(), environment=adapter.environment())
+                  device=adapter.device_used(), environment=_environment(adapter))
     config.stash[STATE] = state
     config.pluginmanager.register(ResultCollector(state), "adam-conformance-results")
     if config.args_source != pytest.Config.ArgsSource.ARGS:
         tier = config.getoption(TIER)
         paths = [str(p) for p in state.vector_paths] + [str(SUITE_DIR / "test_api.py")] if tier != "property" else []
         config.args[:] = paths + ([str(SUITE_DIR / "test_properties.py")] if tier != "vectors" else [])
+
+
+def _environment(adapter: Any) -> dict:
+    """What affects the numbers besides the candidate: flush-to-zero per dtype, and the platform."""
+    import platform
+
+    import numpy
+
+    return {**adapter.environment(), "python": platform.python_version(), "platform": platform.platform(),
+            "machine": platform.machine(), "numpy": numpy.__version__}
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> Any:
@@ -330,11 +342,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     if _executed(state) == 0 and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED  # zero vectors executed is an error, never a pass
-    path = session.config.getoption(JSON)
-    if path:
-        from conformance.report import write_json
+    json_path, html_path = session.config.getoption(JSON), session.config.getoption(HTML)
+    if json_path or html_path:
+        from conformance import html, report
 
-        write_json(path, _meta(state), state.results)
+        doc = report.document(_meta(state), state.results)
+        if json_path:
+            report.write_json(json_path, doc)
+        if html_path:
+            html.write(html_path, doc)
 
 
 def _meta(state: State) -> dict:
@@ -363,6 +379,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     tr.write_line(f"candidate {state.spec} via the {state.adapter.name} adapter{' (raw)' if state.adapter.raw else ''}")
     for line in summary_lines(state.results):
         tr.write_line(line)
+    if state.trackers and state.expectations and state.expectations.avoid:
+        for feature, reason in state.expectations.avoid.items():
+            tr.write_line(f"property tier: not drawn, known divergence: {feature} ({reason})")
     for name, tracker in sorted(state.trackers.items()):
         tr.write_line(f"property {tracker.prop}: {tracker.examples} examples, largest share of the error bound used "
                       f"{tracker.worst_ratio:.3g}" + (f" ({tracker.worst})" if tracker.worst else ""))

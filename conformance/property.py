@@ -102,6 +102,8 @@ def scenarios(draw: Any, options: Options) -> Scenario:
     n_steps = draw(st.integers(1, 5))
     n_vars = draw(st.integers(1, 3))
     sparse_ok = options.sparse is not False and "sparse" not in options.lacking
+    duplicates_ok = "duplicate indices" not in options.lacking
+    late_ok = "late variable" not in options.lacking
     shapes = {}
     for i in range(n_vars):
         rank = draw(st.integers(1 if options.sparse else 0, 3))
@@ -141,13 +143,18 @@ def scenarios(draw: Any, options: Options) -> Scenario:
                 if not shape:
                     kind = "dense"
                 else:
-                    rows = draw(st.lists(st.integers(0, shape[0] - 1), min_size=1, max_size=2 * shape[0]))
+                    rows = draw(st.lists(st.integers(0, shape[0] - 1), min_size=1, max_size=2 * shape[0],
+                                         unique=not duplicates_ok))
                     width = int(np.prod(shape[1:], dtype=np.int64))
                     values = _gradient_values(draw, len(rows) * width, dtype, options.nonfinite, options.gradient_exponents)
                     step[name] = Sparse(rows, np.reshape(values, (len(rows),) + shape[1:]).tolist(),
                                         draw(st.sampled_from(["int32", "int64"])))
                     continue
-            if kind in ("none", "absent") and options.none_gradients and "None gradient" not in options.lacking:
+            updated = any(before.get(name) is not None for before in steps)
+            # Skipping a variable updated before keeps its moments (the "None gradient" feature); skipping one not
+            # updated yet may make it a late variable.
+            may_skip = options.none_gradients and ("None gradient" not in options.lacking if updated else late_ok)
+            if kind in ("none", "absent") and may_skip:
                 if kind == "none":
                     step[name] = None
                 continue
@@ -340,7 +347,9 @@ class Environment:
         self.export_dir = config.getoption("--export-failures")
         lacking = self.adapter.lacking()
         self.dtypes = tuple(d for d in ("float16", "bfloat16", "float32", "float64") if d not in lacking)
-        self.lacking = frozenset(lacking)
+        # Known divergences (the expectations file) are not drawn: the vector tier reports them already.
+        self.avoided = dict(state.expectations.avoid) if state.expectations else {}
+        self.lacking = frozenset(lacking) | frozenset(self.avoided)
         # A fixed seed means a reproducible run: no replay of examples saved by earlier runs.
         database = {} if self.seed is None else {"database": None}
         self.settings = hypothesis.settings(
@@ -370,7 +379,8 @@ class Environment:
                         f"first failure seen:\n  {str(inner[0]).strip()}")
             if tracker.failing is not None and self.export_dir:
                 provenance = {"property": tracker.prop, "candidate": self.state.spec, "adapter": self.adapter.name,
-                              "raw": self.adapter.raw, "versions": self.adapter.versions(),
+                              "raw": self.adapter.raw,
+                              "versions": {k: str(v) for k, v in self.adapter.versions().items()},
                               "hypothesis_seed": self.seed if self.seed is not None else "random"}
                 path = export(tracker.failing, Path(self.export_dir), tracker.prop, provenance)
                 tracker.notes.append(f"exported {path}")

@@ -35,11 +35,11 @@ def document(meta: dict, results: list[dict]) -> dict:
     return doc
 
 
-def write_json(path: str | Path, meta: dict, results: list[dict]) -> None:
-    """Write the results document (creating parent folders)."""
+def write_json(path: str | Path, doc: dict) -> None:
+    """Write a results document (creating parent folders)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(document(meta, results), indent=1, sort_keys=True, default=str) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(doc, indent=1, sort_keys=True, default=str) + "\n", encoding="utf-8")
 
 
 def summary_lines(results: list[dict]) -> list[str]:

@@ -134,9 +134,10 @@ def hyper_inputs(vector: Vector, clock: Clock) -> dict[str, Any]:
 def rounded_state(state: dict, dtype: str) -> dict:
     """The oracle's state as the candidate's dtype holds it (float64 arrays of dtype-exact values)."""
     dt = NUMPY_DTYPES[dtype]
-    return {"iterations": state["iterations"],
-            **{n: {f: (None if x is None else x.astype(dt).astype(np.float64)) for f, x in fields.items()}
-               for n, fields in state.items() if n != "iterations"}}
+    with np.errstate(over="ignore"):  # a value past the dtype's range is held as +-Inf: that is what is loaded
+        return {"iterations": state["iterations"],
+                **{n: {f: (None if x is None else x.astype(dt).astype(np.float64)) for f, x in fields.items()}
+                   for n, fields in state.items() if n != "iterations"}}
 
 
 def _same(read: dict, loaded: dict) -> str | None:

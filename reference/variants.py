@@ -389,6 +389,23 @@ class NativePrecision(Adam):
         var[...] = var - (slots["m"] * alpha) / (np.sqrt(denominator) + dt(hp.epsilon))
 
 
+class NativePaperForm(Adam):
+    """Correct: the paper's moment form ``beta * m + (1 - beta) * g`` computed in the variable's own dtype."""
+
+    def _update(self, var, grad, slots, hp, t):
+        dt = var.dtype.type
+        g = adam.dense_gradient(grad, var.shape).astype(var.dtype)
+        b1, b2, one = dt(hp.beta_1), dt(hp.beta_2), dt(1)
+        alpha = dt(hp.learning_rate) * np.sqrt(one - b2 ** dt(t)) / (one - b1 ** dt(t))
+        slots["m"][...] = b1 * slots["m"] + (one - b1) * g
+        slots["v"][...] = b2 * slots["v"] + (one - b2) * (g * g)
+        denominator = slots["v"]
+        if self.amsgrad:
+            slots["vhat"][...] = np.maximum(slots["vhat"], slots["v"])
+            denominator = slots["vhat"]
+        var[...] = var - (alpha * slots["m"]) / (np.sqrt(denominator) + dt(hp.epsilon))
+
+
 class GroupedStepSize(Adam):
     """Correct: the algebraically equal ``var - lr * (sqrt(1 - b2**t) / (1 - b1**t)) * (m / (sqrt(v) + eps))``, libm pow."""
 
@@ -429,4 +446,4 @@ WRONG = [
     DecayIgnored, DecayOneBased, DefaultEpsilon1e8, Float32State, HyperparametersNotCast, EpsilonZeroKept, Float64Hyperparameters,
     WeightsByVariable, KerasSlotNames, ConfigWithoutDecay, SetWeightsKeepsIterations, MutatesGradient,
 ]
-CORRECT = [KernelMomentForm, NativePrecision, GroupedStepSize, ScatterSparse]
+CORRECT = [KernelMomentForm, NativePrecision, NativePaperForm, GroupedStepSize, ScatterSparse]

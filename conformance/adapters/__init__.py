@@ -57,10 +57,15 @@ def features(record: dict) -> list[str]:
         out.append("decay")
     out.append("amsgrad" if record["amsgrad"] else "plain adam")
     seen: set[str] = set()
-    for step in record["steps"]:
+    for s, step in enumerate(record["steps"]):
         grads = step["gradients"]
-        if any(g is not None and "indices" in g for g in grads.values()) and "sparse" not in out:
+        sparse = [g for g in grads.values() if g is not None and "indices" in g]
+        if sparse and "sparse" not in out:
             out.append("sparse")
+        if any(len(set(g["indices"])) < len(g["indices"]) for g in sparse) and "duplicate indices" not in out:
+            out.append("duplicate indices")
+        if s > 0 and any(g is not None and name not in seen for name, g in grads.items()) and "late variable" not in out:
+            out.append("late variable")
         # A variable updated before and not updated now (None, or not passed) must keep its moments.
         if any(grads.get(name) is None for name in seen) and "None gradient" not in out:
             out.append("None gradient")

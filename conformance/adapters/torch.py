@@ -35,7 +35,7 @@ class TorchAdapter(Adapter):
         return out
 
     def versions(self) -> dict[str, str]:
-        return {"torch": torch.__version__}
+        return {"torch": str(torch.__version__)}
 
     def _device(self) -> torch.device:
         if self.device == "gpu":
