@@ -142,8 +142,9 @@ class VectorItem(pytest.Item):
         lines = [f"{header}: does not conform"]
         for outcome in failing:
             lines += outcome_text(outcome)
-        found = diagnose(self.vector, self.dtype, next((o for o in outcomes if o.mode == "single-step" and not o.passed),
-                                                      failing[0]))
+        # Diagnose the numbers (single-step first: nothing accumulates there), not a run that raised or did not load.
+        numeric = [o for o in sorted(failing, key=lambda o: o.mode != "single-step") if not o.comparison.passed]
+        found = diagnose(self.vector, self.dtype, numeric[0]) if numeric else None
         if found is not None:
             record["diagnosis"] = found.as_dict()
             lines.append(f"  diagnosis: {found.text()}")

@@ -178,6 +178,8 @@ def load_file(path: Path | str) -> tuple[list[Vector], list[VectorError]]:
             vectors.append(_verified(path, document["family"], record))
         except VectorError as exc:
             errors.append(exc)
+        except Exception as exc:  # noqa: BLE001 - never a traceback from inside the kit; the rest still loads
+            errors.append(VectorError(path, f"cannot check this vector: {type(exc).__name__}: {exc}", record.get("id")))
     return vectors, errors
 
 

@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import ml_dtypes
 import numpy as np
 
 from reference import adam
@@ -98,6 +99,7 @@ class ErrorModel:
         fmt = FORMATS[dtype]
         self.vector, self.dtype, self.carried, self.ftz = vector, dtype, carried, ftz
         self.u, self.eta, self.tiny = fmt.u, fmt.underflow(ftz), fmt.tiny
+        self.largest = float(ml_dtypes.finfo(NUMPY_DTYPES[dtype]).max)
         # The oracle rounds too (float64, gradual underflow).  Every term of the model is proportional to u or eta
         # or of higher order, so its bound is rho times the candidate's (spec E-7).
         self.rho = 1.0 if dtype == "float64" else FORMATS["float64"].u / fmt.u
@@ -207,6 +209,12 @@ class ErrorModel:
             step = np.where(delta == 0, 0.0, delta * ((k.r_alpha + 3 * u) + e_den / den_lo))
             step = step + np.where(em == 0, 0.0, k.alpha * em / den_lo)
             ex = e_variable + step + u * np.abs(x1) + 3 * eta
+            # An intermediate that a conforming order forms (g*g, m*alpha, g - m) past the largest finite value
+            # overflows: from there on the element is unconstrained (Inf, or NaN after it).
+            over = (ag * ag >= self.largest) | (k.alpha * np.abs(m1) >= self.largest) | (ag + am0 >= self.largest)
+            if np.any(over):
+                em, ev, ex = (np.where(over, np.inf, x) for x in (em, ev, ex))
+                eh = np.where(over, np.inf, eh) if self.amsgrad else eh
         return {"variable": ex, "m": em, "v": ev, "vhat": eh}
 
 

@@ -186,3 +186,43 @@ def test_matrix_command(run, tmp_path, capsys):
     assert main(["matrix", str(out)]) == 0
     table = capsys.readouterr().out
     assert "| `reference:Adam` |" in table and "| candidate | core | api | tf2-detail | dense |" in table
+
+
+def test_single_step_names_a_state_that_does_not_load(run):
+    """A port whose weights are grouped by variable cannot be given the oracle's state through set_weights."""
+    result = run("--candidate=reference.variants:WeightsByVariable", "-k", "multivariable/two-shapes and float32")
+    result.stdout.fnmatch_lines([
+        "*single-step mode: fails from step 2",
+        "*could not set the oracle's state before step 2: ValueError: set_weights: weight 2 has shape (4,), expected (2, 3)",
+    ])
+    assert "diagnosis" not in result.stdout.str(), "a state that did not load is not a numerical divergence"
+
+
+def test_wrong_dtype_is_named(run):
+    result = run("--candidate=reference.variants:Float32State", "-k", "dense/basic and float64")
+    result.stdout.fnmatch_lines(["*a.m: dtype float32, expected float64 (step 1; ADAM-DTYPE-1)*"])
+
+
+def test_modes_can_be_chosen(run, tmp_path):
+    out = tmp_path / "m.json"
+    run("--candidate=reference:Adam", "--conformance-mode=single-step", f"--conformance-json={out}", "-k", "dense/basic")
+    doc = json.loads(out.read_text())
+    assert doc["mode"] == "single-step"
+    assert {m for r in doc["results"] for m in r["modes"]} == {"single-step"}
+
+
+def test_html_report_is_self_contained(run, tmp_path):
+    page = tmp_path / "report.html"
+    run("--candidate=reference.variants:Algorithm1Epsilon", f"--conformance-html={page}", "-k", "discriminating")
+    text = page.read_text()
+    assert text.startswith("<!doctype html>") and text.count("<svg") >= 12
+    assert "<script" not in text and " src=" not in text and "href=" not in text  # nothing fetched, nothing run
+    for needle in ("Failures", "diagnosis: matches Algorithm1Epsilon", "flush-to-zero", "Error against step"):
+        assert needle in text, needle
+
+
+def test_scale_vectors_are_deselected_unless_asked(run):
+    result = run("--candidate=reference:Adam", "-k", "scale/sparse")
+    assert result.parseoutcomes().get("passed", 0) == 0 and result.ret != 0  # nothing ran: never a pass
+    result = run("--candidate=reference:Adam", "--scale", "-k", "scale/sparse")
+    result.assert_outcomes(passed=1)
