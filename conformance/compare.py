@@ -8,13 +8,14 @@ allowed.  ``failure_text`` renders the failure report in one fixed layout.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from conformance.tolerance import bits_of_agreement, chunks, ulp
+from conformance.tolerance import bits_of_agreement, chunks, ulp_of
 from vectors.scenarios import NUMPY_DTYPES
 
 TENSORS = ("variable", "m", "v", "vhat")
@@ -74,6 +75,27 @@ class Comparison:
     def max_ratio(self) -> float:
         return max((w.ratio for w in self.worst.values()), default=0.0)
 
+    def _nonfinite(self, label: str, s: int, h: np.ndarray, w: np.ndarray, x: np.ndarray, bound: Any,
+                   largest: float, start: int, have: np.ndarray, want: np.ndarray) -> np.ndarray | None:
+        """The ratios of a slice that holds NaN or Inf; None (and a problem recorded) for a NaN where none may be."""
+        # Where the bound reaches past the largest finite value, the element is unconstrained: overflow to
+        # +-Inf, and NaN from what follows, are then results the dtype's rounding can produce (in either run
+        # when two candidate runs are compared).
+        free = np.isfinite(x) & (bound >= largest - np.abs(x))
+        nonfinite = ~np.isfinite(h) | ~np.isfinite(w)
+        nan_ok = free & nonfinite
+        if label.endswith(".m"):  # ADAM-UPDATE-5: m of an infinite gradient is +-Inf or NaN by operation order
+            nan_ok |= np.isinf(w) & np.isnan(h)
+        nan_bad = (np.isnan(h) != np.isnan(w)) & ~nan_ok
+        if nan_bad.any():
+            k = np.unravel_index(start + int(np.flatnonzero(nan_bad)[0]), want.shape)
+            self._fail(s, f"step {s}: {label}: NaN location mismatch at index {tuple(map(int, k))}: "
+                          f"candidate {float(have[k])!r}, expected {float(want[k])!r}")
+            return None
+        ratio = _ratio(h, w, bound, free & nonfinite, largest, np.abs(x))
+        ratio[nan_ok & ~free] = 0.0  # m: NaN where the spec allows it
+        return ratio
+
     def _fail(self, s: int, problem: str | None = None) -> None:
         if problem:
             self.problems.append(problem)
@@ -120,32 +142,23 @@ class Comparison:
         for part in chunks(want.size):
             h, w, x = flat[0][part].astype(np.float64), flat[1][part], flat[2][part]
             bound = scale * (flat_err[part] if flat_err.size == want.size else flat_err[0])
-            # Where the bound reaches past the largest finite value, the element is unconstrained: overflow to
-            # +-Inf, and NaN from what follows, are then results the dtype's rounding can produce (in either run
-            # when two candidate runs are compared).
-            free = np.isfinite(x) & (bound >= largest - np.abs(x))
-            nonfinite = ~np.isfinite(h) | ~np.isfinite(w)
-            nan_ok = free & nonfinite
-            if label.endswith(".m"):  # ADAM-UPDATE-5: m of an infinite gradient is +-Inf or NaN by operation order
-                nan_ok |= np.isinf(w) & np.isnan(h)
-            nan_bad = (np.isnan(h) != np.isnan(w)) & ~nan_ok
-            if nan_bad.any():
-                i = part.start + int(np.flatnonzero(nan_bad)[0])
-                k = np.unravel_index(i, want.shape)
-                return self._fail(s, f"step {s}: {label}: NaN location mismatch at index {tuple(map(int, k))}: "
-                                     f"candidate {float(have[k])!r}, expected {float(want[k])!r}")
-            ratio = _ratio(h, w, bound, free & nonfinite, largest, np.abs(x))
-            ratio[nan_ok & ~free] = 0.0  # m: NaN where the spec allows it
+            if np.isfinite(h).all() and np.isfinite(w).all():
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    diff = np.abs(h - w)
+                    ratio = diff / bound
+                ratio[diff == 0] = 0.0
+            else:
+                ratio = self._nonfinite(label, s, h, w, x, bound, largest, part.start, have, want)
+                if ratio is None:
+                    return
             i = int(np.argmax(ratio))
             if ratio[i] > best_ratio:
                 best, best_ratio = part.start + i, float(ratio[i])
             n_bad += int(np.count_nonzero(ratio > 1.0))
-        if not want.size:
-            return
         k = np.unravel_index(best, want.shape)
         x, y = float(have[k]), float(want[k])
         diff = 0.0 if (np.isnan(y) or (x == y and np.isinf(y))) else abs(x - y)
-        spacing = float(ulp(np.array(y), self.dtype))
+        spacing = ulp_of(y, self.dtype)
         worst = Worst(label, s, tuple(map(int, k)), x, y, diff, diff / abs(y) if y else (0.0 if diff == 0 else math.inf),
                       diff / spacing, scale * float(flat_err[best if flat_err.size == want.size else 0]) / spacing,
                       best_ratio)
@@ -174,6 +187,7 @@ def _ratio(have: np.ndarray, want: np.ndarray, bound: Any, gone: np.ndarray, lar
     return ratio
 
 
+@functools.lru_cache(maxsize=None)
 def _finfo(dtype: str) -> Any:
     import ml_dtypes
 

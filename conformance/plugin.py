@@ -49,6 +49,7 @@ class State:
     device: str = ""
     environment: dict = field(default_factory=dict)
     trackers: dict = field(default_factory=dict)  # property tier: name -> conformance.property.Tracker
+    cache_key: str = ""
     families: set = field(default_factory=set)  # the families collected (vector families, "api", "property")
     results: list[dict] = field(default_factory=list)
     started: float = 0.0  # the kit's run: from the start of collection to the end of the last item
@@ -56,13 +57,15 @@ class State:
     finished: float = 0.0
     _cache: dict = field(default_factory=dict)
 
+    verified: set | None = None  # sha256 of files verified by an earlier run of this kit (pytest's cache)
+
     def load(self, path: Path) -> tuple[list, list]:
         """Load a vector file once per session."""
         from conformance.loader import load_file
 
         key = Path(path).resolve()
         if key not in self._cache:
-            self._cache[key] = load_file(key)
+            self._cache[key] = load_file(key, self.verified)
         return self._cache[key]
 
     def stale_expectations(self) -> list:
@@ -148,6 +151,12 @@ def pytest_configure(config: pytest.Config) -> None:
     state = State(spec, adapter, config.getoption(MODE), config.getoption(TIMEOUT), _vector_paths(config), exp,
                   device=adapter.device_used(), environment=_environment(adapter))
     config.stash[STATE] = state
+    cache = getattr(config, "cache", None)  # absent with -p no:cacheprovider: then every file is checked
+    if cache is not None:
+        from conformance.loader import fingerprint
+
+        state.cache_key = f"adam-conformance/verified/{fingerprint()}"
+        state.verified = set(cache.get(state.cache_key, []))
     config.pluginmanager.register(ResultCollector(state), "adam-conformance-results")
     if config.args_source != pytest.Config.ArgsSource.ARGS:
         tier = config.getoption(TIER)
@@ -338,7 +347,11 @@ def pytest_runtestloop(session: pytest.Session) -> Any:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = session.config.stash.get(STATE, None)
-    if state is None or hasattr(session.config, "workerinput"):
+    if state is None:
+        return
+    if state.verified is not None and getattr(session.config, "cache", None) is not None:
+        session.config.cache.set(state.cache_key, sorted(state.verified))
+    if hasattr(session.config, "workerinput"):
         return
     if _executed(state) == 0 and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED  # zero vectors executed is an error, never a pass

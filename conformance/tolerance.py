@@ -9,6 +9,7 @@ the current step's arrays, so it scales to large vectors.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -53,19 +54,21 @@ class Format:
 FORMATS = {"float64": Format(53, -1022), "float32": Format(24, -126), "float16": Format(11, -14), "bfloat16": Format(8, -126)}
 
 
-def ulp(x: np.ndarray, dtype: str) -> np.ndarray:
-    """The spacing of ``dtype`` at |x| (the subnormal spacing at and below the smallest normal)."""
+def ulp_of(x: float, dtype: str) -> float:
+    """The spacing of ``dtype`` at |x|, for one value."""
     fmt = FORMATS[dtype]
-    x = np.asarray(x, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        _, exp = np.frexp(np.abs(x))
-    exp = np.where(np.isfinite(x), np.maximum(exp - 1, fmt.emin), fmt.emin)
-    return np.ldexp(1.0, exp - (fmt.p - 1))
+    exp = math.frexp(abs(x))[1] if math.isfinite(x) else fmt.emin + 1
+    return math.ldexp(1.0, max(exp - 1, fmt.emin) - (fmt.p - 1))
 
 
+@functools.lru_cache(maxsize=4096)
 def rounding_error(x: float, dtype: str) -> float:
     """|fl(x) - x| for x rounded to ``dtype`` (zero when x is exact there)."""
     return abs(float(np.float64(x).astype(NUMPY_DTYPES[dtype])) - x)
+
+
+#: 1 - beta**t, exact and rounded once (reference.adam); the same few values recur across items.
+bias_correction = functools.lru_cache(maxsize=4096)(adam.bias_correction)
 
 
 def bits_of_agreement(abs_err: float, expected: float) -> float:
@@ -145,7 +148,7 @@ class ErrorModel:
         hp = self.vector.hyperparameters(s)
         lr, b1, b2, eps = hp["learning_rate"], hp["beta_1"], hp["beta_2"], hp["epsilon"]
         d_lr, d_b1, d_b2, d_eps = (rounding_error(x, self.dtype) for x in (lr, b1, b2, eps))
-        c1, c2 = adam.bias_correction(b1, t), adam.bias_correction(b2, t)
+        c1, c2 = bias_correction(b1, t), bias_correction(b2, t)
         # E-4: relative error of alpha.  pow() is within one ulp (2u) of beta**t, and 1 - beta**t turns that absolute
         # error into the relative error 2u * beta**t / (1 - beta**t): the cancellation.  Hyperparameters rounded to the
         # dtype contribute through d(beta**t)/d(beta) = t * beta**(t - 1).
