@@ -100,12 +100,15 @@ class Vector:
         """The resolved hyperparameters of step s (as the oracle used them)."""
         return self.record["steps"][s]["hyperparameters"]
 
-    def states(self) -> Iterator[dict]:
-        """The expected state after each step (float64 arrays), checked against the stored digests if large."""
+    def states(self, initial: dict | None = None, gradients: Any = None) -> Iterator[dict]:
+        """The expected state after each step (float64 arrays), checked against the stored digests if large.
+
+        A caller that holds the initial values and the gradients already passes them (``gradients(s)``).
+        """
         if self.expected is not None:
             yield from self.expected
             return
-        states = self._wrap(lambda: generate.oracle_states(self.record), "steps")
+        states = self._wrap(lambda: generate.oracle_states(self.record, initial, gradients), "steps")
         for s, stored in enumerate(self.steps):
             state = self._wrap(lambda: next(states), f"steps[{s}]")
             for name, fields in stored["expected"]["variables"].items():

@@ -392,13 +392,15 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     tr.write_line(f"candidate {state.spec} via the {state.adapter.name} adapter{' (raw)' if state.adapter.raw else ''}")
     for line in summary_lines(state.results):
         tr.write_line(line)
-    if state.trackers and state.expectations and state.expectations.avoid:
+    props = [r for r in state.results if r["family"] == "property" and "examples" in r]
+    if props and state.expectations and state.expectations.avoid:
         for feature, reason in state.expectations.avoid.items():
             tr.write_line(f"property tier: not drawn, known divergence: {feature} ({reason})")
-    for name, tracker in sorted(state.trackers.items()):
-        tr.write_line(f"property {tracker.prop}: {tracker.examples} examples, largest share of the error bound used "
-                      f"{tracker.worst_ratio:.3g}" + (f" ({tracker.worst})" if tracker.worst else ""))
-        for note in tracker.notes:
+    for r in props:  # from the result records, so that they also arrive from xdist workers
+        tr.write_line(f"property {r['vector'].removeprefix('property/test_').replace('_', '-')}: {r['examples']} examples, "
+                      f"largest share of the error bound used {r['worst_ratio']:.3g}"
+                      + (f" ({r['worst_example']})" if r.get("worst_example") else ""))
+        for note in r.get("notes", []):
             tr.write_line(f"  {note}")
     if state.expectations:
         for entry in state.stale_expectations():

@@ -131,19 +131,11 @@ def hyper_inputs(vector: Vector, clock: Clock) -> dict[str, Any]:
     return out
 
 
-def rounded_state(state: dict, dtype: str) -> dict:
-    """The oracle's state as the candidate's dtype holds it (float64 arrays of dtype-exact values)."""
-    dt = NUMPY_DTYPES[dtype]
-    with np.errstate(over="ignore"):  # a value past the dtype's range is held as +-Inf: that is what is loaded
-        return {"iterations": state["iterations"],
-                **{n: {f: (None if x is None else x.astype(dt).astype(np.float64)) for f, x in fields.items()}
-                   for n, fields in state.items() if n != "iterations"}}
-
-
-def _same(read: dict, loaded: dict) -> str | None:
-    """What differs between a state read back from the candidate and the state just loaded, or None."""
+def _same(read: dict, loaded: dict, dtype: str) -> str | None:
+    """What differs between a state read back from the candidate and the (float64) state just loaded, or None."""
     if int(read["iterations"]) != loaded["iterations"]:
         return f"iterations reads back as {read['iterations']}, {loaded['iterations']} was set"
+    dt = NUMPY_DTYPES[dtype]
     for name, fields in loaded.items():
         if name == "iterations":
             continue
@@ -151,7 +143,9 @@ def _same(read: dict, loaded: dict) -> str | None:
             have = read.get(name, {}).get(f)
             if want is None or have is None:
                 continue
-            if np.shape(have) != want.shape or not np.array_equal(np.asarray(have, np.float64), want, equal_nan=True):
+            with np.errstate(over="ignore"):
+                held = want.astype(dt)  # what the candidate's dtype holds of the oracle's value
+            if np.shape(have) != want.shape or not np.array_equal(np.asarray(have).astype(dt), held, equal_nan=True):
                 return f"{name}.{f} reads back different from what was set"
     return None
 
@@ -177,12 +171,21 @@ def run(adapter: Adapter, vector: Vector, dtype: str, modes: tuple[str, ...] = (
         raise Unsupported(reason)
     keep = vector.size <= KEEP_LIMIT if keep is None else keep
     initial, ftz = vector.initial(), adapter.flushes_subnormals(dtype)
+    made: dict[int, dict] = {}
+
+    def gradients(s: int) -> dict:
+        """Step s's gradients, made once for the oracle and every lane (large ones come from generators)."""
+        if s not in made:
+            made.clear()
+            made[s] = vector.gradients(s)
+        return made[s]
+
     lanes = []
     for mode in modes:
         clock = Clock()
         spec = RunSpec(hyper=hyper_inputs(vector, clock), amsgrad=vector.record["amsgrad"],
                        defaults=vector.record["construct"] == "defaults", dtype=dtype, variables=initial, clock=clock)
-        model = ErrorModel(vector, dtype, carried=mode == "trajectory", ftz=ftz, initial=initial)
+        model = ErrorModel(vector, dtype, carried=mode == "trajectory", ftz=ftz, initial=initial, reuse=not keep)
         lane = _Lane(spec, model, Outcome(mode, Comparison(dtype), scale=model.scale,
                                           observed=[] if keep else None, errors=[] if keep else None))
         lanes.append(lane)
@@ -194,15 +197,14 @@ def run(adapter: Adapter, vector: Vector, dtype: str, modes: tuple[str, ...] = (
             except Exception as exc:  # noqa: BLE001 - whatever the candidate raises is reported
                 lane.outcome.error, lane.outcome.error_step = str(CandidateError(0, exc)), 0
     previous: dict | None = None
-    for s, expected in enumerate(vector.states()):
+    for s, expected in enumerate(vector.states(initial, gradients)):
         live = [lane for lane in lanes if lane.outcome.error is None]
         if not live:
             break
-        grads = vector.gradients(s)
-        loaded = rounded_state(previous, dtype) if previous is not None else None
+        grads = gradients(s)
         for lane in live:
             lane.spec.clock.step = s
-            observed = _step(lane, grads, s, loaded if lane.outcome.mode == "single-step" else None)
+            observed = _step(lane, grads, s, previous if lane.outcome.mode == "single-step" else None, dtype)
             if observed is None:
                 continue
             errors = lane.model.step(s, grads, expected)
@@ -230,13 +232,13 @@ class _timed:
         self.outcome.candidate_seconds += time.perf_counter() - self.start
 
 
-def _step(lane: _Lane, grads: dict, s: int, loaded: dict | None) -> dict | None:
+def _step(lane: _Lane, grads: dict, s: int, loaded: dict | None, dtype: str) -> dict | None:
     """One call of the candidate (after loading the oracle's state in single-step mode); None if it failed."""
     out = lane.outcome
     with _timed(out):
         try:
             if loaded is not None:
-                _load(lane.session, loaded)
+                _load(lane.session, loaded, dtype)
             lane.session.apply(grads, s)
             return lane.session.read()
         except Unsupported:
@@ -248,10 +250,11 @@ def _step(lane: _Lane, grads: dict, s: int, loaded: dict | None) -> dict | None:
     return None
 
 
-def _load(session: Any, state: dict) -> None:
+def _load(session: Any, state: dict, dtype: str) -> None:
     try:
-        session.load(state)
-        problem = _same(session.read(), state)
+        with np.errstate(over="ignore"):  # a value past the dtype's range is loaded as +-Inf
+            session.load(state)
+        problem = _same(session.read(), state, dtype)
     except Unsupported:
         raise
     except Exception as exc:  # noqa: BLE001

@@ -98,7 +98,7 @@ class ErrorModel:
     """
 
     def __init__(self, vector: Any, dtype: str, *, carried: bool, ftz: bool = False,
-                 initial: dict[str, np.ndarray] | None = None) -> None:
+                 initial: dict[str, np.ndarray] | None = None, reuse: bool = False) -> None:
         fmt = FORMATS[dtype]
         self.vector, self.dtype, self.carried, self.ftz = vector, dtype, carried, ftz
         self.u, self.eta, self.tiny = fmt.u, fmt.underflow(ftz), fmt.tiny
@@ -107,6 +107,9 @@ class ErrorModel:
         # or of higher order, so its bound is rho times the candidate's (spec E-7).
         self.rho = 1.0 if dtype == "float64" else FORMATS["float64"].u / fmt.u
         self.amsgrad = vector.record["amsgrad"]
+        # reuse=True: each step's errors overwrite the previous step's arrays (they are element-wise functions of
+        # them), which spares large vectors a fresh allocation per step; the caller must not keep them.
+        self.reuse, self._buffers = reuse, {}
         initial = initial if initial is not None else vector.initial()
         self.previous: dict[str, dict[str, Any]] = {n: {"variable": x, "m": None, "v": None, "vhat": None}
                                                     for n, x in initial.items()}
@@ -123,7 +126,7 @@ class ErrorModel:
         return err
 
     def _gradient_error(self, g: Any, dense: np.ndarray) -> Any:
-        """Summing k duplicate values of one row in the dtype: (k - 1) * u * sum |g_i| (ADAM-SPARSE-1); FTZ inputs."""
+        """Summing k duplicate values of one row in the dtype: (k - 1) * u * sum |g_i| (ADAM-SPARSE-1)."""
         err: Any = 0.0
         if hasattr(g, "indices"):
             count, total = np.zeros(dense.shape), np.zeros(dense.shape)
@@ -133,8 +136,6 @@ class ErrorModel:
             np.add.at(total, idx, values)
             with np.errstate(invalid="ignore"):  # an infinite value: its row is lost anyway (ADAM-UPDATE-5)
                 err = np.maximum(count - 1.0, 0.0) * (self.u * total + self.eta)
-        if self.ftz:
-            err = err + np.where(np.abs(dense) < self.tiny, np.abs(dense), 0.0)
         return err
 
     @property
@@ -156,24 +157,36 @@ class ErrorModel:
                    + _div(2 * u * (1 - c1), c1) + _div(u * (1 - c2), c2))
         k = _Step(b1, b2, eps, d_b1, d_b2, d_eps, alpha=_div(lr * math.sqrt(c2), c1), r_alpha=r_alpha,
                   eps_lo=max(eps - d_eps, 0.0) * (1 - u))  # the smallest value the candidate's epsilon can have
-        if not self.carried and s > 0:
-            self.err = {n: {f: self._load_error(prev.get(f)) for f in FIELDS} for n, prev in self.previous.items()}
+        loaded = not self.carried and s > 0  # single-step: the step starts from the oracle's state, rounded
+        if loaded:
+            self.err = {n: {f: 0.0 for f in FIELDS} for n in self.previous}
         out: dict[str, dict[str, np.ndarray | None]] = {}
         for name, now in ((n, v) for n, v in state.items() if n != "iterations"):
             before, e = self.previous[name], self.err[name]
             shape = now["variable"].shape
             g_obj = grads.get(name)
             if g_obj is None or now["m"] is None:  # not updated by this call: its error is what it carried
+                if loaded:
+                    e = self.err[name] = {f: self._load_error(before.get(f)) for f in FIELDS}
                 out[name] = {f: (None if now.get(f) is None else np.asarray(e.get(f, 0.0), np.float64))
                              for f in FIELDS if f in now}
             else:
                 g = adam.dense_gradient(g_obj, shape)
-                new = {f: np.empty(shape) for f in FIELDS if f != "vhat" or self.amsgrad}
+                wanted = [f for f in FIELDS if f != "vhat" or self.amsgrad]
+                new = self._buffers.get(name) if self.reuse else None
+                if new is None:
+                    new = {f: np.empty(shape) for f in wanted}
+                    if self.reuse:
+                        self._buffers[name] = new
                 inputs = {"g": g, "e_g": self._gradient_error(g_obj, g), "m0": before["m"], "v0": before["v"],
                           "m1": now["m"], "v1": now["v"], "w": now["vhat"] if self.amsgrad else now["v"],
                           "x1": now["variable"], **{f"e_{f}": e.get(f, 0.0) for f in FIELDS}}
+                # Single-step: the errors brought in are the rounding of the loaded state, made slice by slice.
+                state0 = {f: before.get(f) for f in FIELDS} if loaded else None
                 for part in chunks(int(np.prod(shape, dtype=np.int64))):
                     view = {key: _flat(x, part) for key, x in inputs.items()}
+                    if state0 is not None:
+                        view.update({f"e_{f}": self._load_error(_flat_or_none(x, part)) for f, x in state0.items()})
                     for f, x in self._chunk(k, **view).items():
                         if f in new:
                             new[f].reshape(-1)[part] = x
@@ -187,6 +200,8 @@ class ErrorModel:
         u, eta = self.u, self.eta
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             ag, am0, av0 = np.abs(g), np.abs(m0), np.abs(v0)
+            if self.ftz:  # denormals-are-zero: a subnormal gradient is read as 0
+                e_g = e_g + np.where(ag < self.tiny, ag, 0.0)
             # E-1, E-2: propagated error, rounding of the hyperparameters, and four or five roundings in any
             # conforming order (beta*m + (1-beta)*g, or m + (g - m)*(1-beta)).  Zero terms are skipped.
             em = k.b1 * e_m + 3 * u * (am0 + np.abs(m1)) + (3 * u * (1 - k.b1)) * ag + 4 * eta
@@ -243,6 +258,10 @@ CHUNK = 1 << 15
 def chunks(n: int) -> list[slice]:
     """Slices of at most CHUNK elements covering range(n)."""
     return [slice(i, min(i + CHUNK, n)) for i in range(0, max(n, 1), CHUNK)]
+
+
+def _flat_or_none(x: Any, part: slice) -> Any:
+    return None if x is None else _flat(x, part)
 
 
 def _flat(x: Any, part: slice) -> Any:

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from conformance.compare import Comparison
-from conformance.runner import rounded_state
 from conformance.tolerance import ErrorModel
 from tests.helpers import vector_from
 from vectors.scenarios import DYADIC, Scenario
@@ -48,6 +47,13 @@ def _compare(vector, dtype, observed, ftz=False, carried=True):
     for s, (obs, state) in enumerate(zip(observed, vector.states())):
         cmp.add_step(s + 1, obs, state, model.step(s, vector.gradients(s), state), model.scale)
     return cmp
+
+
+def rounded_state(state, dtype):
+    """The oracle's state as a float32 candidate would hold it."""
+    return {"iterations": state["iterations"],
+            **{n: {f: None if x is None else x.astype(dtype).astype(np.float64) for f, x in fields.items()}
+               for n, fields in state.items() if n != "iterations"}}
 
 
 def _vector(grads, hyper=None, dtypes=("float32",)):

@@ -116,18 +116,25 @@ def gradients_at(vector: dict, s: int) -> dict[str, Any]:
     return {name: gradient_value(g, shape[name]) for name, g in vector["steps"][s]["gradients"].items()}
 
 
-def oracle_states(vector: dict) -> Iterator[dict]:
+#: Variables larger than this are stepped through the oracle slice by slice (see ``_apply``).
+SLICE = 1 << 16
+
+
+def oracle_states(vector: dict, initial: dict | None = None, gradients: Any = None) -> Iterator[dict]:
     """Run the oracle over a vector's inputs, one step at a time (only the current state is held).
 
     Yields ``{"iterations": n, name: {"variable": array, "m": array or None, "v": ..., "vhat": ...}}``;
-    m and v are None for a variable not updated yet, vhat is absent without amsgrad.
+    m and v are None for a variable not updated yet, vhat is absent without amsgrad.  ``initial`` and
+    ``gradients(s)`` may be given by a caller that already has them (the runner), so large inputs are made once.
     """
-    variables = {name: tensor(v["initial"], tuple(v["shape"])) for name, v in vector["variables"].items()}
+    variables = initial if initial is not None else {
+        name: tensor(v["initial"], tuple(v["shape"])) for name, v in vector["variables"].items()}
+    gradients = gradients or (lambda s: gradients_at(vector, s))
     slots: dict[str, adam.Slots] = {}
     iterations = 0
     for s in range(len(vector["steps"])):
-        variables, slots, iterations = adam.apply_gradients(
-            variables, slots, gradients_at(vector, s), hyperparameters_at(vector, s), iterations, vector["amsgrad"])
+        variables, slots, iterations = _apply(
+            variables, slots, gradients(s), hyperparameters_at(vector, s), iterations, vector["amsgrad"])
         state: dict[str, Any] = {"iterations": iterations}
         for name, var in variables.items():
             slot = slots.get(name)
@@ -135,6 +142,41 @@ def oracle_states(vector: dict) -> Iterator[dict]:
             if vector["amsgrad"]:
                 state[name]["vhat"] = None if slot is None else slot.vhat
         yield state
+
+
+def _apply(variables: dict, slots: dict, grads: dict, hp: adam.Hyperparameters, iterations: int,
+           amsgrad: bool) -> tuple[dict, dict, int]:
+    """``adam.apply_gradients``, and for a large variable the same call on one slice at a time.
+
+    Once duplicates are summed (``dense_gradient``) every clause is element-wise, so slicing changes no
+    value; it only keeps the oracle's temporaries in cache, which makes 10^7-element vectors several
+    times faster.
+    """
+    if all(variables[n].size <= SLICE for n, g in grads.items() if g is not None):
+        return adam.apply_gradients(variables, slots, grads, hp, iterations, amsgrad)
+    new_vars, new_slots = dict(variables), dict(slots)
+    for name, g in grads.items():
+        if g is None:
+            continue
+        var = variables[name]
+        dense = adam.dense_gradient(g, var.shape).reshape(-1)
+        old = slots.get(name) or adam.init_slots(var.shape, amsgrad)
+        out = {"variable": np.empty(var.shape), "m": np.empty(var.shape), "v": np.empty(var.shape),
+               "vhat": np.empty(var.shape) if amsgrad else None}
+        for start in range(0, var.size, SLICE):
+            part = slice(start, start + SLICE)
+            piece = adam.Slots(old.m.reshape(-1)[part], old.v.reshape(-1)[part],
+                               None if old.vhat is None else old.vhat.reshape(-1)[part])
+            v, sl, _ = adam.apply_gradients({name: var.reshape(-1)[part]}, {name: piece}, {name: dense[part]}, hp,
+                                            iterations, amsgrad)
+            for f, x in (("variable", v[name]), ("m", sl[name].m), ("v", sl[name].v), ("vhat", sl[name].vhat)):
+                if x is not None:
+                    out[f].reshape(-1)[part] = x
+        new_vars[name] = out["variable"]
+        new_slots[name] = adam.Slots(out["m"], out["v"], out["vhat"])
+    if not any(g is not None for g in grads.values()):
+        adam.apply_gradients(variables, slots, grads, hp, iterations, amsgrad)  # raises: no gradient at all
+    return new_vars, new_slots, iterations + 1
 
 
 def _stored(values: np.ndarray | None, digest: bool) -> Any:
