@@ -40,10 +40,6 @@ class CandidateError(Exception):
         super().__init__(f"the candidate raised {type(error).__name__} {where}{doing}: {text}")
 
 
-class StateNotLoaded(Exception):
-    """Single-step mode could not give the candidate the oracle's state."""
-
-
 @dataclass
 class Clock:
     """The harness's step counter: the 0-based index of the step being applied."""
@@ -235,32 +231,28 @@ class _timed:
 def _step(lane: _Lane, grads: dict, s: int, loaded: dict | None, dtype: str) -> dict | None:
     """One call of the candidate (after loading the oracle's state in single-step mode); None if it failed."""
     out = lane.outcome
-    with _timed(out):
+    if loaded is not None:
         try:
-            if loaded is not None:
-                _load(lane.session, loaded, dtype)
-            lane.session.apply(grads, s)
-            return lane.session.read()
+            with _timed(out), np.errstate(over="ignore"):  # a value past the dtype's range is loaded as +-Inf
+                lane.session.load(loaded)
+                read_back = lane.session.read()
+            problem = _same(read_back, loaded, dtype)  # the kit's check: not counted as the candidate's time
         except Unsupported:
             raise
-        except StateNotLoaded as exc:
-            out.error, out.error_step = f"could not set the oracle's state before step {s + 1}: {exc}", s + 1
-        except Exception as exc:  # noqa: BLE001 - whatever the candidate raises is reported, with its step
-            out.error, out.error_step = str(CandidateError(s + 1, exc)), s + 1
-    return None
-
-
-def _load(session: Any, state: dict, dtype: str) -> None:
+        except Exception as exc:  # noqa: BLE001
+            problem = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:200]}"
+        if problem:
+            out.error, out.error_step = f"could not set the oracle's state before step {s + 1}: {problem}", s + 1
+            return None
     try:
-        with np.errstate(over="ignore"):  # a value past the dtype's range is loaded as +-Inf
-            session.load(state)
-        problem = _same(session.read(), state, dtype)
+        with _timed(out):
+            lane.session.apply(grads, s)
+            return lane.session.read()
     except Unsupported:
         raise
-    except Exception as exc:  # noqa: BLE001
-        raise StateNotLoaded(f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:200]}") from exc
-    if problem:
-        raise StateNotLoaded(problem)
+    except Exception as exc:  # noqa: BLE001 - whatever the candidate raises is reported, with its step
+        out.error, out.error_step = str(CandidateError(s + 1, exc)), s + 1
+    return None
 
 
 def _liveness(hyper: dict[str, Any], n_steps: int) -> list[str]:
