@@ -21,6 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     mat = sub.add_parser("matrix", help="markdown table from --conformance-json result files")
     mat.add_argument("results", nargs="+", type=Path)
     mat.add_argument("--tightness", action="store_true", help="print the largest share of the bound used, per dtype")
+    mat.add_argument("--diagnoses", action="store_true", help="print which known variants the failing items match")
     page = sub.add_parser("html", help="render a --conformance-json file as the self-contained HTML report")
     page.add_argument("results", type=Path)
     page.add_argument("-o", "--output", type=Path, required=True)
@@ -63,13 +64,14 @@ def main(argv: list[str] | None = None) -> int:
         html.write(args.output, json.loads(args.results.read_text(encoding="utf-8")))
         print(f"wrote {args.output}")
         return 0
-    from conformance.report import matrix, tightness
+    from conformance.report import diagnoses, matrix, tightness
 
     missing = [p for p in args.results if not p.is_file()]
     if missing:
         print(f"adam-conformance matrix: no such file: {missing[0]}", file=sys.stderr)
         return 2
-    sys.stdout.write(tightness(args.results) if args.tightness else matrix(args.results))
+    table = tightness if args.tightness else diagnoses if args.diagnoses else matrix
+    sys.stdout.write(table(args.results))
     return 0
 
 

@@ -118,6 +118,13 @@ def _environment(doc: dict) -> str:
     return "<table>" + "".join(f"<tr><th class=l>{_e(k)}</th><td class=l>{_e(v)}</td></tr>" for k, v in rows) + "</table>"
 
 
+def _diagnosis(r: dict) -> str:
+    d = r.get("diagnosis")
+    if not d:
+        return ""
+    return f"{'matches' if d['matches'] else 'closest:'} {d['variant']} ({d['clause']})"
+
+
 def _card(r: dict) -> str:
     title = f"{r['vector']} [{r.get('dtype') or '-'}]"
     lines = [f'<span class="{r["verdict"]}">{r["verdict"]}</span> · share of bound used {_num(r.get("max_ratio")):.3g}'
@@ -157,8 +164,10 @@ def render(doc: dict) -> str:
             out.append(f"<pre><b>{_e(r['verdict'].upper())}: {_e(r['vector'])} [{_e(r.get('dtype') or '-')}]{step}</b>\n"
                        f"{_e(r.get('message') or '')}{_e(diag)}</pre>")
     if known:
-        out.append("<h2>Known divergences (expected failures)</h2><table><tr><th class=l>vector</th><th class=l>reason</th></tr>")
-        out += [f"<tr><td class=l>{_e(r['vector'])} [{_e(r.get('dtype') or '-')}]</td><td class=l>{_e(r.get('expected_divergence') or '')}</td></tr>"
+        out.append("<h2>Known divergences (expected failures)</h2><table><tr><th class=l>vector</th><th class=l>reason</th>"
+                   "<th class=l>diagnosis</th></tr>")
+        out += [f"<tr><td class=l>{_e(r['vector'])} [{_e(r.get('dtype') or '-')}]</td>"
+                f"<td class=l>{_e(r.get('expected_divergence') or '')}</td><td class=l>{_e(_diagnosis(r))}</td></tr>"
                 for r in known]
         out.append("</table>")
     if props:

@@ -109,9 +109,10 @@ class Vector:
             yield from self.expected
             return
         states = self._wrap(lambda: generate.oracle_states(self.record, initial, gradients), "steps")
+        checked = self.__dict__.get("_digests_checked", False)  # the oracle is deterministic: once per session
         for s, stored in enumerate(self.steps):
             state = self._wrap(lambda: next(states), f"steps[{s}]")
-            for name, fields in stored["expected"]["variables"].items():
+            for name, fields in ({} if checked else stored["expected"]["variables"]).items():
                 for f, digest in fields.items():
                     have = state[name].get(f)
                     if (digest is None) != (have is None) or (have is not None and generate.array_digest(have) != digest["sha256"]):
@@ -119,6 +120,7 @@ class Vector:
                                           "(regenerate with `adam-conformance generate`)", self.id,
                                           f"steps[{s}].expected.variables.{name}.{f}")
             yield state
+        object.__setattr__(self, "_digests_checked", True)
 
 
 @functools.lru_cache(maxsize=1)

@@ -83,24 +83,27 @@ def _cell(counts: Counter) -> str:
     return text + (f" ({', '.join(extras)})" if extras else "")
 
 
+def _label(doc: dict) -> str:
+    label = doc["candidate"] + (" (raw)" if doc.get("raw") else "")
+    backend = doc.get("versions", {}).get("backend")
+    return label + (f" [{backend}]" if backend and backend != "tensorflow" else "")
+
+
 def matrix(paths: Iterable[Path]) -> str:
-    """A markdown table: one row per results file, one column per family and per level."""
+    """Two markdown tables, one row per results file: verdicts by spec level, then by vector family."""
     docs = [json.loads(Path(p).read_text(encoding="utf-8")) for p in paths]
     families = sorted({r["family"] for d in docs for r in d["results"]})
-    head = ["candidate", *LEVELS, *families]
-    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for d in docs:
-        label = d["candidate"] + (" (raw)" if d.get("raw") else "")
-        backend = d.get("versions", {}).get("backend")
-        label += f" [{backend}]" if backend and backend != "tensorflow" else ""
-        level_counts: dict[str, Counter] = defaultdict(Counter)
-        fam_counts: dict[str, Counter] = defaultdict(Counter)
-        for r in d["results"]:
-            level_counts[r.get("level") or "-"][r["verdict"]] += 1
-            fam_counts[r["family"]][r["verdict"]] += 1
-        cells = [f"`{label}`"] + [_cell(level_counts[lv]) for lv in LEVELS] + [_cell(fam_counts[f]) for f in families]
-        rows.append("| " + " | ".join(cells) + " |")
-    return "\n".join(rows) + "\n"
+    tables = []
+    for key, columns in (("level", list(LEVELS)), ("family", families)):
+        head = ["candidate", *columns]
+        rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for d in docs:
+            counts: dict[str, Counter] = defaultdict(Counter)
+            for r in d["results"]:
+                counts[r.get(key) or "-"][r["verdict"]] += 1
+            rows.append("| " + " | ".join([f"`{_label(d)}`"] + [_cell(counts[c]) for c in columns]) + " |")
+        tables.append("\n".join(rows) + "\n")
+    return "\n".join(tables)
 
 
 def tightness(paths: Iterable[Path]) -> str:
@@ -113,8 +116,20 @@ def tightness(paths: Iterable[Path]) -> str:
         for r in d["results"]:
             if r["verdict"] == "pass" and isinstance(r.get("max_ratio"), (int, float)) and r.get("dtype"):
                 best[r["dtype"]] = max(best.get(r["dtype"], 0.0), float(r["max_ratio"]))
-        label = d["candidate"] + (" (raw)" if d.get("raw") else "")
-        backend = d.get("versions", {}).get("backend")
-        label += f" [{backend}]" if backend and backend != "tensorflow" else ""
-        rows.append(f"| `{label}` | " + " | ".join(f"{best[t]:.3f}" if t in best else "" for t in dtypes) + " |")
+        rows.append(f"| `{_label(d)}` | " + " | ".join(f"{best[t]:.3f}" if t in best else "" for t in dtypes) + " |")
+    return "\n".join(rows) + "\n"
+
+
+def diagnoses(paths: Iterable[Path]) -> str:
+    """A markdown table: per results file, which known variants its failing items match (or come closest to)."""
+    rows = ["| candidate | diagnosis of its failing and known-divergent items |", "|---|---|"]
+    for p in paths:
+        d = json.loads(Path(p).read_text(encoding="utf-8"))
+        found: Counter = Counter()
+        for r in d["results"]:
+            if r.get("diagnosis"):
+                x = r["diagnosis"]
+                found[f"{'matches' if x['matches'] else 'closest to'} {x['variant']} ({x['clause']})"] += 1
+        text = "; ".join(f"{what}: {n}" for what, n in sorted(found.items(), key=lambda kv: (-kv[1], kv[0])))
+        rows.append(f"| `{_label(d)}` | {text or 'nothing failed'} |")
     return "\n".join(rows) + "\n"

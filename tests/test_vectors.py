@@ -12,7 +12,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conformance.loader import SCHEMA_PATH, _Loader, bundled_paths, load_file, load_paths
+from conformance.loader import SCHEMA_PATH, VectorError, _Loader, bundled_paths, load_file, load_paths
 from tests.helpers import ROOT
 from vectors import generate, scenarios
 
@@ -123,3 +123,37 @@ def test_every_core_and_api_clause_is_tested():
     covered = {c for v in vectors for c in v.clauses} | _check_clauses()
     missing = sorted(c for c, level in CLAUSES.items() if c not in covered)
     assert missing == []
+
+
+# --- large vectors: generator inputs and digest expectations are checked when the vector runs -------------------
+
+
+def _large(tmp_path, edit):
+    document = yaml.load((generate.VECTOR_DIR / "scale.yaml").read_text(encoding="utf-8"), Loader=_Loader)
+    record = next(v for v in document["vectors"] if v["id"] == "scale/sparse-1e6")
+    document["vectors"] = [record]
+    edit(record)
+    record["sha256"] = generate.content_hash(record)  # a consistent file whose content is wrong
+    path = tmp_path / "scale.yaml"
+    path.write_text(generate.render(document), encoding="utf-8")
+    (vector,), errors = load_file(path)
+    assert errors == []
+    return vector
+
+
+def test_a_wrong_digest_is_caught_when_the_vector_runs(tmp_path):
+    def edit(record):
+        record["steps"][1]["expected"]["variables"]["a"]["v"]["sha256"] = "0" * 64
+
+    vector = _large(tmp_path, edit)
+    with pytest.raises(VectorError, match=r"field 'steps\[1\]\.expected\.variables\.a\.v': stale: the oracle's state"):
+        list(vector.states())
+
+
+def test_a_wrong_generator_checksum_is_caught(tmp_path):
+    def edit(record):
+        record["variables"]["a"]["initial"]["seed"] += 1
+
+    vector = _large(tmp_path, edit)
+    with pytest.raises(VectorError, match=r"field 'variables\.a\.initial': generated values do not match"):
+        vector.initial()
