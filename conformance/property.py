@@ -352,10 +352,20 @@ class Environment:
         self.lacking = frozenset(lacking) | frozenset(self.avoided)
         # A fixed seed means a reproducible run: no replay of examples saved by earlier runs.
         database = {} if self.seed is None else {"database": None}
+        # The explain phase traces every line the test runs, the framework's included: minutes per failure.
+        phases = [p for p in hypothesis.Phase if p != hypothesis.Phase.explain]
         self.settings = hypothesis.settings(
             max_examples=config.getoption("--property-examples"), deadline=None,  # frameworks are slow and uneven
             suppress_health_check=[hypothesis.HealthCheck.too_slow],  # same reason; the other checks stay on
-            report_multiple_bugs=False, print_blob=True, **database)
+            report_multiple_bugs=False, print_blob=True, phases=phases, **database)
+
+    def require(self, feature: str) -> "Environment":
+        """Skip the running check as unsupported when the candidate cannot express ``feature``."""
+        import pytest
+
+        if feature in self.lacking:
+            pytest.skip(f"unsupported: {self.adapter.lacking().get(feature) or self.avoided.get(feature)}")
+        return self
 
     def options(self, **kwargs: Any) -> Options:
         return Options(self.dtypes, self.lacking, **kwargs)

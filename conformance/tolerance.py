@@ -120,7 +120,8 @@ class ErrorModel:
         """The error of handing the candidate ``x`` in its dtype: the rounding, and with FTZ a subnormal read as 0."""
         if x is None:
             return 0.0
-        err = np.abs(x.astype(NUMPY_DTYPES[self.dtype]).astype(np.float64) - x)
+        with np.errstate(over="ignore", invalid="ignore"):  # past the dtype's range: loaded as +-Inf, error Inf
+            err = np.abs(x.astype(NUMPY_DTYPES[self.dtype]).astype(np.float64) - x)
         if self.ftz:
             err = np.where(np.abs(x) < self.tiny, np.abs(x), err)
         return err
@@ -230,6 +231,9 @@ class ErrorModel:
             # An intermediate that a conforming order forms (g*g, m*alpha, g - m) past the largest finite value
             # overflows: from there on the element is unconstrained (Inf, or NaN after it).
             over = (ag * ag >= self.largest) | (k.alpha * np.abs(m1) >= self.largest) | (ag + am0 >= self.largest)
+            # An infinite error brought in meets a zero coefficient (beta_2 = 0) or another infinity as NaN: the
+            # element was unconstrained already, and stays so.
+            over |= np.isnan(ex) | np.isnan(em) | np.isnan(ev)
             if np.any(over):
                 em, ev, ex = (np.where(over, np.inf, x) for x in (em, ev, ex))
                 eh = np.where(over, np.inf, eh) if self.amsgrad else eh

@@ -71,9 +71,7 @@ def test_agrees_with_oracle(property_env):
 @pytest.mark.clause("ADAM-SPARSE-2")
 def test_sparse_equals_dense(property_env):
     """An IndexedSlices gradient and its dense equivalent (duplicates summed) give the same trajectory."""
-    env, tracker = property_env, property_env.tracker()
-    if "sparse" in env.lacking:
-        pytest.skip(f"unsupported: {env.adapter.lacking()['sparse']}")
+    env, tracker = property_env.require("sparse"), property_env.tracker()
 
     @env.settings
     @given(scenarios(env.options(sparse=True, nonfinite=False)))
@@ -149,9 +147,7 @@ def test_checkpoint_resume(property_env):
 @pytest.mark.clause("ADAM-API-CONFIG-2")
 def test_config_round_trip(property_env):
     """``from_config(get_config())`` builds an optimizer that runs bit for bit like the original."""
-    env, tracker = property_env, property_env.tracker()
-    if "config round trip" in env.lacking:
-        pytest.skip(f"unsupported: {env.adapter.lacking()['config round trip']}")
+    env, tracker = property_env.require("config round trip"), property_env.tracker()
 
     @env.settings
     @given(scenarios(env.options(constant_hyperparameters=True, nonfinite=False)))
