@@ -29,6 +29,13 @@ def _outcomes(env, tracker, vector, modes=MODES, keep=False):
     return outcomes
 
 
+def _observe(env, vector, **kwargs):
+    try:
+        return observe(env.adapter, vector, vector.dtypes[0], **kwargs)
+    except Unsupported:
+        reject()
+
+
 def _fail(tracker, scn, text):
     tracker.failing = scn
     raise AssertionError(text)
@@ -131,11 +138,7 @@ def test_checkpoint_resume(property_env):
         vector = to_vector(scn)
         assume(len(scn.steps) >= 2)
         at = data.draw(st.integers(1, len(scn.steps) - 1), label="resume after step")
-        try:
-            whole = observe(env.adapter, vector, scn.dtypes[0])
-            resumed = observe(env.adapter, vector, scn.dtypes[0], resume_at=at)
-        except Unsupported:
-            reject()
+        whole, resumed = _observe(env, vector), _observe(env, vector, resume_at=at)
         tracker.seen(scn, 0.0)
         where = first_difference(whole, resumed, start=at)
         if where:
@@ -153,11 +156,7 @@ def test_config_round_trip(property_env):
     @given(scenarios(env.options(constant_hyperparameters=True, nonfinite=False)))
     def check(scn):
         vector = to_vector(scn)
-        try:
-            original = observe(env.adapter, vector, scn.dtypes[0])
-            clone = observe(env.adapter, vector, scn.dtypes[0], round_trip=True)
-        except Unsupported:
-            reject()
+        original, clone = _observe(env, vector), _observe(env, vector, round_trip=True)
         tracker.seen(scn, 0.0)
         where = first_difference(original, clone)
         if where:
@@ -175,10 +174,7 @@ def test_deterministic(property_env):
     @given(scenarios(env.options()))
     def check(scn):
         vector = to_vector(scn)
-        try:
-            first, second = (observe(env.adapter, vector, scn.dtypes[0]) for _ in range(2))
-        except Unsupported:
-            reject()
+        first, second = _observe(env, vector), _observe(env, vector)
         tracker.seen(scn, 0.0)
         where = first_difference(first, second)
         if where:
