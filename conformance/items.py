@@ -133,7 +133,7 @@ class VectorItem(pytest.Item):
             raise ConformanceFailure(f"{header}: {exc}") from None
         record["candidate_seconds"] = sum(o.candidate_seconds for o in outcomes)
         record["modes"] = {o.mode: mode_record(o) for o in outcomes}
-        steps = [o.first_failing_step for o in outcomes if o.first_failing_step]
+        steps = [o.first_failing_step for o in outcomes if o.first_failing_step is not None]
         record["first_failing_step"] = min(steps) if steps else None
         record["max_ratio"] = _finite(max(o.comparison.max_ratio for o in outcomes))
         failing = [o for o in outcomes if not o.passed]

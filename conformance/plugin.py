@@ -3,13 +3,16 @@
 Registered through the ``pytest11`` entry point, so it is active wherever the
 kit is installed.  Without ``--candidate`` it does nothing (and imports no
 framework).  With it, the bundled vectors (plus ``--vectors``) and the API
-checks of ``conformance/suite`` are collected instead of the usual test
-paths, unless explicit paths are given.  Logic lives in the sibling modules;
-this one holds options, hooks and fixtures.
+checks of ``conformance/suite/test_api.py`` (``--tier=vectors``), or the
+property checks of ``conformance/suite/test_properties.py`` (``--tier=property``),
+are collected instead of the usual test paths, unless explicit paths are
+given.  Logic lives in the sibling modules; this one holds options, hooks and
+fixtures.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 import warnings
@@ -50,14 +53,13 @@ class State:
     environment: dict = field(default_factory=dict)
     trackers: dict = field(default_factory=dict)  # property tier: name -> conformance.property.Tracker
     cache_key: str = ""
+    verified: set | None = None  # sha256 of files verified by an earlier run of this kit (pytest's cache)
     families: set = field(default_factory=set)  # the families collected (vector families, "api", "property")
     results: list[dict] = field(default_factory=list)
     started: float = 0.0  # the kit's run: from the start of collection to the end of the last item
     collected: float = 0.0
     finished: float = 0.0
     _cache: dict = field(default_factory=dict)
-
-    verified: set | None = None  # sha256 of files verified by an earlier run of this kit (pytest's cache)
 
     def load(self, path: Path) -> tuple[list, list]:
         """Load a vector file once per session."""
@@ -75,8 +77,9 @@ class State:
         return [e for e in self.expectations.stale()
                 if e.id.split("/")[0] in self.families or not any(c.isalnum() for c in e.id.split("/")[0])]
 
-    @property
+    @functools.cached_property
     def vector_set(self) -> dict:
+        """The spec version and the files of this run's vector set, with a digest of their bytes."""
         from vectors.generate import SPEC_VERSION
 
         digest = hashlib.sha256()

@@ -1,4 +1,4 @@
-"""Drive one candidate through one vector in one mode, comparing step by step with the oracle.
+"""Drive one candidate through one vector, in one or both modes, comparing step by step with the oracle.
 
 The harness owns the step counter.  A callable hyperparameter returns the value
 of the current step however often it is called, and records the steps at
@@ -33,11 +33,11 @@ KEEP_LIMIT = 100_000
 class CandidateError(Exception):
     """The candidate raised while being built (step 0) or at a step (1-based)."""
 
-    def __init__(self, step: int, error: BaseException, doing: str = "") -> None:
+    def __init__(self, step: int, error: BaseException) -> None:
         self.step, self.error = step, error
         where = "while being built" if step == 0 else f"at step {step}"
         text = (str(error).strip().splitlines() or [""])[0][:200]
-        super().__init__(f"the candidate raised {type(error).__name__} {where}{doing}: {text}")
+        super().__init__(f"the candidate raised {type(error).__name__} {where}: {text}")
 
 
 @dataclass
@@ -110,8 +110,8 @@ class Outcome:
 
     @property
     def first_failing_step(self) -> int | None:
-        steps = [x for x in (self.error_step, self.comparison.first_failing_step) if x]
-        return min(steps) if steps else None
+        steps = [x for x in (self.error_step, self.comparison.first_failing_step) if x is not None]
+        return min(steps) if steps else None  # 0: the candidate could not be built
 
 
 def hyper_inputs(vector: Vector, clock: Clock) -> dict[str, Any]:
