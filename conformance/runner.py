@@ -166,7 +166,7 @@ def run(adapter: Adapter, vector: Vector, dtype: str, modes: tuple[str, ...] = (
     if reason:
         raise Unsupported(reason)
     keep = vector.size <= KEEP_LIMIT if keep is None else keep
-    initial, ftz = vector.initial(), adapter.flushes_subnormals(dtype)
+    initial, ftz = vector.initial(), adapter.flush_to_zero(dtype)
     made: dict[int, dict] = {}
 
     def gradients(s: int) -> dict:

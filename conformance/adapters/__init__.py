@@ -112,9 +112,16 @@ class Adapter:
         """Whether the framework's arithmetic in ``dtype`` flushes subnormal results or inputs to zero (measured)."""
         return False
 
+    def flush_to_zero(self, dtype: str) -> bool:
+        """``flushes_subnormals``, probed once per dtype: it does not change within a run."""
+        cache = self.__dict__.setdefault("_flush_to_zero", {})
+        if dtype not in cache:
+            cache[dtype] = self.flushes_subnormals(dtype)
+        return cache[dtype]
+
     def environment(self) -> dict[str, Any]:
         """What affects numerics: flush-to-zero per dtype (more where the framework says more)."""
-        return {"flush_to_zero": {d: self.flushes_subnormals(d) for d in ("float16", "bfloat16", "float32", "float64")}}
+        return {"flush_to_zero": {d: self.flush_to_zero(d) for d in ("float16", "bfloat16", "float32", "float64")}}
 
     def start(self, spec: Any) -> Session:  # pragma: no cover - abstract
         raise NotImplementedError
