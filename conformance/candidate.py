@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 
 from conformance import adapters
+from conformance.errors import first_line
 
 
-def resolve(spec: str, adapter_name: str | None, *, raw: bool, device: str) -> adapters.Adapter:
+def resolve(spec: str, adapter_name: str | None, *, raw: bool, device: str) -> Any:
     """Import the candidate, pick its adapter and check that it can be built; ``pytest.UsageError`` otherwise."""
     where = f"--candidate={spec}"
     if ":" not in spec or not all(spec.partition(":")[::2]):
@@ -24,7 +25,7 @@ def resolve(spec: str, adapter_name: str | None, *, raw: bool, device: str) -> a
     except AttributeError as exc:
         raise pytest.UsageError(f"{where}: {exc} (expected module:attr)") from None
     except Exception as exc:  # noqa: BLE001 - any import-time failure of a foreign module is a usage error
-        raise pytest.UsageError(f"{where}: importing it raised {type(exc).__name__}: {_line(exc)}") from None
+        raise pytest.UsageError(f"{where}: importing it raised {type(exc).__name__}: {first_line(exc)}") from None
     if not callable(obj):
         raise pytest.UsageError(f"{where}: {type(obj).__name__} object is not a class or factory")
     name = adapter_name or adapters.choose(spec)
@@ -32,25 +33,9 @@ def resolve(spec: str, adapter_name: str | None, *, raw: bool, device: str) -> a
         adapter = adapters.load(name)(obj, raw=raw, device=device)
         adapter.device_used()
     except Exception as exc:  # noqa: BLE001
-        raise pytest.UsageError(f"{where}: the {name} adapter cannot use it: {type(exc).__name__}: {_line(exc)}") from None
+        raise pytest.UsageError(f"{where}: the {name} adapter cannot use it: {type(exc).__name__}: {first_line(exc)}") from None
     try:
-        _probe(adapter)
+        adapter.probe()
     except Exception as exc:  # noqa: BLE001
-        raise pytest.UsageError(f"{where}: constructing it raised {type(exc).__name__}: {_line(exc)}") from None
+        raise pytest.UsageError(f"{where}: constructing it raised {type(exc).__name__}: {first_line(exc)}") from None
     return adapter
-
-
-def _probe(adapter: adapters.Adapter) -> Any:
-    """Build one instance with the framework's usual call, to fail early on a broken constructor."""
-    if adapter.name == "torch":
-        import torch
-
-        return adapter.candidate([torch.zeros(1, requires_grad=True)])
-    if adapter.name == "optax":
-        return adapter.candidate(0.001)
-    return adapter.candidate()
-
-
-def _line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else "")[:200]

@@ -8,17 +8,33 @@ allowed.  ``failure_text`` renders the failure report in one fixed layout.
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from conformance.dtypes import NUMPY_DTYPES, finfo
 from conformance.tolerance import bits_of_agreement, chunks, ulp_of
-from vectors.scenarios import NUMPY_DTYPES
 
-TENSORS = ("variable", "m", "v", "vhat")
+
+def json_number(x: float) -> float | str:
+    """A float as JSON holds it: itself when finite, else its repr ('inf', 'nan')."""
+    x = float(x)
+    return x if math.isfinite(x) else repr(x)
+
+
+def as_state(observation: dict) -> dict:
+    """A candidate's (or a replay's) observation ``{"iterations", name: {field: array}}`` as a float64 state."""
+    return {"iterations": observation["iterations"],
+            **{n: {f: None if x is None else np.asarray(x, dtype=np.float64) for f, x in fields.items()}
+               for n, fields in observation.items() if n != "iterations"}}
+
+
+def first_mismatch(a: np.ndarray, b: np.ndarray) -> int | None:
+    """The first flat index where two same-shaped arrays differ bit for bit in value (NaN equals NaN), or None."""
+    differ = ~((a == b) | (np.isnan(a) & np.isnan(b)))
+    return int(np.flatnonzero(differ)[0]) if differ.any() else None
 
 
 @dataclass
@@ -34,26 +50,17 @@ class Worst:
     rel_err: float
     ulps: float
     ulps_allowed: float
-    share: float  # the share of its bound the error uses (> 1: out of bound)
+    ratio: float  # the error divided by its bound: the share of the bound used (> 1: out of bound)
     mismatched: tuple[int, int] = (0, 0)  # elements out of bound at this step, of all
-
-    @property
-    def ratio(self) -> float:
-        """Error divided by the bound (> 1 means out of bound)."""
-        return self.share
 
     def as_dict(self) -> dict:
         return {
-            "tensor": self.tensor, "step": self.step, "index": list(self.index), "actual": _num(self.actual),
-            "expected": _num(self.expected), "abs": _num(self.abs_err), "rel": _num(self.rel_err),
-            "ulps": _num(self.ulps), "ulps_allowed": _num(self.ulps_allowed), "ratio": _num(self.ratio),
+            "tensor": self.tensor, "step": self.step, "index": list(self.index), "actual": json_number(self.actual),
+            "expected": json_number(self.expected), "abs": json_number(self.abs_err), "rel": json_number(self.rel_err),
+            "ulps": json_number(self.ulps), "ulps_allowed": json_number(self.ulps_allowed),
+            "ratio": json_number(self.ratio),
             "bits": round(bits_of_agreement(self.abs_err, self.expected), 2),
         }
-
-
-def _num(x: float) -> float | str:
-    x = float(x)
-    return x if math.isfinite(x) else repr(x)
 
 
 @dataclass
@@ -66,6 +73,14 @@ class Comparison:
     problems: list[str] = field(default_factory=list)  # structural: shapes, dtypes, NaN positions, iterations
     violations: list[Worst] = field(default_factory=list)  # the worst violation of each tensor at its first bad step
     curve: dict[str, list[list[float]]] = field(default_factory=dict)  # tensor -> per step [ulps used, ulps allowed]
+    checked: set[str] = field(default_factory=set)  # what was compared: "iterations", "variable", "m", "v", "vhat"
+    not_exposed: set[str] = field(default_factory=set)  # what the oracle has and the candidate did not show
+
+    def observability(self) -> dict[str, list[str]]:
+        """Which kinds of tensor were checked, and which the candidate did not expose (they never counted)."""
+        order = ("iterations", "variable", "m", "v", "vhat")
+        return {"checked": [k for k in order if k in self.checked],
+                "not_exposed": [k for k in order if k in self.not_exposed and k not in self.checked]}
 
     @property
     def passed(self) -> bool:
@@ -109,8 +124,12 @@ class Comparison:
         expected state is the oracle's); the allowed error is ``scale * e`` (spec E-7).
         """
         oracle = expected if oracle is None else oracle
-        if int(observed["iterations"]) != expected["iterations"]:
-            self._fail(s, f"step {s}: iterations is {observed['iterations']}, expected {expected['iterations']}")
+        if observed.get("iterations") is None:
+            self.not_exposed.add("iterations")
+        else:
+            self.checked.add("iterations")
+            if int(observed["iterations"]) != expected["iterations"]:
+                self._fail(s, f"step {s}: iterations is {observed['iterations']}, expected {expected['iterations']}")
         for name, fields in errors.items():
             for tensor, bound in fields.items():
                 want = expected[name].get(tensor)
@@ -121,7 +140,9 @@ class Comparison:
                 if have is None:
                     if tensor == "variable":
                         self._fail(s, f"step {s}: {label} missing from the candidate's output")
-                    continue  # a candidate that does not expose a slot is judged on the variable alone
+                    self.not_exposed.add(tensor)  # a candidate that does not expose a slot is judged without it
+                    continue
+                self.checked.add(tensor)
                 self._tensor(label, s, np.asarray(have), want, bound, scale, oracle[name][tensor])
 
     def _tensor(self, label: str, s: int, have: np.ndarray, want: np.ndarray, err: Any, scale: float,
@@ -137,7 +158,7 @@ class Comparison:
         err = np.asarray(err, dtype=np.float64)
         flat = (have.reshape(-1), want.reshape(-1), exact.reshape(-1))
         flat_err = err.reshape(-1) if err.shape == want.shape else np.full(1, float(err.reshape(-1)[0]))  # one value for all
-        largest = float(_finfo(self.dtype).max)
+        largest = float(finfo(self.dtype).max)
         best, best_ratio, n_bad = 0, -1.0, 0
         for part in chunks(want.size):
             h, w, x = flat[0][part].astype(np.float64), flat[1][part], flat[2][part]
@@ -162,7 +183,7 @@ class Comparison:
         worst = Worst(label, s, tuple(map(int, k)), x, y, diff, diff / abs(y) if y else (0.0 if diff == 0 else math.inf),
                       diff / spacing, scale * float(flat_err[best if flat_err.size == want.size else 0]) / spacing,
                       best_ratio)
-        self.curve.setdefault(label, []).append([_num(worst.ulps), _num(worst.ulps_allowed)])
+        self.curve.setdefault(label, []).append([json_number(worst.ulps), json_number(worst.ulps_allowed)])
         if label not in self.worst or worst.ratio > self.worst[label].ratio:
             self.worst[label] = worst
         if n_bad:
@@ -185,13 +206,6 @@ def _ratio(have: np.ndarray, want: np.ndarray, bound: Any, gone: np.ndarray, lar
                               0.0, 1.0)
     ratio[np.isnan(ratio)] = np.inf  # an error where the bound is undefined is out of bound
     return ratio
-
-
-@functools.lru_cache(maxsize=None)
-def _finfo(dtype: str) -> Any:
-    import ml_dtypes
-
-    return ml_dtypes.finfo(NUMPY_DTYPES[dtype])
 
 
 def failure_text(cmp: Comparison, header: str) -> str:

@@ -14,19 +14,19 @@ from dataclasses import dataclass
 
 from conformance.adapters import Unsupported
 from conformance.adapters.numpy_port import NumpyPortAdapter
-from conformance.compare import Comparison
+from conformance.compare import Comparison, as_state
 from conformance.runner import Outcome, run
 from reference import variants
 
-#: Variants that change numbers (the API-only ones cannot show in a trajectory).
-CANDIDATES = [
-    variants.Algorithm1Epsilon, variants.EpsilonInsideSqrt, variants.StepOffByOne, variants.NoFirstMomentCorrection,
-    variants.NoSecondMomentCorrection, variants.NoBiasCorrection, variants.RunningProductBetas, variants.SwappedBetas,
-    variants.PerVariableStep, variants.IterationsFrozen, variants.AmsgradIgnored, variants.AmsgradOverCorrectedV,
-    variants.LazySparse, variants.LastDuplicateWins, variants.SquaredDuplicates, variants.FrozenCallables,
-    variants.ScheduleOneBased, variants.DecayIgnored, variants.DecayOneBased, variants.DefaultEpsilon1e8,
-    variants.Float32State, variants.HyperparametersNotCast, variants.EpsilonZeroKept, variants.Float64Hyperparameters,
-]
+#: Wrong variants that cannot show in the numbers of a trajectory, and why; every other one is replayed.
+NOT_REPLAYED = {
+    "WeightsByVariable": "the order of get_weights shows in the API checks, or as a state that does not load",
+    "KerasSlotNames": "slot names show in the API checks only",
+    "ConfigWithoutDecay": "get_config shows in the API checks only",
+    "SetWeightsKeepsIterations": "shows as a state that does not load (iterations read back wrong), named as such",
+    "MutatesGradient": "the harness hands every call fresh gradient arrays, so it shows in the API checks only",
+}
+CANDIDATES = [cls for cls in variants.WRONG if cls.__name__ not in NOT_REPLAYED]
 
 
 @dataclass
@@ -75,10 +75,7 @@ def diagnose(vector: object, dtype: str, outcome: Outcome) -> Diagnosis | None:
             continue
         cmp = Comparison(dtype)
         for s, (observed, expected, errors) in enumerate(zip(outcome.observed, replay.observed, outcome.errors), 1):
-            as_state = {"iterations": expected["iterations"],
-                        **{n: {f: (None if x is None else x.astype("float64")) for f, x in fields.items()}
-                           for n, fields in expected.items() if n != "iterations"}}
-            cmp.add_step(s, observed, as_state, errors, outcome.scale)
+            cmp.add_step(s, observed, as_state(expected), errors, outcome.scale)
         if cmp.problems and not cmp.worst:
             continue
         ratio = math.inf if cmp.problems else cmp.max_ratio

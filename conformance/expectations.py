@@ -27,6 +27,8 @@ from pathlib import Path
 
 import yaml
 
+from conformance.features import Feature
+
 BUNDLED = Path(__file__).resolve().parent / "expectations"
 
 
@@ -53,7 +55,7 @@ class Expectations:
     raw: bool
     entries: list[Entry] = field(default_factory=list)
     backends: list[str] | None = None  # Keras 3: the backends the file applies to (None: any)
-    avoid: dict[str, str] = field(default_factory=dict)  # property tier: feature -> the known divergence it would hit
+    avoid: dict[Feature, str] = field(default_factory=dict)  # property tier: feature -> the known divergence it would hit
 
     def lookup(self, conformance_id: str, dtype: str | None) -> Entry | None:
         """The first entry that matches an item, counting the match."""
@@ -93,8 +95,13 @@ def load(path: Path | str) -> Expectations:
     avoid = (doc.get("property_tier") or {}).get("avoid") or {}
     if not isinstance(avoid, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in avoid.items()):
         raise ExpectationsError(f"{path}: field 'property_tier.avoid': a mapping of feature names to reasons is required")
+    try:
+        features = Feature.parse(list(avoid), f"{path}: field 'property_tier.avoid'")
+    except ValueError as exc:
+        raise ExpectationsError(str(exc)) from None
     return Expectations(path, list(doc.get("candidates") or []), bool(doc.get("raw", False)), entries,
-                        [doc["backend"]] if isinstance(doc.get("backend"), str) else doc.get("backend"), dict(avoid))
+                        [doc["backend"]] if isinstance(doc.get("backend"), str) else doc.get("backend"),
+                        dict(zip(features, avoid.values())))
 
 
 def for_candidate(spec: str, raw: bool, backend: str | None = None) -> Expectations | None:

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import html
 import math
-from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-from conformance.report import LEVELS, VERDICTS
+from conformance.report import LEVELS, VERDICTS, counts, unsupported_notes
 
 CSS = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #1d1d1f; }
@@ -91,11 +90,7 @@ def plot(modes: dict) -> str:
 
 
 def _summary(results: list[dict]) -> str:
-    by_family: dict[str, Counter] = defaultdict(Counter)
-    by_level: dict[str, Counter] = defaultdict(Counter)
-    for r in results:
-        by_family[r["family"]][r["verdict"]] += 1
-        by_level[r.get("level") or "-"][r["verdict"]] += 1
+    by_family, by_level = counts(results)
     head = "<tr><th class=l>family / level</th>" + "".join(f"<th>{v}</th>" for v in VERDICTS) + "</tr>"
     rows = [f"<tr><td class=l>{_e(name)}</td>" + "".join(f'<td class="{v}">{c[v] or ""}</td>' for v in VERDICTS) + "</tr>"
             for name, c in sorted(by_family.items())]
@@ -134,8 +129,13 @@ def _card(r: dict) -> str:
     if r.get("diagnosis"):
         d = r["diagnosis"]
         lines.append(f"diagnosis: {'matches' if d['matches'] else 'closest'} {_e(d['variant'])} ({_e(d['clause'])})")
-    if r["verdict"] == "unsupported" and r.get("message"):
-        lines.append(_e(r["message"]))
+    if r["verdict"] == "unsupported":
+        lines.append("unsupported: " + _e(r.get("unsupported") or r.get("message") or "?"))
+    for mode, out in (r.get("modes") or {}).items():
+        if out.get("unsupported"):
+            lines.append(f"{_e(mode)} mode unsupported: {_e(out['unsupported'])}")
+    if r.get("observed", {}).get("not_exposed"):
+        lines.append(f"checked: {_e(', '.join(r['observed']['checked']))}; not exposed: {_e(', '.join(r['observed']['not_exposed']))}")
     body = plot(r.get("modes") or {}) if r.get("modes") else ""
     return (f'<div class="card"><h3>{_e(title)}</h3>' + "".join(f"<p>{line}</p>" for line in lines) + body
             + f"<p>{_e(', '.join(r.get('clauses', [])))}</p></div>")
@@ -163,6 +163,10 @@ def render(doc: dict) -> str:
                 diag = f"\ndiagnosis: {'matches' if d['matches'] else 'closest known variant'} {d['variant']} ({d['clause']}: {d['description']})"
             out.append(f"<pre><b>{_e(r['verdict'].upper())}: {_e(r['vector'])} [{_e(r.get('dtype') or '-')}]{step}</b>\n"
                        f"{_e(r.get('message') or '')}{_e(diag)}</pre>")
+    notes = unsupported_notes([doc])
+    if notes:
+        out.append("<h2>Unsupported</h2><p>Not implemented by the candidate or declared absent; never counted as a pass.</p>"
+                   f"<p>{_e(notes[0].split(': ', 1)[1])}</p>")
     if known:
         out.append("<h2>Known divergences (expected failures)</h2><table><tr><th class=l>vector</th><th class=l>reason</th>"
                    "<th class=l>diagnosis</th></tr>")

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import math
 import threading
 from typing import Any, Callable
 
 import pytest
 
 from conformance.adapters import Unsupported
-from conformance.compare import failure_text
+from conformance.compare import failure_text, json_number
 from conformance.diagnose import diagnose
 from conformance.loader import Vector, VectorError
+from conformance.record import Result
 from conformance.runner import MODES, Outcome, run
+from conformance.state import STATE
 
 
 class ConformanceFailure(Exception):
@@ -49,10 +50,7 @@ class VectorFile(pytest.File):
     """A YAML family file of vectors."""
 
     def collect(self) -> Any:
-        from conformance.plugin import STATE
-
-        state = self.config.stash[STATE]
-        vectors, errors = state.load(self.path)
+        vectors, errors = self.config.stash[STATE].load(self.path)
         for err in errors:
             name = f"{err.vector_id}[load-error]" if err.vector_id else "[load-error]"
             yield LoadErrorItem.from_parent(self, name=name, error=err)
@@ -67,8 +65,7 @@ class LoadErrorItem(pytest.Item):
     def __init__(self, *, error: VectorError, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.error = error
-        self.conformance = {"vector": error.vector_id or str(self.path.name), "family": self.path.stem, "level": None,
-                            "clauses": [], "dtype": None, "message": str(error), "kit_error": True}
+        self.result = Result.for_load_error(error.vector_id or str(self.path.name), self.path.stem, str(error))
 
     def runtest(self) -> None:
         raise ConformanceFailure(str(self.error))
@@ -80,15 +77,13 @@ class LoadErrorItem(pytest.Item):
         return self.path, None, f"vector file {self.path.name}"
 
 
-def _finite(x: float) -> float | str:
-    return x if math.isfinite(x) else repr(x)
-
-
 def mode_record(outcome: Outcome) -> dict:
     """What the JSON keeps of one mode's run."""
+    if outcome.unsupported:
+        return {"unsupported": outcome.unsupported}
     cmp = outcome.comparison
     return {"passed": outcome.passed, "first_failing_step": outcome.first_failing_step, "error": outcome.error,
-            "max_ratio": _finite(cmp.max_ratio), "worst": {n: w.as_dict() for n, w in cmp.worst.items()},
+            "max_ratio": json_number(cmp.max_ratio), "worst": {n: w.as_dict() for n, w in cmp.worst.items()},
             "curve": cmp.curve, "liveness": outcome.liveness, "problems": cmp.problems}
 
 
@@ -102,53 +97,63 @@ def outcome_text(outcome: Outcome) -> list[str]:
     return lines + [f"  {line}" for line in body] + [f"    {line}" for line in outcome.liveness]
 
 
+def observability(outcomes: list[Outcome]) -> dict[str, list[str]]:
+    """What the modes that ran compared, and what the candidate never exposed."""
+    seen = [o.comparison.observability() for o in outcomes]
+    checked = [k for k in ("iterations", "variable", "m", "v", "vhat") if any(k in s["checked"] for s in seen)]
+    hidden = [k for k in ("iterations", "variable", "m", "v", "vhat")
+              if k not in checked and any(k in s["not_exposed"] for s in seen)]
+    return {"checked": checked, "not_exposed": hidden}
+
+
 class VectorItem(pytest.Item):
     """One vector in one dtype, run against the candidate in every selected mode."""
 
     def __init__(self, *, vector: Vector, dtype: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.vector, self.dtype = vector, dtype
-        self.conformance: dict[str, Any] = {
-            "vector": vector.id, "family": vector.family, "level": vector.level, "clauses": list(vector.clauses),
-            "dtype": dtype, "first_failing_step": None, "max_ratio": None, "modes": {}, "message": None,
-        }
+        self.result = Result.for_vector(vector, dtype)
 
     def runtest(self) -> None:
-        from conformance.plugin import STATE
-
         state = self.config.stash[STATE]
         modes = MODES if state.mode == "both" else (state.mode,)
         header = f"{self.vector.id} [{self.dtype}] ({', '.join(self.vector.clauses)})"
-        record = self.conformance
+        result = self.result
         try:
             outcomes = call_with_timeout(lambda: run(state.adapter, self.vector, self.dtype, modes), state.timeout)
         except Unsupported as exc:
-            record["message"] = str(exc)
+            result.message = result.unsupported = str(exc)
             pytest.skip(f"unsupported: {exc}")
         except VectorError as exc:
-            record.update(message=str(exc), kit_error=True)
+            result.message, result.kit_error = str(exc), True
             raise ConformanceFailure(str(exc)) from None
         except TimeoutError as exc:
-            record["message"] = str(exc)
+            result.message = str(exc)
             raise ConformanceFailure(f"{header}: {exc}") from None
-        record["candidate_seconds"] = sum(o.candidate_seconds for o in outcomes)
-        record["modes"] = {o.mode: mode_record(o) for o in outcomes}
-        steps = [o.first_failing_step for o in outcomes if o.first_failing_step is not None]
-        record["first_failing_step"] = min(steps) if steps else None
-        record["max_ratio"] = _finite(max(o.comparison.max_ratio for o in outcomes))
-        failing = [o for o in outcomes if not o.passed]
+        ran = [o for o in outcomes if o.unsupported is None]
+        result.candidate_seconds = sum(o.candidate_seconds for o in outcomes)
+        result.modes = {o.mode: mode_record(o) for o in outcomes}
+        result.observed = observability(ran)
+        steps = [o.first_failing_step for o in ran if o.first_failing_step is not None]
+        result.first_failing_step = min(steps) if steps else None
+        result.max_ratio = json_number(max(o.comparison.max_ratio for o in ran))
+        failing = [o for o in ran if not o.passed]
         if not failing:
             return
         lines = [f"{header}: does not conform"]
         for outcome in failing:
             lines += outcome_text(outcome)
+        lines += [f"  {o.mode} mode: unsupported: {o.unsupported}" for o in outcomes if o.unsupported]
+        if result.observed["not_exposed"]:
+            lines.append(f"  checked: {', '.join(result.observed['checked'])}; "
+                         f"not exposed: {', '.join(result.observed['not_exposed'])}")
         # Diagnose the numbers (single-step first: nothing accumulates there), not a run that raised or did not load.
         numeric = [o for o in sorted(failing, key=lambda o: o.mode != "single-step") if not o.comparison.passed]
         found = diagnose(self.vector, self.dtype, numeric[0]) if numeric else None
         if found is not None:
-            record["diagnosis"] = found.as_dict()
+            result.diagnosis = found.as_dict()
             lines.append(f"  diagnosis: {found.text()}")
-        record["message"] = lines[2].strip() if len(lines) > 2 else lines[0]
+        result.message = lines[2].strip() if len(lines) > 2 else lines[0]
         raise ConformanceFailure("\n".join(lines))
 
     def repr_failure(self, excinfo: Any, style: Any = None) -> str:

@@ -19,12 +19,13 @@ import jsonschema
 import numpy as np
 import yaml
 
-from vectors import generate
-from vectors.scenarios import NUMPY_DTYPES
+from conformance import vector_format
+from conformance.compare import first_mismatch
+from conformance.dtypes import is_exact_in
+from conformance.vector_format import SCHEMA_PATH, VECTOR_DIR
 
-SCHEMA_PATH = generate.VECTOR_DIR / "schema.json"
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present; never constructs Python objects
-FIELDS = ("variable", "m", "v", "vhat")
+#: The YAML loader: libyaml's when present; a safe loader never constructs Python objects.
+YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class VectorError(Exception):
@@ -89,12 +90,12 @@ class Vector:
 
     def initial(self) -> dict[str, np.ndarray]:
         """Initial values of every variable (float64)."""
-        return {name: self._wrap(lambda: generate.tensor(v["initial"], tuple(v["shape"])), f"variables.{name}.initial")
+        return {name: self._wrap(lambda: vector_format.tensor(v["initial"], tuple(v["shape"])), f"variables.{name}.initial")
                 for name, v in self.record["variables"].items()}
 
     def gradients(self, s: int) -> dict[str, Any]:
         """Step s's gradients: float64 array, IndexedSlices or None, by variable name."""
-        return self._wrap(lambda: generate.gradients_at(self.record, s), f"steps[{s}].gradients")
+        return self._wrap(lambda: vector_format.gradients_at(self.record, s), f"steps[{s}].gradients")
 
     def hyperparameters(self, s: int) -> dict[str, float]:
         """The resolved hyperparameters of step s (as the oracle used them)."""
@@ -108,14 +109,14 @@ class Vector:
         if self.expected is not None:
             yield from self.expected
             return
-        states = self._wrap(lambda: generate.oracle_states(self.record, initial, gradients), "steps")
+        states = self._wrap(lambda: vector_format.oracle_states(self.record, initial, gradients), "steps")
         checked = self.__dict__.get("_digests_checked", False)  # the oracle is deterministic: once per session
         for s, stored in enumerate(self.steps):
             state = self._wrap(lambda: next(states), f"steps[{s}]")
             for name, fields in ({} if checked else stored["expected"]["variables"]).items():
                 for f, digest in fields.items():
                     have = state[name].get(f)
-                    if (digest is None) != (have is None) or (have is not None and generate.array_digest(have) != digest["sha256"]):
+                    if (digest is None) != (have is None) or (have is not None and vector_format.array_digest(have) != digest["sha256"]):
                         raise VectorError(self.path, "stale: the oracle's state does not match the stored sha256 "
                                           "(regenerate with `adam-conformance generate`)", self.id,
                                           f"steps[{s}].expected.variables.{name}.{f}")
@@ -143,11 +144,11 @@ def _schema_message(err: jsonschema.ValidationError) -> str:
 
 
 def fingerprint() -> str:
-    """What verifying a file depends on besides its bytes: the oracle, the generator, the schema, this loader, NumPy."""
+    """What verifying a file depends on besides its bytes: the oracle, the vector format, the schema, this loader, NumPy."""
+    from reference import adam
+
     digest = hashlib.sha256(np.__version__.encode())
-    here = Path(__file__).resolve()
-    for source in (here.parent.parent / "reference" / "adam.py", generate.VECTOR_DIR / "generate.py",
-                   generate.VECTOR_DIR / "scenarios.py", SCHEMA_PATH, here):
+    for source in (Path(adam.__file__), Path(vector_format.__file__), SCHEMA_PATH, Path(__file__)):
         digest.update(source.read_bytes())
     return digest.hexdigest()[:16]
 
@@ -167,12 +168,12 @@ def load_file(path: Path | str, verified: set[str] | None = None) -> tuple[list[
     file_digest = hashlib.sha256(raw_bytes).hexdigest()
     if verified is not None and file_digest in verified:
         try:
-            document = yaml.load(text, Loader=_Loader)
+            document = yaml.load(text, Loader=YAML_LOADER)
             return [_trusted(path, document["family"], record) for record in document["vectors"]], []
         except Exception:  # noqa: BLE001 - anything odd: check it properly below
             pass
     try:
-        document = yaml.load(text, Loader=_Loader)
+        document = yaml.load(text, Loader=YAML_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -203,7 +204,7 @@ def load_file(path: Path | str, verified: set[str] | None = None) -> tuple[list[
             if record["id"] in seen:
                 raise VectorError(path, "duplicate vector id in this file", record["id"], "id")
             seen.add(record["id"])
-            vectors.append(_verified(path, document["family"], record))
+            vectors.append(verify_record(path, document["family"], record))
         except VectorError as exc:
             errors.append(exc)
         except Exception as exc:  # noqa: BLE001 - never a traceback from inside the kit; the rest still loads
@@ -242,7 +243,7 @@ def load_paths(paths: list[Path]) -> tuple[list[Vector], list[VectorError]]:
 
 def bundled_paths() -> list[Path]:
     """The vector files shipped with the kit."""
-    return sorted(generate.VECTOR_DIR.glob("*.yaml"))
+    return sorted(VECTOR_DIR.glob("*.yaml"))
 
 
 # --- consistency checks ---------------------------------------------------------------
@@ -266,7 +267,7 @@ def _check_finite(path: Path, vid: str, field: str, arr: np.ndarray) -> None:
 
 def _check_exact(path: Path, vid: str, field: str, arr: np.ndarray, dtypes: list[str]) -> None:
     for name in dtypes:
-        if not np.array_equal(arr.astype(NUMPY_DTYPES[name]).astype(np.float64), arr):
+        if not is_exact_in(arr, name):
             raise VectorError(path, f"value not exactly representable in {name}, a dtype this vector lists", vid, field)
 
 
@@ -328,7 +329,11 @@ def _is_digest(record: dict) -> bool:
     return isinstance(first["variable"], dict)
 
 
-def _verified(path: Path, family: str, record: dict) -> Vector:
+def verify_record(path: Path, family: str, record: dict) -> Vector:
+    """Check one schema-valid vector record and re-derive its expectations through the oracle; VectorError if it is wrong.
+
+    ``path`` only names where the record came from in error messages (a scenario built in memory has none).
+    """
     vid = record["id"]
     if record["oracle"] == "tf2" and len(record["dtypes"]) != 1:
         raise VectorError(path, "a vector with oracle 'tf2' must list exactly one dtype", vid, "dtypes")
@@ -352,7 +357,7 @@ def _verified(path: Path, family: str, record: dict) -> Vector:
         return Vector(path=path, family=family, record=record, expected=None)
 
     try:
-        oracle = list(generate.oracle_states(record))
+        oracle = list(vector_format.oracle_states(record))
     except (ValueError, KeyError, IndexError) as exc:
         raise VectorError(path, f"the oracle cannot run this vector: {exc}", vid) from None
     expected = []
@@ -378,8 +383,8 @@ def _verified(path: Path, family: str, record: dict) -> Vector:
                 if isinstance(have, dict):
                     raise VectorError(path, "a digest in a vector that stores literal states", vid, field)
                 arr = _array(path, vid, field, have, oracle_arr.shape)
-                if not np.array_equal(arr, oracle_arr, equal_nan=True):
-                    k = int(np.flatnonzero(~((arr == oracle_arr) | (np.isnan(arr) & np.isnan(oracle_arr))))[0])
+                k = first_mismatch(arr, oracle_arr)
+                if k is not None:
                     raise VectorError(path, f"stale: element {k} is {float(arr.flat[k])!r}, the oracle gives "
                                       f"{float(oracle_arr.flat[k])!r} (regenerate with `adam-conformance generate`)", vid, field)
                 step[name][f] = arr
@@ -389,5 +394,5 @@ def _verified(path: Path, family: str, record: dict) -> Vector:
 
 
 def _check_hash(path: Path, record: dict) -> None:
-    if generate.content_hash(record) != record["sha256"]:
+    if vector_format.content_hash(record) != record["sha256"]:
         raise VectorError(path, "content hash mismatch: the vector was edited by hand (regenerate it)", record["id"], "sha256")

@@ -11,7 +11,6 @@ committed ones, so the oracle, the adapters and the error model are shared.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -20,23 +19,22 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 
-from conformance.loader import Vector, _verified
-from conformance.tolerance import FORMATS
+from conformance import vector_format
+from conformance.adapters.base import Batches
+from conformance.compare import as_state, first_mismatch
+from conformance.dtypes import FORMATS, NUMPY_DTYPES, PRECISION, rounded
+from conformance.features import Feature
+from conformance.loader import Vector, verify_record
 from vectors import generate
-from vectors.scenarios import NUMPY_DTYPES, PRECISION, Scenario, Sparse
+from vectors.scenarios import Scenario, Sparse
 
 #: Largest gradient magnitude (as a power of two) per dtype, so that g * g cannot overflow.
 MAX_EXPONENT = {"float16": 7, "bfloat16": 40, "float32": 40, "float64": 100}
 
 
-def exact(x: float, dtype: str) -> float:
-    """``x`` rounded to ``dtype``."""
-    return float(np.float64(x).astype(NUMPY_DTYPES[dtype]))
-
-
 def exact_hyper(x: float, dtype: str) -> float:
     """``x`` rounded to ``dtype`` and to float32: core vectors' hyperparameters are exact in both."""
-    return exact(exact(x, dtype), "float32")
+    return rounded(rounded(x, dtype), "float32")
 
 
 def _beta(draw: Any, dtype: str) -> float:
@@ -76,7 +74,7 @@ def _gradient_values(draw: Any, n: int, dtype: str, nonfinite: bool, exponents: 
             mantissa = draw(st.integers(1 << (PRECISION[dtype] - 2), (1 << (PRECISION[dtype] - 1)) - 1))
             exponent = draw(st.integers(low, high))
             sign = draw(st.sampled_from([1.0, -1.0]))
-            out.append(exact(sign * mantissa * 2.0 ** (exponent - PRECISION[dtype] + 2), dtype))
+            out.append(rounded(sign * mantissa * 2.0 ** (exponent - PRECISION[dtype] + 2), dtype))
     return out
 
 
@@ -85,7 +83,7 @@ class Options:
     """What to draw: the candidate's dtypes and lacking features, and the knobs a property needs."""
 
     dtypes: tuple[str, ...]
-    lacking: frozenset[str]
+    lacking: frozenset[Feature]
     sparse: bool | None = None  # True: every gradient sparse; False: none; None: either
     constant_hyperparameters: bool = False  # no callables or schedules (config round trip)
     negligible_epsilon: bool = False  # epsilon far below sqrt(v) (gradient rescaling)
@@ -101,15 +99,15 @@ def scenarios(draw: Any, options: Options) -> Scenario:
     dtype = draw(st.sampled_from(options.dtypes))
     n_steps = draw(st.integers(1, 5))
     n_vars = draw(st.integers(1, 3))
-    sparse_ok = options.sparse is not False and "sparse" not in options.lacking
-    duplicates_ok = "duplicate indices" not in options.lacking
-    late_ok = "late variable" not in options.lacking
+    sparse_ok = options.sparse is not False and Feature.SPARSE not in options.lacking
+    duplicates_ok = Feature.DUPLICATE_INDICES not in options.lacking
+    late_ok = Feature.LATE_VARIABLE not in options.lacking
     shapes = {}
     for i in range(n_vars):
         rank = draw(st.integers(1 if options.sparse else 0, 3))
         shapes[f"v{i}"] = tuple(draw(st.integers(1, 4)) for _ in range(rank))
-    amsgrad_ok = "amsgrad" not in options.lacking
-    amsgrad = amsgrad_ok and ("plain adam" in options.lacking or draw(st.booleans()))
+    amsgrad_ok = Feature.AMSGRAD not in options.lacking
+    amsgrad = amsgrad_ok and (Feature.PLAIN_ADAM in options.lacking or draw(st.booleans()))
     # With amsgrad the spec leaves vhat of a NaN element open (ADAM-UPDATE-5), so no NaN or Inf is drawn then.
     options = replace(options, nonfinite=options.nonfinite and not amsgrad)
 
@@ -126,7 +124,7 @@ def scenarios(draw: Any, options: Options) -> Scenario:
                 return draw(st.sampled_from(options.betas))
             return _beta(draw, dtype)
 
-        callable_ok = not options.constant_hyperparameters and f"callable {name}" not in options.lacking
+        callable_ok = not options.constant_hyperparameters and Feature.callable(name) not in options.lacking
         if name == "epsilon" and options.negligible_epsilon:
             callable_ok = False
         if callable_ok and draw(st.integers(0, 4)) == 0:
@@ -153,7 +151,7 @@ def scenarios(draw: Any, options: Options) -> Scenario:
             updated = any(before.get(name) is not None for before in steps)
             # Skipping a variable updated before keeps its moments (the "None gradient" feature); skipping one not
             # updated yet may make it a late variable.
-            may_skip = options.none_gradients and ("None gradient" not in options.lacking if updated else late_ok)
+            may_skip = options.none_gradients and (Feature.NONE_GRADIENT not in options.lacking if updated else late_ok)
             if kind in ("none", "absent") and may_skip:
                 if kind == "none":
                     step[name] = None
@@ -171,7 +169,7 @@ def scenarios(draw: Any, options: Options) -> Scenario:
     nonfinite = any(not np.all(np.isfinite(_values(g))) for step in steps for g in step.values() if g is not None)
     if nonfinite and any(not np.all(np.isfinite(_values(g))) for step in steps[:-1] for g in step.values() if g is not None):
         steps = [{n: _finite(g) for n, g in step.items()} for step in steps[:-1]] + [steps[-1]]
-    initial = {name: np.reshape([exact(draw(st.sampled_from([1.0, -1.0])) * 2.0 ** draw(st.integers(-4, 4))
+    initial = {name: np.reshape([rounded(draw(st.sampled_from([1.0, -1.0])) * 2.0 ** draw(st.integers(-4, 4))
                                        * draw(st.sampled_from([1.0, 0.75, 0.625])), dtype)
                                  for _ in range(int(np.prod(shape, dtype=np.int64)))], shape).tolist()
                for name, shape in shapes.items()}
@@ -209,8 +207,7 @@ def densified(scn: Scenario) -> Scenario:
             else:
                 new[name] = g
         steps.append(new)
-    return Scenario(scn.id, scn.description, scn.clauses, scn.variables, steps, scn.hyperparameters, scn.amsgrad,
-                    scn.dtypes, scn.flags, shapes=scn.shapes)
+    return replace(scn, steps=steps)
 
 
 def rescaled(scn: Scenario, power: int) -> Scenario:
@@ -224,14 +221,12 @@ def rescaled(scn: Scenario, power: int) -> Scenario:
             return Sparse(g.indices, (np.asarray(g.values, np.float64) * c).tolist(), g.index_dtype)
         return (np.asarray(g, np.float64) * c).tolist()
 
-    return Scenario(scn.id, scn.description, scn.clauses, scn.variables,
-                    [{n: scale(g) for n, g in step.items()} for step in scn.steps], scn.hyperparameters, scn.amsgrad,
-                    scn.dtypes, scn.flags, shapes=scn.shapes)
+    return replace(scn, steps=[{n: scale(g) for n, g in step.items()} for step in scn.steps])
 
 
 def to_vector(scn: Scenario) -> Vector:
     """A drawn scenario as a loaded, oracle-verified vector."""
-    return _verified(Path("<property tier>"), "property", generate.build(scn))
+    return verify_record(Path("<property tier>"), "property", generate.build(scn))
 
 
 @dataclass
@@ -261,22 +256,16 @@ def describe(scn: Scenario) -> str:
 
 def export(scn: Scenario, directory: Path, prop: str, provenance: dict) -> Path:
     """Write a failing scenario as a one-vector family file that ``--vectors`` can run."""
-    record = generate.build(scn)
-    digest = generate.content_hash(record)[:12]
-    scn = Scenario(f"exported/{prop}-{digest}", f"Shrunk counterexample of the property '{prop}' (property tier).",
-                   scn.clauses, scn.variables, scn.steps, scn.hyperparameters, scn.amsgrad, scn.dtypes, scn.flags,
-                   shapes=scn.shapes)
-    document = {"format": generate.FORMAT, "spec_version": generate.SPEC_VERSION, "family": "exported",
+    digest = vector_format.content_hash(generate.build(scn))[:12]
+    scn = replace(scn, id=f"exported/{prop}-{digest}",
+                  description=f"Shrunk counterexample of the property '{prop}' (property tier).")
+    document = {"format": vector_format.FORMAT, "spec_version": vector_format.SPEC_VERSION, "family": "exported",
                 "description": f"A counterexample found by the property tier ({prop}).", "notes": {},
                 "provenance": provenance, "vectors": [generate.build(scn)]}
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"exported-{prop}-{digest}.yaml"
     path.write_text(generate.render(document), encoding="utf-8")
     return path
-
-
-def short_hash(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
 def observe(adapter: Any, vector: Vector, dtype: str, *, round_trip: bool = False,
@@ -293,24 +282,19 @@ def observe(adapter: Any, vector: Vector, dtype: str, *, round_trip: bool = Fals
     spec = RunSpec(hyper=hyper_inputs(vector, clock), amsgrad=vector.record["amsgrad"],
                    defaults=vector.record["construct"] == "defaults", dtype=dtype, variables=vector.initial(),
                    clock=clock, round_trip=round_trip)
-    session, out, batches, seen = adapter.start(spec), [], [], set()
+    session, out, batches = adapter.start(spec), [], Batches()
     for s in range(len(vector.steps)):
         clock.step = s
         if resume_at is not None and s == resume_at:
             saved = session.read()
             session = adapter.start(spec)
-            for batch in batches:
+            for batch in batches.batches:
                 session.apply({n: np.zeros(spec.variables[n].shape) for n in batch}, s)
-            session.load({"iterations": saved["iterations"],
-                          **{n: {f: None if x is None else np.asarray(x, np.float64) for f, x in fields.items()}
-                             for n, fields in saved.items() if n != "iterations"}})
+            session.load(as_state(saved))
         grads = vector.gradients(s)
         session.apply(grads, s)
         out.append(session.read())
-        new = [n for n, g in grads.items() if g is not None and n not in seen]
-        if new:
-            batches.append(new)
-            seen |= set(new)
+        batches.note(grads)
     return out
 
 
@@ -319,7 +303,7 @@ def first_difference(a: list[dict], b: list[dict], start: int = 0) -> str | None
     for s, (x, y) in enumerate(zip(a, b), start=1):
         if s <= start:
             continue
-        if int(x["iterations"]) != int(y["iterations"]):
+        if x["iterations"] != y["iterations"]:
             return f"step {s}: iterations {x['iterations']} vs {y['iterations']}"
         for name, fields in x.items():
             if name == "iterations":
@@ -329,8 +313,10 @@ def first_difference(a: list[dict], b: list[dict], start: int = 0) -> str | None
                 if p is None or q is None:
                     continue
                 p, q = np.asarray(p, np.float64), np.asarray(q, np.float64)
-                if p.shape != q.shape or not np.array_equal(p, q, equal_nan=True):
-                    k = int(np.flatnonzero(~((p == q) | (np.isnan(p) & np.isnan(q))))[0]) if p.shape == q.shape else 0
+                if p.shape != q.shape:
+                    return f"step {s}: {name}.{f}: shape {list(p.shape)} vs {list(q.shape)}"
+                k = first_mismatch(p, q)
+                if k is not None:
                     return f"step {s}: {name}.{f}[{k}]: {p.reshape(-1)[k]!r} vs {q.reshape(-1)[k]!r}"
     return None
 
@@ -345,8 +331,8 @@ class Environment:
         seed = config.getoption("hypothesis_seed", None)
         self.seed = int(seed) if isinstance(seed, str) and seed.lstrip("-").isdigit() else seed
         self.export_dir = config.getoption("--export-failures")
-        lacking = self.adapter.lacking()
-        self.dtypes = tuple(d for d in ("float16", "bfloat16", "float32", "float64") if d not in lacking)
+        lacking = self.adapter.missing()
+        self.dtypes = tuple(d for d in ("float16", "bfloat16", "float32", "float64") if Feature(d) not in lacking)
         # Known divergences (the expectations file) are not drawn: the vector tier reports them already.
         self.avoided = dict(state.expectations.avoid) if state.expectations else {}
         self.lacking = frozenset(lacking) | frozenset(self.avoided)
@@ -359,12 +345,12 @@ class Environment:
             suppress_health_check=[hypothesis.HealthCheck.too_slow],  # same reason; the other checks stay on
             report_multiple_bugs=False, print_blob=True, phases=phases, **database)
 
-    def require(self, feature: str) -> "Environment":
+    def require(self, feature: Feature) -> "Environment":
         """Skip the running check as unsupported when the candidate cannot express ``feature``."""
         import pytest
 
         if feature in self.lacking:
-            pytest.skip(f"unsupported: {self.adapter.lacking().get(feature) or self.avoided.get(feature)}")
+            pytest.skip(f"unsupported: {feature}: {self.adapter.missing().get(feature) or self.avoided.get(feature)}")
         return self
 
     def options(self, **kwargs: Any) -> Options:

@@ -42,13 +42,66 @@ def write_json(path: str | Path, doc: dict) -> None:
     path.write_text(json.dumps(doc, indent=1, sort_keys=True, default=str) + "\n", encoding="utf-8")
 
 
-def summary_lines(results: list[dict]) -> list[str]:
-    """Per family (and per level) counts, then one line per unexpected failure."""
+def counts(results: list[dict]) -> tuple[dict[str, Counter], dict[str, Counter]]:
+    """Verdict counts per family and per level (``-`` for a record without a level)."""
     by_family: dict[str, Counter] = defaultdict(Counter)
     by_level: dict[str, Counter] = defaultdict(Counter)
     for r in results:
         by_family[r["family"]][r["verdict"]] += 1
         by_level[r.get("level") or "-"][r["verdict"]] += 1
+    return by_family, by_level
+
+
+def header_lines(meta: dict) -> list[str]:
+    """The report header: candidate, device, what was measured about the candidate, the vector set."""
+    versions = ", ".join(f"{k} {v}" for k, v in meta["versions"].items())
+    vs = meta["vector_set"]
+    ftz = ", ".join(d for d, on in meta["environment"]["flush_to_zero"].items() if on) or "no dtype"
+    lines = [
+        f"candidate {meta['candidate']} (adapter {meta['adapter']}{', raw' if meta['raw'] else ''}; {versions})",
+        f"device {meta['device']}; mode {meta['mode']}; timeout {meta['timeout_s']:g} s",
+        f"flush-to-zero in {ftz}",
+        f"vector set spec {vs['spec_version']}, {len(vs['vectors'])} files, sha256 {vs['sha256']}",
+        f"levels {', '.join(meta['levels'])}; expectations {meta['expectations'] or 'none'}",
+    ]
+    lines += [f"translation: {t}" for t in meta["translations"]]
+    lines += [f"not implemented: {feature} ({why})" for feature, why in meta["capabilities"]["absent"].items()]
+    if "state loading" in meta["capabilities"]["absent"]:
+        lines.append("single-step mode: unsupported for this candidate (no state loading); trajectory mode decides")
+    if meta["capabilities"]["not_exposed"]:
+        lines.append(f"not exposed: {', '.join(meta['capabilities']['not_exposed'])} (judged on what it does expose)")
+    return lines
+
+
+def verdict_line(meta: dict, results: list[dict]) -> str:
+    """What was judged, in one line: per level, conforms or not; what is unsupported and why; what is not exposed."""
+    _, by_level = counts(results)
+    parts = []
+    for level in meta["levels"]:
+        c = by_level.get(level, Counter())
+        judged = sum(c[v] for v in ("pass", "fail", "xfail", "stale", "error"))
+        bad = c["fail"] + c["stale"] + c["error"]
+        if bad:
+            parts.append(f"does not conform to {level}: {bad} of {judged} items fail")
+        elif judged:
+            known = f" ({c['xfail']} known divergences)" if c["xfail"] else ""
+            parts.append(f"conforms to {level} on {c['pass'] + c['xfail']} items{known}")
+        elif c["unsupported"]:
+            parts.append(f"{level}: nothing ran")
+    reasons = Counter(r.get("unsupported") or r.get("message") or "?" for r in results if r["verdict"] == "unsupported")
+    if reasons:
+        parts.append("unsupported: " + ", ".join(f"{why} ({n} item{'s' if n > 1 else ''})" for why, n in reasons.most_common()))
+    if "state loading" in meta["capabilities"]["absent"]:
+        parts.append("single-step mode unsupported (no state loading)")
+    hidden = sorted({k for r in results for k in (r.get("observed") or {}).get("not_exposed", [])})
+    if hidden:
+        parts.append(f"not exposed: {', '.join(hidden)}")
+    return "; ".join(parts) if parts else "nothing was judged"
+
+
+def summary_lines(results: list[dict]) -> list[str]:
+    """Per family (and per level) counts, then one line per unexpected failure."""
+    by_family, by_level = counts(results)
     width = max([len(f) for f in by_family] + [16])
     head = f"{'family':<{width}} " + " ".join(f"{v:>11}" for v in VERDICTS)
     lines = [head, "-" * len(head)]
@@ -71,6 +124,35 @@ def summary_lines(results: list[dict]) -> list[str]:
                 lines.append(f"    diagnosis: {verdict} {d['variant']} ({d['clause']}), {d['ulps']:.3g} ulp" if isinstance(
                     d["ulps"], float) else f"    diagnosis: {verdict} {d['variant']} ({d['clause']})")
     return lines
+
+
+def terminal_lines(meta: dict, results: list[dict], avoided: dict[str, str], stale: list[tuple[str, str]],
+                   executed: int) -> list[tuple[str, bool]]:
+    """The terminal summary, as (line, shown in red) pairs."""
+    lines = [f"candidate {meta['candidate']} via the {meta['adapter']} adapter{' (raw)' if meta['raw'] else ''}"]
+    lines += summary_lines(results)
+    if meta["deselected_levels"]:
+        lines.append("not selected (--level): " + ", ".join(f"{level} ({n} items)"
+                                                             for level, n in sorted(meta["deselected_levels"].items())))
+    props = [r for r in results if r["family"] == "property" and "examples" in r]
+    if props:
+        lines += [f"property tier: not drawn, known divergence: {feature} ({reason})" for feature, reason in avoided.items()]
+    for r in props:  # from the result records, so that they also arrive from xdist workers
+        lines.append(f"property {r['vector'].removeprefix('property/test_').replace('_', '-')}: {r['examples']} examples, "
+                     f"largest share of the error bound used {r.get('worst_ratio', 0.0):.3g}"
+                     + (f" ({r['worst_example']})" if r.get("worst_example") else ""))
+        lines += [f"  {note}" for note in r.get("notes", [])]
+    lines += [f"STALE EXPECTATION: {entry} ({clause}) matched no item in {meta['expectations']}" for entry, clause in stale]
+    timing = meta["timing"]
+    share = 100.0 * (1 - timing["candidate_s"] / timing["total_s"]) if timing["total_s"] else 0.0
+    lines.append(f"time: {timing['total_s']:.2f} s from collection to the last item ({timing['collection_s']:.2f} s "
+                 f"loading and verifying vectors), {timing['candidate_s']:.2f} s of it inside the candidate "
+                 f"(kit's share {share:.0f}%)")
+    out = [(line, False) for line in lines]
+    out.append((f"verdict: {verdict_line(meta, results)}", False))
+    if executed == 0:
+        out.append(("ERROR: zero vectors were executed against the candidate; this is never a pass", True))
+    return out
 
 
 def _cell(counts: Counter) -> str:
@@ -103,7 +185,23 @@ def matrix(paths: Iterable[Path]) -> str:
                 counts[r.get(key) or "-"][r["verdict"]] += 1
             rows.append("| " + " | ".join([f"`{_label(d)}`"] + [_cell(counts[c]) for c in columns]) + " |")
         tables.append("\n".join(rows) + "\n")
-    return "\n".join(tables)
+    notes = unsupported_notes(docs)
+    return "\n".join(tables) + ("\nUnsupported because:\n\n" + "\n".join(notes) + "\n" if notes else "")
+
+
+def unsupported_notes(docs: list[dict]) -> list[str]:
+    """One markdown bullet per candidate with unsupported items or modes: what and why, with counts."""
+    notes = []
+    for d in docs:
+        reasons = Counter(r.get("unsupported") or r.get("message") or "?" for r in d["results"] if r["verdict"] == "unsupported")
+        parts = [f"{why} ({n} item{'s' if n > 1 else ''})" for why, n in reasons.most_common()]
+        if "state loading" in d.get("capabilities", {}).get("absent", {}):
+            parts.append("single-step mode (no state loading)")
+        if d.get("capabilities", {}).get("not_exposed"):
+            parts.append("not exposed: " + ", ".join(d["capabilities"]["not_exposed"]))
+        if parts:
+            notes.append(f"- `{_label(d)}`: " + "; ".join(parts))
+    return notes
 
 
 def tightness(paths: Iterable[Path]) -> str:

@@ -9,35 +9,33 @@ Modes (spec E): in **trajectory** mode the candidate runs free and the bound
 grows with the steps; in **single-step** mode the candidate is given the
 oracle's state (rounded to its dtype) before every step, so no error
 accumulates and the per-step bound stays tight.
+
+What the candidate does not implement (it raises ``NotImplementedError``, or
+the adapter ``Unsupported``) makes the mode that needs it unsupported, never
+failed: a port that cannot load a state is judged in trajectory mode alone.
 """
 
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
-from conformance.adapters import Adapter, Unsupported
+from conformance.adapters import Unsupported
+from conformance.adapters.base import Adapter
 from conformance.compare import Comparison
+from conformance.dtypes import NUMPY_DTYPES
+from conformance.errors import NOT_IMPLEMENTED, CandidateError, first_line, not_implemented
+from conformance.features import Feature
 from conformance.loader import Vector
 from conformance.tolerance import ErrorModel
-from vectors.scenarios import NUMPY_DTYPES
 
 MODES = ("trajectory", "single-step")
 #: Observations and bounds of vectors up to this many elements are kept, for the diagnosis.
 KEEP_LIMIT = 100_000
-
-
-class CandidateError(Exception):
-    """The candidate raised while being built (step 0) or at a step (1-based)."""
-
-    def __init__(self, step: int, error: BaseException) -> None:
-        self.step, self.error = step, error
-        where = "while being built" if step == 0 else f"at step {step}"
-        text = (str(error).strip().splitlines() or [""])[0][:200]
-        super().__init__(f"the candidate raised {type(error).__name__} {where}: {text}")
 
 
 @dataclass
@@ -103,10 +101,11 @@ class Outcome:
     scale: float = 1.0  # allowed error = scale * model error (spec E-7)
     observed: list[dict] | None = None  # kept for small vectors (diagnosis)
     errors: list[dict] | None = None  # the error model's e per step, kept with the observations
+    unsupported: str | None = None  # this mode could not run: what the candidate does not implement
 
     @property
     def passed(self) -> bool:
-        return self.error is None and not self.liveness and self.comparison.passed
+        return self.error is None and self.unsupported is None and not self.liveness and self.comparison.passed
 
     @property
     def first_failing_step(self) -> int | None:
@@ -129,7 +128,7 @@ def hyper_inputs(vector: Vector, clock: Clock) -> dict[str, Any]:
 
 def _same(read: dict, loaded: dict, dtype: str) -> str | None:
     """What differs between a state read back from the candidate and the (float64) state just loaded, or None."""
-    if int(read["iterations"]) != loaded["iterations"]:
+    if read["iterations"] is not None and int(read["iterations"]) != loaded["iterations"]:
         return f"iterations reads back as {read['iterations']}, {loaded['iterations']} was set"
     dt = NUMPY_DTYPES[dtype]
     for name, fields in loaded.items():
@@ -160,11 +159,13 @@ def run(adapter: Adapter, vector: Vector, dtype: str, modes: tuple[str, ...] = (
         keep: bool | None = None) -> list[Outcome]:
     """Run every step of ``vector`` on the candidate in ``dtype``, once per mode, over one pass of the oracle.
 
-    Raises Unsupported (what the candidate cannot express) and VectorError (a broken large vector).
+    Raises Unsupported (what the candidate cannot express, or does not implement in any mode) and VectorError
+    (a broken large vector).
     """
     reason = adapter.unsupported(vector, dtype)
     if reason:
         raise Unsupported(reason)
+    missing = adapter.missing()
     keep = vector.size <= KEEP_LIMIT if keep is None else keep
     initial, ftz = vector.initial(), adapter.flush_to_zero(dtype)
     made: dict[int, dict] = {}
@@ -185,16 +186,19 @@ def run(adapter: Adapter, vector: Vector, dtype: str, modes: tuple[str, ...] = (
         lane = _Lane(spec, model, Outcome(mode, Comparison(dtype), scale=model.scale,
                                           observed=[] if keep else None, errors=[] if keep else None))
         lanes.append(lane)
+        if mode == "single-step" and Feature.STATE_LOADING in missing:
+            lane.outcome.unsupported = missing[Feature.STATE_LOADING]
+            continue
         with _timed(lane.outcome):
             try:
                 lane.session = adapter.start(spec)
-            except Unsupported:
-                raise
+            except NOT_IMPLEMENTED as exc:
+                lane.outcome.unsupported = not_implemented(exc, " while being built")
             except Exception as exc:  # noqa: BLE001 - whatever the candidate raises is reported
                 lane.outcome.error, lane.outcome.error_step = str(CandidateError(0, exc)), 0
     previous: dict | None = None
     for s, expected in enumerate(vector.states(initial, gradients)):
-        live = [lane for lane in lanes if lane.outcome.error is None]
+        live = [lane for lane in lanes if lane.outcome.error is None and lane.outcome.unsupported is None]
         if not live:
             break
         grads = gradients(s)
@@ -203,6 +207,8 @@ def run(adapter: Adapter, vector: Vector, dtype: str, modes: tuple[str, ...] = (
             observed = _step(lane, grads, s, previous if lane.outcome.mode == "single-step" else None, dtype)
             if observed is None:
                 continue
+            if Feature.SLOTS in missing:  # declared absent: judged on the variable and iterations alone
+                observed = {n: (x if n == "iterations" else {"variable": x["variable"]}) for n, x in observed.items()}
             errors = lane.model.step(s, grads, expected)
             lane.outcome.comparison.add_step(s + 1, observed, expected, errors, lane.model.scale)
             if keep:
@@ -210,22 +216,21 @@ def run(adapter: Adapter, vector: Vector, dtype: str, modes: tuple[str, ...] = (
                 lane.outcome.errors.append(errors)
         previous = expected
     for lane in lanes:
-        if lane.outcome.error is None:
+        if lane.outcome.error is None and lane.outcome.unsupported is None:
             lane.outcome.liveness = _liveness(lane.spec.hyper, len(vector.steps))
+    if all(lane.outcome.unsupported for lane in lanes):
+        raise Unsupported(lanes[0].outcome.unsupported)
     return [lane.outcome for lane in lanes]
 
 
-class _timed:
+@contextmanager
+def _timed(outcome: Outcome) -> Iterator[None]:
     """Adds the time spent in a block to an outcome's candidate_seconds."""
-
-    def __init__(self, outcome: Outcome) -> None:
-        self.outcome = outcome
-
-    def __enter__(self) -> None:
-        self.start = time.perf_counter()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.outcome.candidate_seconds += time.perf_counter() - self.start
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        outcome.candidate_seconds += time.perf_counter() - start
 
 
 def _step(lane: _Lane, grads: dict, s: int, loaded: dict | None, dtype: str) -> dict | None:
@@ -237,10 +242,11 @@ def _step(lane: _Lane, grads: dict, s: int, loaded: dict | None, dtype: str) -> 
                 lane.session.load(loaded)
                 read_back = lane.session.read()
             problem = _same(read_back, loaded, dtype)  # the kit's check: not counted as the candidate's time
-        except Unsupported:
-            raise
+        except NOT_IMPLEMENTED as exc:
+            out.unsupported = "single-step mode: " + not_implemented(exc, " to load a state")
+            return None
         except Exception as exc:  # noqa: BLE001
-            problem = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:200]}"
+            problem = f"{type(exc).__name__}: {first_line(exc)}"
         if problem:
             out.error, out.error_step = f"could not set the oracle's state before step {s + 1}: {problem}", s + 1
             return None
@@ -248,8 +254,11 @@ def _step(lane: _Lane, grads: dict, s: int, loaded: dict | None, dtype: str) -> 
         with _timed(out):
             lane.session.apply(grads, s)
             return lane.session.read()
-    except Unsupported:
-        raise
+    except NOT_IMPLEMENTED as exc:
+        if out.comparison.passed:  # a part it lacks; after a divergence it stays a failure
+            out.unsupported = not_implemented(exc, f" at step {s + 1}")
+            return None
+        out.error, out.error_step = str(CandidateError(s + 1, exc)), s + 1
     except Exception as exc:  # noqa: BLE001 - whatever the candidate raises is reported, with its step
         out.error, out.error_step = str(CandidateError(s + 1, exc)), s + 1
     return None

@@ -14,44 +14,13 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import ml_dtypes
 import numpy as np
 
+from conformance.dtypes import FORMATS, NUMPY_DTYPES, finfo
 from reference import adam
-from vectors.scenarios import NUMPY_DTYPES
 
 K = 2.0  # safety factor on a bound that is first order in u for the moments and alpha (spec E)
 FIELDS = ("variable", "m", "v", "vhat")
-
-
-@dataclass(frozen=True)
-class Format:
-    """A binary floating-point format: precision p (bits, with the implicit one) and minimum normal exponent."""
-
-    p: int
-    emin: int
-
-    @property
-    def u(self) -> float:
-        """Unit roundoff, 2**-p."""
-        return 2.0**-self.p
-
-    @property
-    def tiny(self) -> float:
-        """The smallest normal number."""
-        return 2.0**self.emin
-
-    def underflow(self, ftz: bool) -> float:
-        """The absolute error of one operation whose result underflows.
-
-        Gradual underflow: half the smallest subnormal.  Flush-to-zero (and
-        denormals-are-zero): up to the smallest normal, since any subnormal
-        result or input may become 0.
-        """
-        return self.tiny if ftz else 2.0 ** (self.emin - self.p)
-
-
-FORMATS = {"float64": Format(53, -1022), "float32": Format(24, -126), "float16": Format(11, -14), "bfloat16": Format(8, -126)}
 
 
 def ulp_of(x: float, dtype: str) -> float:
@@ -102,7 +71,7 @@ class ErrorModel:
         fmt = FORMATS[dtype]
         self.vector, self.dtype, self.carried, self.ftz = vector, dtype, carried, ftz
         self.u, self.eta, self.tiny = fmt.u, fmt.underflow(ftz), fmt.tiny
-        self.largest = float(ml_dtypes.finfo(NUMPY_DTYPES[dtype]).max)
+        self.largest = float(finfo(dtype).max)
         # The oracle rounds too (float64, gradual underflow).  Every term of the model is proportional to u or eta
         # or of higher order, so its bound is rho times the candidate's (spec E-7).
         self.rho = 1.0 if dtype == "float64" else FORMATS["float64"].u / fmt.u

@@ -179,6 +179,41 @@ def resolve(value: float | Callable[[], float]) -> float:
     return float(value() if callable(value) else value)
 
 
+def effective_epsilon(epsilon: float | None) -> float:
+    """ADAM-TF2-EPS-1: a falsy epsilon (0 or None) becomes ``backend.epsilon()``, 1e-7."""
+    return epsilon or BACKEND_EPSILON
+
+
+def call_hyperparameters(
+    learning_rate: float,
+    beta_1: float,
+    beta_2: float,
+    epsilon: float,
+    decay: float,
+    iterations: int,
+    *,
+    float32_storage: bool = False,
+    dtype: Any = None,
+) -> Hyperparameters:
+    """The hyperparameters one ``apply_gradients`` call uses, from the numbers in force at it.
+
+    The arguments are numbers: a callable already called (ADAM-HYPER-1), a schedule already evaluated at the
+    0-based ``iterations`` (ADAM-HYPER-3).  With ``float32_storage`` the learning rate, the betas and decay
+    are stored as float32 first (ADAM-TF2-HYPER-1); with a ``dtype`` every value is then cast to the
+    variable's dtype (ADAM-DTYPE-1), and the decayed learning rate (ADAM-HYPER-4) is rounded to it too, as
+    TF 2.0 computes ``lr / (1 + decay * iterations)`` in the variable's dtype.  The exact oracle uses
+    neither: its hyperparameters are exact in every dtype a core vector lists.
+    """
+    if float32_storage:
+        learning_rate, beta_1, beta_2, decay = map(stored_hyperparameter, (learning_rate, beta_1, beta_2, decay))
+
+    def cast(x: float) -> float:
+        return x if dtype is None else float(np.float64(x).astype(dtype))
+
+    learning_rate, beta_1, beta_2, epsilon, decay = map(cast, (learning_rate, beta_1, beta_2, epsilon, decay))
+    return Hyperparameters(cast(decayed_lr(learning_rate, decay, iterations)), beta_1, beta_2, epsilon)
+
+
 # --- one step over several variables ------------------------------------------------
 
 

@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from reference import adam
+import reference.adam as adam
 
 Hyper = float | Callable[[], float]
 
@@ -47,7 +47,7 @@ class Adam:
             "beta_2": beta_2,
         }
         # ADAM-TF2-EPS-1: a falsy epsilon (0 or None) becomes 1e-7.
-        self.epsilon = epsilon or adam.BACKEND_EPSILON
+        self.epsilon = adam.effective_epsilon(epsilon)
         self.amsgrad = amsgrad
         self._name = name
         self._clip = {k: kwargs[k] for k in ("clipnorm", "clipvalue") if k in kwargs}
@@ -64,20 +64,25 @@ class Adam:
 
     # --- hyperparameters ---------------------------------------------------------------
 
-    def _value(self, name: str) -> float:
-        """ADAM-HYPER-1 and ADAM-TF2-HYPER-1: call a callable now; the value goes through float32."""
-        return adam.stored_hyperparameter(adam.resolve(self._hyper[name]))
+    #: ADAM-TF2-HYPER-1: Python-float hyperparameters are stored as float32 (a variant turns this off).
+    float32_storage = True
 
-    def _current_hyperparameters(self) -> adam.Hyperparameters:
+    def _values_in_force(self) -> dict[str, float]:
+        """The numbers in force at this call: callables called now (ADAM-HYPER-1), the schedule at the 0-based
+        iterations (ADAM-HYPER-3)."""
         lr = self._hyper["learning_rate"]
-        if isinstance(lr, adam.LearningRateSchedule):
-            # ADAM-HYPER-3: called with the 0-based iterations.
-            learning_rate = adam.stored_hyperparameter(lr(self._iterations))
-        else:
-            learning_rate = self._value("learning_rate")
-        learning_rate = adam.decayed_lr(learning_rate, self._value("decay"), self._iterations)
-        epsilon = adam.resolve(self.epsilon)
-        return adam.Hyperparameters(learning_rate, self._value("beta_1"), self._value("beta_2"), epsilon)
+        return {
+            "learning_rate": lr(self._iterations) if isinstance(lr, adam.LearningRateSchedule) else adam.resolve(lr),
+            "beta_1": adam.resolve(self._hyper["beta_1"]),
+            "beta_2": adam.resolve(self._hyper["beta_2"]),
+            "epsilon": adam.resolve(self.epsilon),
+            "decay": adam.resolve(self._hyper["decay"]),
+        }
+
+    def hyperparameters_for(self, values: dict[str, float], dtype: np.dtype) -> adam.Hyperparameters:
+        """What a variable of ``dtype`` sees: float32 storage, the cast to its dtype (ADAM-DTYPE-1), decay (ADAM-HYPER-4)."""
+        return adam.call_hyperparameters(**values, iterations=self._iterations, float32_storage=self.float32_storage,
+                                         dtype=dtype)
 
     # --- slots (ADAM-API-SLOTS) ------------------------------------------------------
 
@@ -148,9 +153,7 @@ class Adam:
             config["learning_rate"] = config.pop("lr")
         return cls(**config)
 
-    # --- the update ------------------------------------------------------------------
-
-    # --- the update: one overridable hook per clause, so a variant changes exactly one of them ---------
+    # --- the update: one overridable hook per step, so a variant changes exactly one of them ---------
 
     bias_corrected_lr = staticmethod(adam.bias_corrected_lr)
     update_m = staticmethod(adam.update_m)
@@ -161,22 +164,36 @@ class Adam:
     local_step = staticmethod(adam.local_step)
 
     @staticmethod
-    def cast_hyperparameters(hp: adam.Hyperparameters, dtype: np.dtype) -> adam.Hyperparameters:
-        """ADAM-DTYPE-1: hyperparameters are cast to the variable's dtype (bfloat16 turns 0.999 into 1.0)."""
-        return adam.Hyperparameters(*(float(np.float64(x).astype(dtype)) for x in vars(hp).values()))
+    def working_dtype(dtype: np.dtype) -> np.dtype:
+        """The precision the step is computed in: float64, whatever the variable's dtype."""
+        return np.dtype(np.float64)
+
+    def step_size(self, hp: adam.Hyperparameters, t: int, work: np.dtype) -> Any:
+        """ADAM-UPDATE-1: alpha, in the working precision."""
+        return self.bias_corrected_lr(hp.learning_rate, hp.beta_1, hp.beta_2, t)
+
+    def moments(self, grad: Any, g: np.ndarray, m: np.ndarray, v: np.ndarray,
+                hp: adam.Hyperparameters) -> tuple[np.ndarray, np.ndarray]:
+        """ADAM-UPDATE-2/3 from the dense gradient ``g`` (``grad`` is the gradient as passed, maybe IndexedSlices)."""
+        return self.update_m(m, g, hp.beta_1), self.update_v(v, g, hp.beta_2)
+
+    def amsgrad_max(self, vhat: np.ndarray, v: np.ndarray, hp: adam.Hyperparameters,
+                    t: int) -> tuple[np.ndarray, np.ndarray]:
+        """ADAM-AMSGRAD-1/2: the vhat to store, and the value whose root the update divides by."""
+        vhat = self.update_vhat(vhat, v)
+        return vhat, vhat
 
     def _update(self, var: np.ndarray, grad: Any, slots: dict[str, np.ndarray], hp: adam.Hyperparameters, t: int) -> None:
-        """One variable's update, in float64, written back in the variable's dtype (ADAM-DTYPE-1)."""
-        g = self.dense_gradient(grad, var.shape)
-        alpha = self.bias_corrected_lr(hp.learning_rate, hp.beta_1, hp.beta_2, t)
-        m = self.update_m(slots["m"].astype(np.float64), g, hp.beta_1)
-        v = self.update_v(slots["v"].astype(np.float64), g, hp.beta_2)
+        """One variable's update, in the working precision, written back in the variable's dtype (ADAM-DTYPE-1)."""
+        work = self.working_dtype(var.dtype)
+        g = self.dense_gradient(grad, var.shape).astype(work)
+        alpha = self.step_size(hp, t, work)
+        m, v = self.moments(grad, g, slots["m"].astype(work), slots["v"].astype(work), hp)
         denominator_v = v
         if self.amsgrad:
-            vhat = self.update_vhat(slots["vhat"].astype(np.float64), v)
+            vhat, denominator_v = self.amsgrad_max(slots["vhat"].astype(work), v, hp, t)
             slots["vhat"][...] = vhat.astype(var.dtype)
-            denominator_v = vhat
-        new_var = self.update_variable(var.astype(np.float64), alpha, m, denominator_v, hp.epsilon)
+        new_var = self.update_variable(var.astype(work), alpha, m, denominator_v, hp.epsilon)
         var[...] = new_var.astype(var.dtype)
         slots["m"][...] = m.astype(var.dtype)
         slots["v"][...] = v.astype(var.dtype)
@@ -188,9 +205,9 @@ class Adam:
         if not present:
             raise ValueError(f"No gradients provided for any variable: {len(pairs)} pair(s), all None")
         self._create_slots([v for _, v in present if id(v) not in self._slots])
-        hp = self._current_hyperparameters()  # once per call: every variable sees the same values
+        values = self._values_in_force()  # once per call: every variable sees the same values (ADAM-MULTI-1)
         t = self.local_step(self._iterations)
         for g, var in present:
-            self._update(var, g, self._slots[id(var)], self.cast_hyperparameters(hp, var.dtype), t)
+            self._update(var, g, self._slots[id(var)], self.hyperparameters_for(values, var.dtype), t)
         self._iterations += 1  # ADAM-ITER-1
         return self._iterations

@@ -157,17 +157,10 @@ class AmsgradNotStored(Adam):
 class AmsgradOverCorrectedV(Adam):
     """ADAM-AMSGRAD-1: the maximum of the bias-corrected v / (1 - beta_2**t), as optax.amsgrad keeps it."""
 
-    def _update(self, var, grad, slots, hp, t):
-        if not self.amsgrad:
-            return super()._update(var, grad, slots, hp, t)
+    def amsgrad_max(self, vhat, v, hp, t):
         c2 = 1.0 - adam.beta_power(hp.beta_2, t)
-        g = self.dense_gradient(grad, var.shape)
-        alpha = self.bias_corrected_lr(hp.learning_rate, hp.beta_1, hp.beta_2, t)
-        m = self.update_m(slots["m"].astype(np.float64), g, hp.beta_1)
-        v = self.update_v(slots["v"].astype(np.float64), g, hp.beta_2)
-        vhat = np.maximum(slots["vhat"].astype(np.float64), v / c2)
-        var[...] = self.update_variable(var.astype(np.float64), alpha, m, vhat * c2, hp.epsilon).astype(var.dtype)
-        slots["m"][...], slots["v"][...], slots["vhat"][...] = (x.astype(var.dtype) for x in (m, v, vhat))
+        vhat = np.maximum(vhat, v / c2)
+        return vhat, vhat * c2
 
 
 # --- wrong: sparse ----------------------------------------------------------------------------
@@ -203,20 +196,12 @@ class LastDuplicateWins(Adam):
 class SquaredDuplicates(Adam):
     """ADAM-SPARSE-1: v receives the sum of the squared duplicates, as Keras 3 does (m still gets their sum)."""
 
-    def _update(self, var, grad, slots, hp, t):
+    def moments(self, grad, g, m, v, hp):
         if not hasattr(grad, "indices"):
-            return super()._update(var, grad, slots, hp, t)
-        squares = np.zeros(var.shape)
+            return super().moments(grad, g, m, v, hp)
+        squares = np.zeros(g.shape)
         np.add.at(squares, np.asarray(grad.indices).astype(np.int64), np.asarray(grad.values, dtype=np.float64) ** 2)
-        alpha = self.bias_corrected_lr(hp.learning_rate, hp.beta_1, hp.beta_2, t)
-        m = self.update_m(slots["m"].astype(np.float64), self.dense_gradient(grad, var.shape), hp.beta_1)
-        v = hp.beta_2 * slots["v"].astype(np.float64) + (1.0 - hp.beta_2) * squares
-        denominator = v
-        if self.amsgrad:
-            denominator = self.update_vhat(slots["vhat"].astype(np.float64), v)
-            slots["vhat"][...] = denominator.astype(var.dtype)
-        var[...] = self.update_variable(var.astype(np.float64), alpha, m, denominator, hp.epsilon).astype(var.dtype)
-        slots["m"][...], slots["v"][...] = m.astype(var.dtype), v.astype(var.dtype)
+        return self.update_m(m, g, hp.beta_1), hp.beta_2 * v + (1.0 - hp.beta_2) * squares
 
 
 # --- wrong: hyperparameters -----------------------------------------------------------------
@@ -237,12 +222,12 @@ class FrozenCallables(Adam):
 class ScheduleOneBased(Adam):
     """ADAM-HYPER-3: the schedule is called with iterations + 1."""
 
-    def _current_hyperparameters(self):
-        self._iterations += 1
-        try:
-            return super()._current_hyperparameters()
-        finally:
-            self._iterations -= 1
+    def _values_in_force(self):
+        values = super()._values_in_force()
+        lr = self._hyper["learning_rate"]
+        if isinstance(lr, adam.LearningRateSchedule):
+            values["learning_rate"] = lr(self._iterations + 1)
+        return values
 
 
 class DecayIgnored(Adam):
@@ -256,13 +241,8 @@ class DecayIgnored(Adam):
 class DecayOneBased(Adam):
     """ADAM-HYPER-4: ``lr / (1 + decay * (iterations + 1))``."""
 
-    def _current_hyperparameters(self):
-        hp = super()._current_hyperparameters()
-        decay = self._value("decay")
-        if decay > 0:
-            base = hp.learning_rate * (1.0 + decay * self._iterations)
-            return adam.Hyperparameters(base / (1.0 + decay * (self._iterations + 1)), hp.beta_1, hp.beta_2, hp.epsilon)
-        return hp
+    def hyperparameters_for(self, values, dtype):
+        return adam.call_hyperparameters(**values, iterations=self._iterations + 1, float32_storage=True, dtype=dtype)
 
 
 class DefaultEpsilon1e8(Adam):
@@ -294,16 +274,14 @@ class EpsilonZeroKept(Adam):
 class HyperparametersNotCast(Adam):
     """ADAM-DTYPE-1: hyperparameters are not cast to the variable's dtype (a float16 variable sees float32 betas)."""
 
-    @staticmethod
-    def cast_hyperparameters(hp, dtype):
-        return hp
+    def hyperparameters_for(self, values, dtype):
+        return adam.call_hyperparameters(**values, iterations=self._iterations, float32_storage=True, dtype=None)
 
 
 class Float64Hyperparameters(Adam):
     """ADAM-TF2-HYPER-1: Python-float hyperparameters used at full precision (no float32 storage)."""
 
-    def _value(self, name):
-        return adam.resolve(self._hyper[name])
+    float32_storage = False
 
 
 # --- wrong: the API -------------------------------------------------------------------------
@@ -371,39 +349,23 @@ class KernelMomentForm(Adam):
         return v + (g * g - v) * (1.0 - beta_2)
 
 
-class NativePrecision(Adam):
-    """Correct: every step computed in the variable's own dtype (no float64 working precision)."""
-
-    def _update(self, var, grad, slots, hp, t):
-        dt = var.dtype.type
-        g = adam.dense_gradient(grad, var.shape).astype(var.dtype)
-        b1, b2 = dt(hp.beta_1), dt(hp.beta_2)
-        one = dt(1)
-        alpha = dt(hp.learning_rate) * np.sqrt(one - b2 ** dt(t)) / (one - b1 ** dt(t))
-        slots["m"][...] = slots["m"] + (g - slots["m"]) * (one - b1)
-        slots["v"][...] = slots["v"] + (g * g - slots["v"]) * (one - b2)
-        denominator = slots["v"]
-        if self.amsgrad:
-            slots["vhat"][...] = np.maximum(slots["vhat"], slots["v"])
-            denominator = slots["vhat"]
-        var[...] = var - (slots["m"] * alpha) / (np.sqrt(denominator) + dt(hp.epsilon))
-
-
 class NativePaperForm(Adam):
     """Correct: the paper's moment form ``beta * m + (1 - beta) * g`` computed in the variable's own dtype."""
 
-    def _update(self, var, grad, slots, hp, t):
-        dt = var.dtype.type
-        g = adam.dense_gradient(grad, var.shape).astype(var.dtype)
-        b1, b2, one = dt(hp.beta_1), dt(hp.beta_2), dt(1)
-        alpha = dt(hp.learning_rate) * np.sqrt(one - b2 ** dt(t)) / (one - b1 ** dt(t))
-        slots["m"][...] = b1 * slots["m"] + (one - b1) * g
-        slots["v"][...] = b2 * slots["v"] + (one - b2) * (g * g)
-        denominator = slots["v"]
-        if self.amsgrad:
-            slots["vhat"][...] = np.maximum(slots["vhat"], slots["v"])
-            denominator = slots["vhat"]
-        var[...] = var - (alpha * slots["m"]) / (np.sqrt(denominator) + dt(hp.epsilon))
+    @staticmethod
+    def working_dtype(dtype):
+        return dtype
+
+    def step_size(self, hp, t, work):
+        dt, one = work.type, work.type(1)
+        return dt(hp.learning_rate) * np.sqrt(one - dt(hp.beta_2) ** dt(t)) / (one - dt(hp.beta_1) ** dt(t))
+
+
+class NativePrecision(NativePaperForm):
+    """Correct: every step computed in the variable's own dtype, in TF's dense-kernel moment order."""
+
+    update_m = staticmethod(KernelMomentForm.update_m)
+    update_v = staticmethod(KernelMomentForm.update_v)
 
 
 class GroupedStepSize(Adam):
@@ -421,22 +383,16 @@ class GroupedStepSize(Adam):
 class ScatterSparse(Adam):
     """Correct: TF's sparse path: decay all of m and v, then scatter-add the summed rows."""
 
-    def _update(self, var, grad, slots, hp, t):
+    def moments(self, grad, g, m, v, hp):
         if not hasattr(grad, "indices"):
-            return super()._update(var, grad, slots, hp, t)
+            return super().moments(grad, g, m, v, hp)
         idx, inverse = np.unique(np.asarray(grad.indices).astype(np.int64), return_inverse=True)
-        summed = np.zeros((len(idx),) + var.shape[1:])
+        summed = np.zeros((len(idx),) + g.shape[1:])
         np.add.at(summed, inverse, np.asarray(grad.values, dtype=np.float64))
-        m, v = slots["m"].astype(np.float64) * hp.beta_1, slots["v"].astype(np.float64) * hp.beta_2
+        m, v = m * hp.beta_1, v * hp.beta_2
         np.add.at(m, idx, summed * (1.0 - hp.beta_1))
         np.add.at(v, idx, (summed * summed) * (1.0 - hp.beta_2))
-        denominator = v
-        if self.amsgrad:
-            denominator = np.maximum(slots["vhat"].astype(np.float64), v)
-            slots["vhat"][...] = denominator.astype(var.dtype)
-        alpha = self.bias_corrected_lr(hp.learning_rate, hp.beta_1, hp.beta_2, t)
-        var[...] = (var.astype(np.float64) - alpha * m / (np.sqrt(denominator) + hp.epsilon)).astype(var.dtype)
-        slots["m"][...], slots["v"][...] = m.astype(var.dtype), v.astype(var.dtype)
+        return m, v
 
 
 WRONG = [

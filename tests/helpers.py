@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conformance.loader import Vector, _verified
+from conformance.loader import Vector, verify_record
 from vectors.generate import build
 from vectors.scenarios import Scenario
 
@@ -13,4 +13,4 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def vector_from(scenario: Scenario) -> Vector:
     """A loaded, verified Vector built straight from a scenario (no file)."""
-    return _verified(Path("<memory>"), scenario.id.split("/")[0], build(scenario))
+    return verify_record(Path("<memory>"), scenario.id.split("/")[0], build(scenario))

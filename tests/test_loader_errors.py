@@ -7,10 +7,10 @@ import copy
 import pytest
 import yaml
 
-from conformance.loader import _Loader, load_file
+from conformance.loader import YAML_LOADER, load_file
 from vectors import generate
 
-BASE = yaml.load((generate.VECTOR_DIR / "dense.yaml").read_text(encoding="utf-8"), Loader=_Loader)
+BASE = yaml.load((generate.VECTOR_DIR / "dense.yaml").read_text(encoding="utf-8"), Loader=YAML_LOADER)
 N = len(BASE["vectors"])
 
 

@@ -9,10 +9,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conformance.loader import _Loader, load_file
+from conformance.loader import YAML_LOADER, load_file
 from vectors import generate
 
-BASE = yaml.load((generate.VECTOR_DIR / "sparse.yaml").read_text(encoding="utf-8"), Loader=_Loader)
+BASE = yaml.load((generate.VECTOR_DIR / "sparse.yaml").read_text(encoding="utf-8"), Loader=YAML_LOADER)
 
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),

@@ -7,6 +7,8 @@ import pytest
 from conformance.mutation import kill_matrix
 from reference import variants
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def matrix():

@@ -165,3 +165,33 @@ def test_oracle_matches_mpmath(scn):
                     ulps = err / np.spacing(running)
                     assert np.all(ulps <= ULPS_PER_STEP * s), f"step {s}: {ulps} ulps"
             previous_var, previous_m = got["a"]["variable"], got["a"]["m"]
+
+
+def test_one_hyperparameter_rule_for_the_generator_and_the_port():
+    """A decay-plus-float32-storage vector: at every step the generator's hyperparameters are the port's, bit for bit."""
+    from conformance.adapters.base import per_step_numbers
+    from conformance.vector_format import gradients_at, hyperparameters_at, initial_values
+    from vectors import generate
+
+    hp = {"learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7, "decay": 0.3}
+    scn = Scenario("tf2/decay-float32", "decay with TF 2.0's float32 storage", ["ADAM-HYPER-4", "ADAM-TF2-HYPER-1"],
+                   {"a": [0.5, -1.25, 2.0]}, [{"a": [0.25, -0.5, 1.0]}] * 4, hp, dtypes=["float32"], oracle="tf2")
+    vector = generate.build(scn)
+    port = reference.Adam(**{k: v for k, v in hp.items() if k != "decay"}, decay=hp["decay"])
+    var = initial_values(vector)["a"].astype(np.float32)
+    for s in range(len(vector["steps"])):
+        at_step = port.hyperparameters_for(port._values_in_force(), np.dtype(np.float32))
+        assert hyperparameters_at(vector, s) == at_step
+        # The adapters hand a framework exact per-step numbers; the same rule without storage or cast.
+        assert per_step_numbers(vector["hyperparameters"], s, {}) == vars(adam.call_hyperparameters(**hp, iterations=s))
+        port.apply_gradients([(gradients_at(vector, s)["a"].astype(np.float32), var)])
+    assert at_step.learning_rate != float(np.float32(hp["learning_rate"])) / (1 + hp["decay"] * 3)  # the cast after decay shows
+
+
+def test_every_variant_left_out_of_the_diagnosis_exists_and_says_why():
+    from conformance import diagnose
+    from reference import variants
+
+    assert set(diagnose.NOT_REPLAYED) <= {cls.__name__ for cls in variants.WRONG}
+    assert all(reason for reason in diagnose.NOT_REPLAYED.values())
+    assert len(diagnose.CANDIDATES) == len(variants.WRONG) - len(diagnose.NOT_REPLAYED)

@@ -14,8 +14,9 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-import ml_dtypes
 import numpy as np
+
+from conformance.dtypes import exact_in
 
 #: Hyperparameters exact in float16, float32 and float64 (ADAM-DTYPE-1 vectors need this).
 DYADIC = {"learning_rate": 2.0**-7, "beta_1": 0.875, "beta_2": 1.0 - 2.0**-10, "epsilon": 2.0**-23}
@@ -25,16 +26,6 @@ F32_TENTH = float(np.float32(0.1))  # "0.1" as float32 stores it: exact in float
 
 ALL_DTYPES = ["float16", "bfloat16", "float32", "float64"]
 WIDE = ["float32", "float64"]
-
-NUMPY_DTYPES = {
-    "float16": np.dtype(np.float16),
-    "bfloat16": np.dtype(ml_dtypes.bfloat16),
-    "float32": np.dtype(np.float32),
-    "float64": np.dtype(np.float64),
-}
-
-#: Significand bits (with the implicit one) of each dtype.
-PRECISION = {"float16": 11, "bfloat16": 8, "float32": 24, "float64": 53}
 
 
 @dataclass
@@ -48,7 +39,7 @@ class Sparse:
 
 @dataclass(frozen=True)
 class Generated:
-    """A large tensor described by a seeded generator instead of literals (see ``vectors.generate.generated_values``)."""
+    """A large tensor described by a seeded generator instead of literals (see ``conformance.vector_format.generated_values``)."""
 
     seed: int
     scale: float
@@ -80,17 +71,6 @@ class Scenario:
     oracle: str = "exact"  # or "tf2": hyperparameters rounded as TF 2.0 stores them (ADAM-TF2-*)
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # needed for Generated initial values
     digest: bool = False  # store expected states as sha256 + first values (large vectors)
-
-
-def exact_in(values: np.ndarray, dtypes: list[str]) -> np.ndarray:
-    """Round ``values`` through every listed dtype so the result is exact in each of them."""
-    out = np.asarray(values, dtype=np.float64)
-    while True:  # repeat: rounding to one dtype can move a value off another's grid (subnormals)
-        before = out
-        for name in dtypes:
-            out = out.astype(NUMPY_DTYPES[name]).astype(np.float64)
-        if np.array_equal(out, before):
-            return out
 
 
 def draw(seed: int, shape: tuple[int, ...], scale: float = 1.0, dtypes: list[str] = ALL_DTYPES) -> list:

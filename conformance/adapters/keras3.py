@@ -26,9 +26,10 @@ if os.environ.get("KERAS_BACKEND") == "jax":
 
 import keras  # noqa: E402
 
-from conformance.adapters import Adapter, densify, subnormal  # noqa: E402
+from conformance.adapters.base import Adapter, densify, subnormal  # noqa: E402
 from conformance.adapters.numpy_port import constructor_kwargs  # noqa: E402
-from vectors.scenarios import NUMPY_DTYPES  # noqa: E402
+from conformance.dtypes import NUMPY_DTYPES  # noqa: E402
+from conformance.features import Feature  # noqa: E402
 
 BACKEND = keras.backend.backend()
 
@@ -77,12 +78,12 @@ class Keras3Adapter(Adapter):
             value = keras.Variable(np.zeros(1, dtype=np.float32)).value
         return str(getattr(value, "device", None) or getattr(value, "devices", lambda: "?")())
 
-    def lacking(self) -> dict[str, str]:
-        out = {f"callable {k}": f"Keras 3 accepts only a callable learning rate, not a callable {k}"
+    def lacking(self) -> dict[Feature, str]:
+        out = {Feature.callable(k): f"Keras 3 accepts only a callable learning rate, not a callable {k}"
                for k in ("beta_1", "beta_2", "epsilon")}
-        out["decay"] = "Keras 3 ignores the legacy decay keyword (with a warning)"
+        out[Feature.DECAY] = "Keras 3 ignores the legacy decay keyword (with a warning)"
         if self.raw and BACKEND != "tensorflow":
-            out["sparse"] = f"Keras 3 on the {BACKEND} backend has no IndexedSlices gradient"
+            out[Feature.SPARSE] = f"Keras 3 on the {BACKEND} backend has no IndexedSlices gradient"
         return out
 
     def flushes_subnormals(self, dtype: str) -> bool:
@@ -111,10 +112,9 @@ class Keras3Session:
         if g is None:
             return None
         if hasattr(g, "indices") and BACKEND == "tensorflow":
-            import tensorflow as tf
+            from conformance.adapters.tf_ops import tf_gradient
 
-            return tf.IndexedSlices(tf.constant(np.asarray(g.values), dtype=self.spec.dtype),
-                                    tf.constant(np.asarray(g.indices)), tf.constant(list(g.dense_shape), dtype=tf.int64))
+            return tf_gradient(g, self.spec.dtype)
         return keras.ops.convert_to_tensor(densify(g, tuple(var.shape), NUMPY_DTYPES[self.spec.dtype]), dtype=self.spec.dtype)
 
     def apply(self, grads: dict[str, Any], step: int) -> None:

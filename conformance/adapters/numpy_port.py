@@ -1,4 +1,11 @@
-"""Adapter for NumPy ports that keep the NumPy-port protocol (``reference.Adam`` is one)."""
+"""Adapter for NumPy ports that keep the NumPy-port protocol (``reference.Adam`` is one).
+
+Only the constructor and ``apply_gradients`` are required.  What a port does
+not have, or answers with ``NotImplementedError``, is not implemented: a
+missing ``iterations`` or ``get_slot`` leaves that tensor unobserved (the
+variable decides), a missing ``set_weights`` makes single-step mode
+unsupported, a missing ``get_config`` / ``from_config`` the config round trip.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +14,12 @@ from typing import Any
 import numpy as np
 
 import reference
-from conformance.adapters import Adapter, Unsupported
-from vectors.scenarios import NUMPY_DTYPES
+from conformance.adapters import Unsupported
+from conformance.adapters.base import Adapter, Batches, weights_in_spec_order
+from conformance.dtypes import NUMPY_DTYPES
+
+#: What ``get_slot`` may raise for a slot it does not have (yet, or at all): the slot is then not observed.
+NOT_A_SLOT = (KeyError, AttributeError, ValueError, NotImplementedError)
 
 
 class _Schedule(reference.LearningRateSchedule):
@@ -31,6 +42,13 @@ def constructor_kwargs(spec: Any, schedule_type: Any = _Schedule) -> dict[str, A
     return kwargs
 
 
+def round_trip(opt: Any) -> Any:
+    """``type(opt).from_config(opt.get_config())`` (ADAM-API-CONFIG-2); NotImplementedError if the port has neither."""
+    if not (hasattr(opt, "get_config") and hasattr(type(opt), "from_config")):
+        raise NotImplementedError("the candidate has no get_config / from_config")
+    return type(opt).from_config(opt.get_config())
+
+
 class NumpyPortAdapter(Adapter):
     """Variables are NumPy arrays updated in place; sparse gradients are ``reference.IndexedSlices``."""
 
@@ -48,20 +66,14 @@ class NumpyPortAdapter(Adapter):
         return NumpyApi(self.candidate)
 
 
-def weights_in_spec_order(state: dict, batches: list[list[str]], amsgrad: bool, cast: Any) -> list[Any]:
-    """ADAM-API-WEIGHTS-1: ``[iterations, m..., v..., vhat...]``, each batch of newly seen variables grouped by slot."""
-    slots = ("m", "v", "vhat") if amsgrad else ("m", "v")
-    return [np.int64(state["iterations"])] + [cast(state[n][slot]) for batch in batches for slot in slots for n in batch]
-
-
 class NumpySession:
     def __init__(self, cls: Any, spec: Any) -> None:
         self.dtype, self.amsgrad = NUMPY_DTYPES[spec.dtype], spec.amsgrad
         self.opt = cls(**constructor_kwargs(spec))
         if spec.round_trip:
-            self.opt = type(self.opt).from_config(self.opt.get_config())
+            self.opt = round_trip(self.opt)
         self.vars = {n: v.astype(self.dtype) for n, v in spec.variables.items()}
-        self.batches: list[list[str]] = []  # variables in the order their slots were created, one list per call
+        self.batches = Batches()
 
     def _grad(self, g: Any) -> Any:
         if g is None or not hasattr(g, "indices"):
@@ -69,25 +81,26 @@ class NumpySession:
         return reference.IndexedSlices(np.asarray(g.values).astype(self.dtype), np.asarray(g.indices), g.dense_shape)
 
     def apply(self, grads: dict[str, Any], step: int) -> None:
-        seen = {n for batch in self.batches for n in batch}
-        new = [n for n, g in grads.items() if g is not None and n not in seen]
         self.opt.apply_gradients([(self._grad(g), self.vars[n]) for n, g in grads.items()])
-        if new:
-            self.batches.append(new)
+        self.batches.note(grads)
+
+    def _slot(self, var: np.ndarray, slot: str) -> np.ndarray | None:
+        try:
+            return np.array(self.opt.get_slot(var, slot))
+        except NOT_A_SLOT:
+            return None
 
     def read(self) -> dict:
-        out: dict[str, Any] = {"iterations": int(self.opt.iterations)}
+        iterations = getattr(self.opt, "iterations", None)
+        out: dict[str, Any] = {"iterations": None if iterations is None else int(iterations)}
         for n, var in self.vars.items():
-            out[n] = {"variable": np.array(var)}
-            for slot in ("m", "v", "vhat"):
-                try:
-                    out[n][slot] = np.array(self.opt.get_slot(var, slot))
-                except (KeyError, AttributeError, ValueError):
-                    out[n][slot] = None
+            out[n] = {"variable": np.array(var), **{slot: self._slot(var, slot) for slot in ("m", "v", "vhat")}}
         return out
 
     def load(self, state: dict) -> None:
         """Through the protocol's own ``set_weights`` (ADAM-API-WEIGHTS-2), then the variables in place."""
+        if not hasattr(self.opt, "set_weights"):
+            raise NotImplementedError("the candidate has no set_weights")
         self.opt.set_weights(weights_in_spec_order(state, self.batches, self.amsgrad, lambda x: x.astype(self.dtype)))
         for n, var in self.vars.items():
             var[...] = state[n]["variable"].astype(self.dtype)

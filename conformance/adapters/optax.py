@@ -25,8 +25,9 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 import optax  # noqa: E402
 
-from conformance.adapters import Adapter, algorithm1_epsilon, densify, per_step_numbers, subnormal  # noqa: E402
-from vectors.scenarios import NUMPY_DTYPES  # noqa: E402
+from conformance.adapters.base import Adapter, algorithm1_epsilon, densify, per_step_numbers, subnormal  # noqa: E402
+from conformance.dtypes import NUMPY_DTYPES  # noqa: E402
+from conformance.features import Feature  # noqa: E402
 
 NAMES = {"learning_rate": "learning_rate", "beta_1": "b1", "beta_2": "b2", "epsilon": "eps"}
 
@@ -57,14 +58,17 @@ class OptaxAdapter(Adapter):
     def device_used(self) -> str:
         return str(self._device())
 
-    def lacking(self) -> dict[str, str]:
-        out = {"plain adam": "optax.amsgrad always keeps the maximum; use optax:adam"} if self.is_amsgrad else {
-            "amsgrad": "optax.adam has no amsgrad switch; use optax:amsgrad"}
-        out["None gradient"] = "optax updates every leaf at every step: a variable cannot take a None gradient"
-        out["config round trip"] = "an optax transformation has no get_config / from_config"
+    def lacking(self) -> dict[Feature, str]:
+        out = {Feature.PLAIN_ADAM: "optax.amsgrad always keeps the maximum; use optax:adam"} if self.is_amsgrad else {
+            Feature.AMSGRAD: "optax.adam has no amsgrad switch; use optax:amsgrad"}
+        out[Feature.NONE_GRADIENT] = "optax updates every leaf at every step: a variable cannot take a None gradient"
+        out[Feature.CONFIG_ROUND_TRIP] = "an optax transformation has no get_config / from_config"
         if self.raw:
-            out["sparse"] = "optax has no sparse gradient type"
+            out[Feature.SPARSE] = "optax has no sparse gradient type"
         return out
+
+    def probe(self) -> Any:
+        return self.candidate(0.001)
 
     def flushes_subnormals(self, dtype: str) -> bool:
         x = jax.device_put(jnp.asarray(subnormal(dtype), dtype=NUMPY_DTYPES[dtype]), self._device())

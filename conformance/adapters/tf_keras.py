@@ -7,20 +7,16 @@ reported as unsupported.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
+import tensorflow as tf
+import tf_keras
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-import tensorflow as tf  # noqa: E402
-import tf_keras  # noqa: E402
-
-from conformance.adapters import Adapter, Unsupported, subnormal  # noqa: E402
-from conformance.adapters.numpy_port import constructor_kwargs, weights_in_spec_order  # noqa: E402
-
-TF_DTYPES = {"float16": tf.float16, "bfloat16": tf.bfloat16, "float32": tf.float32, "float64": tf.float64}
+from conformance.adapters.base import Adapter, Batches, weights_in_spec_order
+from conformance.adapters.numpy_port import constructor_kwargs
+from conformance.adapters.tf_ops import TF_DTYPES, indexed_slices, tf_device, tf_flushes, tf_gradient
+from conformance.features import Feature
 
 
 class _Schedule(tf_keras.optimizers.schedules.LearningRateSchedule):
@@ -32,33 +28,6 @@ class _Schedule(tf_keras.optimizers.schedules.LearningRateSchedule):
 
     def get_config(self) -> dict:
         return {}
-
-
-def tf_device(device: str) -> str:
-    """The TF device string for ``--device``; a usage error when no GPU is visible."""
-    if device == "gpu":
-        if not tf.config.list_physical_devices("GPU"):
-            raise RuntimeError("--device=gpu: TensorFlow sees no GPU")
-        return "/GPU:0"
-    return "/CPU:0"
-
-
-def tf_flushes(dtype: str, device: str) -> bool:
-    """TensorFlow's CPU kernels run with flush-to-zero and denormals-are-zero; measured, not assumed."""
-    with tf.device(device):
-        x = tf.constant(subnormal(dtype), dtype=TF_DTYPES[dtype]) * tf.constant(1.0, dtype=TF_DTYPES[dtype])
-    return float(x.numpy()) == 0.0
-
-
-def tf_gradient(g: Any, dtype: Any) -> Any:
-    """A harness gradient as a TF tensor or ``tf.IndexedSlices``."""
-    if g is None:
-        return None
-    if hasattr(g, "indices"):
-        return tf.IndexedSlices(tf.constant(np.asarray(g.values), dtype=dtype),
-                                tf.constant(np.asarray(g.indices)),
-                                tf.constant(list(g.dense_shape), dtype=tf.int64))
-    return tf.constant(np.asarray(g), dtype=dtype)
 
 
 class TfKerasLegacyAdapter(Adapter):
@@ -73,10 +42,10 @@ class TfKerasLegacyAdapter(Adapter):
         with tf.device(tf_device(self.device)):
             return tf.Variable(0.0).device or "unknown"
 
-    def lacking(self) -> dict[str, str]:
-        out = {"callable epsilon": "TensorFlow optimizers reject a callable epsilon (convert_to_tensor of a function)"}
+    def lacking(self) -> dict[Feature, str]:
+        out = {Feature.CALLABLE_EPSILON: "TensorFlow optimizers reject a callable epsilon (convert_to_tensor of a function)"}
         if self.device == "gpu":
-            out["bfloat16"] = "TensorFlow has no GPU bfloat16 Adam kernel"
+            out[Feature.BFLOAT16] = "TensorFlow has no GPU bfloat16 Adam kernel"
         return out
 
     def flushes_subnormals(self, dtype: str) -> bool:
@@ -97,15 +66,12 @@ class TfSession:
             if spec.round_trip:
                 self.opt = type(self.opt).from_config(self.opt.get_config())
             self.vars = {n: tf.Variable(v, dtype=self.dtype, name=n) for n, v in spec.variables.items()}
-        self.batches: list[list[str]] = []
+        self.batches = Batches()
 
     def apply(self, grads: dict[str, Any], step: int) -> None:
-        seen = {n for batch in self.batches for n in batch}
-        new = [n for n, g in grads.items() if g is not None and n not in seen]
         with tf.device(self.device):
             self.opt.apply_gradients([(tf_gradient(g, self.dtype), self.vars[n]) for n, g in grads.items()])
-        if new:
-            self.batches.append(new)
+        self.batches.note(grads)
 
     def read(self) -> dict:
         out: dict[str, Any] = {"iterations": int(self.opt.iterations.numpy())}
@@ -143,8 +109,7 @@ class TfApi:
         return tf.constant(np.array(values), dtype=TF_DTYPES[dtype])
 
     def sparse(self, values: Any, indices: Any, shape: Any, dtype: str = "float32") -> Any:
-        return tf.IndexedSlices(tf.constant(np.array(values), dtype=TF_DTYPES[dtype]), tf.constant(np.array(indices)),
-                                tf.constant(list(shape), dtype=tf.int64))
+        return indexed_slices(np.array(values), np.array(indices), shape, TF_DTYPES[dtype])
 
     def numpy(self, x: Any) -> np.ndarray:
         x = x.numpy() if hasattr(x, "numpy") else x
@@ -158,5 +123,3 @@ class TfApi:
     def raises(self) -> tuple[type[BaseException], ...]:
         return (ValueError, tf.errors.InvalidArgumentError)
 
-
-__all__ = ["TfKerasLegacyAdapter", "Unsupported"]

@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from conformance.adapters import Adapter, algorithm1_epsilon, densify, per_step_numbers, subnormal
-from vectors.scenarios import NUMPY_DTYPES
+from conformance.adapters.base import Adapter, algorithm1_epsilon, densify, per_step_numbers, subnormal
+from conformance.dtypes import NUMPY_DTYPES
+from conformance.features import Feature
 
 TORCH_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32, "float64": torch.float64}
 
@@ -47,11 +48,14 @@ class TorchAdapter(Adapter):
     def device_used(self) -> str:
         return str(torch.zeros(1, device=self._device()).device)
 
-    def lacking(self) -> dict[str, str]:
-        out = {"config round trip": "torch.optim.Adam has no get_config / from_config"}
+    def lacking(self) -> dict[Feature, str]:
+        out = {Feature.CONFIG_ROUND_TRIP: "torch.optim.Adam has no get_config / from_config"}
         if self.raw:
-            out["sparse"] = "torch.optim.Adam refuses sparse gradients (RuntimeError)"
+            out[Feature.SPARSE] = "torch.optim.Adam refuses sparse gradients (RuntimeError)"
         return out
+
+    def probe(self) -> Any:
+        return self.candidate([torch.zeros(1, requires_grad=True)])
 
     def flushes_subnormals(self, dtype: str) -> bool:
         x = torch.tensor(subnormal(dtype), dtype=TORCH_DTYPES[dtype], device=self._device())

@@ -15,7 +15,8 @@ import pytest
 from hypothesis import assume, given, reject, strategies as st, target
 
 from conformance.adapters import Unsupported
-from conformance.compare import Comparison, failure_text
+from conformance.compare import Comparison, as_state, failure_text
+from conformance.features import Feature
 from conformance.property import densified, first_difference, observe, rescaled, scenarios, to_vector
 from conformance.runner import MODES, run
 
@@ -48,10 +49,7 @@ def _agreement(a, b, factor, oracle):
     """
     cmp = Comparison(a.comparison.dtype)
     for s, (x, y, errors, exact) in enumerate(zip(a.observed, b.observed, a.errors, oracle), start=1):
-        as_state = {"iterations": y["iterations"], **{n: {f: None if v is None else np.asarray(v, np.float64)
-                                                          for f, v in fields.items()}
-                                                      for n, fields in y.items() if n != "iterations"}}
-        cmp.add_step(s, x, as_state, errors, factor * a.scale, exact)
+        cmp.add_step(s, x, as_state(y), errors, factor * a.scale, exact)
     return cmp
 
 
@@ -78,7 +76,7 @@ def test_agrees_with_oracle(property_env):
 @pytest.mark.clause("ADAM-SPARSE-2")
 def test_sparse_equals_dense(property_env):
     """An IndexedSlices gradient and its dense equivalent (duplicates summed) give the same trajectory."""
-    env, tracker = property_env.require("sparse"), property_env.tracker()
+    env, tracker = property_env.require(Feature.SPARSE), property_env.tracker()
 
     @env.settings
     @given(scenarios(env.options(sparse=True, nonfinite=False)))
@@ -150,7 +148,7 @@ def test_checkpoint_resume(property_env):
 @pytest.mark.clause("ADAM-API-CONFIG-2")
 def test_config_round_trip(property_env):
     """``from_config(get_config())`` builds an optimizer that runs bit for bit like the original."""
-    env, tracker = property_env.require("config round trip"), property_env.tracker()
+    env, tracker = property_env.require(Feature.CONFIG_ROUND_TRIP), property_env.tracker()
 
     @env.settings
     @given(scenarios(env.options(constant_hyperparameters=True, nonfinite=False)))

@@ -1,0 +1,150 @@
+"""What every adapter shares: the base class, the session protocol, and the small translations several need."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Protocol
+
+import numpy as np
+
+from conformance.adapters import Unsupported
+from conformance.dtypes import DTYPES, FORMATS
+from conformance.features import Feature, features
+from reference.adam import call_hyperparameters, dense_gradient
+
+
+class Session(Protocol):
+    """One candidate instance with its variables, for one vector and dtype."""
+
+    def apply(self, grads: dict[str, Any], step: int) -> None:
+        """One ``apply_gradients`` call; ``grads`` maps names to arrays, IndexedSlices or None."""
+
+    def read(self) -> dict:
+        """``{"iterations": int or None, name: {"variable": array, "m": array|None, ...}}``, arrays in the candidate's
+        dtype; None for what the candidate does not expose."""
+
+    def load(self, state: dict) -> None:
+        """Set iterations, variables and existing slots to ``state`` (same layout as ``read``; float64 arrays)."""
+
+
+class Adapter:
+    """Base class: the candidate, the options, and what every adapter shares."""
+
+    name = "base"
+    framework = ""
+    claims_v2_api = False  # the optimizer_v2 API of the page (get_slot, get_weights, ...)
+
+    def __init__(self, candidate: Any, *, raw: bool = False, device: str = "cpu") -> None:
+        self.candidate, self.raw, self.device = candidate, raw, device
+        #: Features found absent when the candidate was probed, or declared absent (--without), with the reason.
+        self.absent: dict[Feature, str] = {}
+
+    @property
+    def translations(self) -> list[str]:
+        """What the adapter translates, in words, for the report header."""
+        return []
+
+    def versions(self) -> dict[str, str]:
+        """Framework versions for the report."""
+        return {}
+
+    def device_used(self) -> str:
+        """The device the candidate actually runs on (recorded with every result)."""
+        return "cpu"
+
+    def lacking(self) -> dict[Feature, str]:
+        """Features the framework cannot express, with the reason (known without running the candidate)."""
+        return {}
+
+    def missing(self) -> dict[Feature, str]:
+        """Everything this candidate is not run with: what its framework lacks and what was found or declared absent."""
+        return {**self.lacking(), **self.absent}
+
+    def unsupported(self, vector: Any, dtype: str) -> str | None:
+        """Why this vector cannot be run for this candidate, or None."""
+        missing = self.missing()
+        for feature in features(vector.record) + [Feature(dtype)]:
+            if feature in missing:
+                return missing[feature]
+        return None
+
+    def flushes_subnormals(self, dtype: str) -> bool:
+        """Whether the framework's arithmetic in ``dtype`` flushes subnormal results or inputs to zero (measured)."""
+        return False
+
+    def flush_to_zero(self, dtype: str) -> bool:
+        """``flushes_subnormals``, probed once per dtype: it does not change within a run."""
+        cache = self.__dict__.setdefault("_flush_to_zero", {})
+        if dtype not in cache:
+            cache[dtype] = self.flushes_subnormals(dtype)
+        return cache[dtype]
+
+    def environment(self) -> dict[str, Any]:
+        """What affects numerics: flush-to-zero per dtype (more where the framework says more)."""
+        return {"flush_to_zero": {d: self.flush_to_zero(d) for d in DTYPES}}
+
+    def probe(self) -> Any:
+        """Build one instance with the framework's usual call, so that a broken constructor fails early."""
+        return self.candidate()
+
+    def start(self, spec: Any) -> Session:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def v2_api(self) -> Any:
+        """Helpers for the optimizer_v2 API checks (only when ``claims_v2_api``)."""
+        raise Unsupported(f"the {self.name} adapter's candidate does not claim the optimizer_v2 API")
+
+
+class Batches:
+    """The variables of a run in the order their slots were created: one list per call that first updated some.
+
+    ``get_weights`` lists slots in this order (ADAM-API-WEIGHTS-1), so loading a state through ``set_weights``
+    needs it.
+    """
+
+    def __init__(self) -> None:
+        self.batches: list[list[str]] = []
+        self.seen: set[str] = set()
+
+    def note(self, grads: dict[str, Any]) -> None:
+        """Record the variables that a successful call updated for the first time."""
+        new = [n for n, g in grads.items() if g is not None and n not in self.seen]
+        if new:
+            self.batches.append(new)
+            self.seen |= set(new)
+
+
+def weights_in_spec_order(state: dict, batches: Batches, amsgrad: bool, cast: Callable[[np.ndarray], Any]) -> list[Any]:
+    """ADAM-API-WEIGHTS-1: ``[iterations, m..., v..., vhat...]``, each batch of newly seen variables grouped by slot."""
+    slots = ("m", "v", "vhat") if amsgrad else ("m", "v")
+    return [np.int64(state["iterations"])] + [cast(state[n][slot]) for batch in batches.batches for slot in slots
+                                              for n in batch]
+
+
+def value_at(obj: Any, step: int) -> float:
+    """The value a hyperparameter object has at 0-based step ``step`` (for frameworks that take numbers)."""
+    if callable(obj) and hasattr(obj, "steps_seen"):
+        return float(obj(step))
+    return float(obj() if callable(obj) else obj)
+
+
+def per_step_numbers(hyper: dict[str, Any], step: int, defaults: dict[str, float]) -> dict[str, float]:
+    """lr, beta_1, beta_2, epsilon as numbers at ``step`` (0-based), with the legacy decay applied (ADAM-HYPER-4)."""
+    values = {k: value_at(hyper[k], step) if k in hyper else defaults[k]
+              for k in ("learning_rate", "beta_1", "beta_2", "epsilon")}
+    return dict(vars(call_hyperparameters(**values, decay=float(hyper.get("decay", 0.0)), iterations=step)))
+
+
+def algorithm1_epsilon(epsilon: float, beta_2: float, t: int) -> float:
+    """The Algorithm-1 epsilon equal to an epsilon hat at step t: ``eps / sqrt(1 - beta_2**t)`` (ADAM-UPDATE-4)."""
+    return epsilon / math.sqrt(1.0 - beta_2**t)
+
+
+def subnormal(dtype: str) -> float:
+    """The smallest positive subnormal of ``dtype``, for flush-to-zero probes."""
+    return FORMATS[dtype].smallest_subnormal
+
+
+def densify(grad: Any, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    """An IndexedSlices as a dense array, duplicates summed (ADAM-SPARSE-1); arrays pass through."""
+    return dense_gradient(grad, shape).astype(dtype)

@@ -1,0 +1,31 @@
+"""How the kit words what went wrong inside a candidate: one line, never a traceback."""
+
+from __future__ import annotations
+
+from conformance.adapters import Unsupported
+
+#: What a candidate raises for a part of Adam it does not implement: that part is unsupported, not failed.
+NOT_IMPLEMENTED = (NotImplementedError, Unsupported)
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message, at most ``limit`` characters."""
+    lines = str(exc).strip().splitlines()
+    return (lines[0] if lines else "")[:limit]
+
+
+def not_implemented(exc: BaseException, where: str = "") -> str:
+    """The unsupported reason for a NOT_IMPLEMENTED exception: the adapter's own words, or the candidate's."""
+    if isinstance(exc, Unsupported):
+        return str(exc)
+    text = first_line(exc)
+    return f"not implemented by the candidate{where}: NotImplementedError" + (f": {text}" if text else "")
+
+
+class CandidateError(Exception):
+    """The candidate raised while being built (step 0) or at a step (1-based)."""
+
+    def __init__(self, step: int, error: BaseException) -> None:
+        self.step, self.error = step, error
+        where = "while being built" if step == 0 else f"at step {step}"
+        super().__init__(f"the candidate raised {type(error).__name__} {where}: {first_line(error)}")

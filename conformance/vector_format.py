@@ -1,0 +1,192 @@
+"""The vector format on the check-time side: how a stored vector decodes into the oracle's inputs, and the oracle's
+stream of expected states over it.
+
+A vector record is the parsed YAML of one vector (``vectors/schema.json``).
+Its tensors are nested lists, or seeded generator specs whose sha256 is
+checked here; its hyperparameters are numbers, per-step callables or a
+schedule.  The loader, the runner and the generator all read vectors through
+this module, so there is one decoding and one oracle stream.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+import json
+import math
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from conformance.dtypes import NUMPY_DTYPES, PRECISION, exact_in
+from reference import adam
+
+FORMAT = "adam-conformance-vectors/1"
+SPEC_VERSION = "1.0"
+#: The bundled vector files, and their schema, shipped as package data of ``vectors``.
+VECTOR_DIR = Path(str(importlib.resources.files("vectors")))
+SCHEMA_PATH = VECTOR_DIR / "schema.json"
+GENERATOR = "pcg64-uniform"
+
+
+# --- tensors: literal lists, or seeded generators for large tensors ------------------------
+
+
+def generated_values(seed: int, scale: float, exact_dtypes: list[str], shape: tuple[int, ...]) -> np.ndarray:
+    """Values in [-scale, scale) from PCG64(seed)'s raw 64-bit stream, exact in every dtype of ``exact_dtypes``.
+
+    Each value is ``scale * k / 2**(p - 1)`` for an integer k of p bits, p the smallest precision among
+    them: exact in all of them when scale is a power of two (others are rounded through each dtype).
+    The raw bit stream is used (not ``Generator.random``) because NumPy keeps bit-generator streams stable
+    across versions; the stored sha256 catches it if that ever changes.
+    """
+    n = int(np.prod(shape, dtype=np.int64))
+    p = min((PRECISION[d] for d in exact_dtypes), default=53)
+    k = (np.random.PCG64(seed).random_raw(n) >> np.uint64(64 - p)).astype(np.int64) - (1 << (p - 1))
+    values = k.astype(np.float64) * (scale * 2.0 ** (1 - p))
+    if math.frexp(scale)[0] != 0.5:
+        values = exact_in(values, exact_dtypes)
+    return values.reshape(shape)
+
+
+def array_digest(values: np.ndarray) -> str:
+    """sha256 of a tensor's float64 little-endian bytes (C order)."""
+    return hashlib.sha256(memoryview(np.ascontiguousarray(values, dtype="<f8")).cast("B")).hexdigest()
+
+
+def tensor(spec: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """A stored tensor as float64: a (nested) literal, or a generator spec whose sha256 is checked.
+
+    ValueError when generated values do not match their recorded sha256.
+    """
+    if isinstance(spec, dict):
+        values = generated_values(spec["seed"], spec["scale"], spec["exact_in"], shape)
+        if array_digest(values) != spec["sha256"]:
+            raise ValueError("generated values do not match their recorded sha256 (the generator changed?)")
+        return values
+    return np.asarray(spec, dtype=np.float64)
+
+
+def shapes(vector: dict) -> dict[str, tuple[int, ...]]:
+    """The declared shape of every variable."""
+    return {name: tuple(v["shape"]) for name, v in vector["variables"].items()}
+
+
+def initial_values(vector: dict) -> dict[str, np.ndarray]:
+    """The initial value of every variable, float64."""
+    return {name: tensor(v["initial"], tuple(v["shape"])) for name, v in vector["variables"].items()}
+
+
+def gradient_value(spec: dict | None, shape: tuple[int, ...]) -> Any:
+    """A stored gradient as the oracle takes it: dense float64 array, IndexedSlices, or None."""
+    if spec is None:
+        return None
+    if "dense" in spec:
+        return tensor(spec["dense"], shape)
+    return adam.IndexedSlices(
+        values=tensor(spec["values"], (len(spec["indices"]),) + shape[1:]),
+        indices=np.asarray(spec["indices"], dtype=spec["index_dtype"]),
+        dense_shape=tuple(spec["dense_shape"]),
+    )
+
+
+def gradients_at(vector: dict, s: int) -> dict[str, Any]:
+    """The gradients of step s, by variable name (a variable absent from the step is not passed)."""
+    shape = shapes(vector)
+    return {name: gradient_value(g, shape[name]) for name, g in vector["steps"][s]["gradients"].items()}
+
+
+# --- hyperparameters ----------------------------------------------------------------------
+
+
+def value_at(spec: Any, s: int) -> float:
+    """The value of a stored hyperparameter at 0-based step s: a number, ``{callable: [...]}`` or ``{schedule: [...]}``."""
+    if isinstance(spec, dict):
+        return float((spec.get("callable") or spec.get("schedule"))[s])
+    return float(spec)
+
+
+def hyperparameters_at(vector: dict, s: int) -> adam.Hyperparameters:
+    """The hyperparameters the oracle uses at step s (iterations == s before the call).
+
+    The exact oracle takes the values as given; the ``tf2`` oracle takes them as TF 2.0 stores them
+    (ADAM-TF2-HYPER-1, ADAM-TF2-EPS-1), cast to the vector's one dtype (ADAM-DTYPE-1).
+    """
+    hp = vector["hyperparameters"]
+    lr, b1, b2, eps = (value_at(hp[k], s) for k in ("learning_rate", "beta_1", "beta_2", "epsilon"))
+    decay = float(hp.get("decay", 0.0))
+    if vector["oracle"] == "tf2":
+        return adam.call_hyperparameters(lr, b1, b2, adam.effective_epsilon(eps), decay, s, float32_storage=True,
+                                         dtype=NUMPY_DTYPES[vector["dtypes"][0]])
+    return adam.call_hyperparameters(lr, b1, b2, eps, decay, s)
+
+
+# --- the oracle over one vector ----------------------------------------------------
+
+
+#: Variables larger than this are stepped through the oracle slice by slice (see ``_apply``).
+SLICE = 1 << 16
+
+
+def oracle_states(vector: dict, initial: dict | None = None,
+                  gradients: Callable[[int], dict] | None = None) -> Iterator[dict]:
+    """Run the oracle over a vector's inputs, one step at a time (only the current state is held).
+
+    Yields ``{"iterations": n, name: {"variable": array, "m": array or None, "v": ..., "vhat": ...}}``;
+    m and v are None for a variable not updated yet, vhat is absent without amsgrad.  ``initial`` and
+    ``gradients(s)`` may be given by a caller that already has them (the runner), so large inputs are made once.
+    """
+    variables = initial if initial is not None else initial_values(vector)
+    gradients = gradients or (lambda s: gradients_at(vector, s))
+    slots: dict[str, adam.Slots] = {}
+    iterations = 0
+    for s in range(len(vector["steps"])):
+        variables, slots, iterations = _apply(
+            variables, slots, gradients(s), hyperparameters_at(vector, s), iterations, vector["amsgrad"])
+        state: dict[str, Any] = {"iterations": iterations}
+        for name, var in variables.items():
+            slot = slots.get(name)
+            state[name] = {"variable": var, "m": None if slot is None else slot.m, "v": None if slot is None else slot.v}
+            if vector["amsgrad"]:
+                state[name]["vhat"] = None if slot is None else slot.vhat
+        yield state
+
+
+def _apply(variables: dict, slots: dict, grads: dict, hp: adam.Hyperparameters, iterations: int,
+           amsgrad: bool) -> tuple[dict, dict, int]:
+    """``adam.apply_gradients``, and for a large variable the same call on one slice at a time.
+
+    Once duplicates are summed (``dense_gradient``) every clause is element-wise, so slicing changes no
+    value; it only keeps the oracle's temporaries in cache, which makes 10^7-element vectors several
+    times faster.
+    """
+    if all(variables[n].size <= SLICE for n, g in grads.items() if g is not None):
+        return adam.apply_gradients(variables, slots, grads, hp, iterations, amsgrad)
+    new_vars, new_slots = dict(variables), dict(slots)
+    for name, g in grads.items():
+        if g is None:
+            continue
+        var = variables[name]
+        dense = adam.dense_gradient(g, var.shape).reshape(-1)
+        old = slots.get(name) or adam.init_slots(var.shape, amsgrad)
+        out = {"variable": np.empty(var.shape), "m": np.empty(var.shape), "v": np.empty(var.shape),
+               "vhat": np.empty(var.shape) if amsgrad else None}
+        for start in range(0, var.size, SLICE):
+            part = slice(start, start + SLICE)
+            piece = adam.Slots(old.m.reshape(-1)[part], old.v.reshape(-1)[part],
+                               None if old.vhat is None else old.vhat.reshape(-1)[part])
+            v, sl, _ = adam.apply_gradients({name: var.reshape(-1)[part]}, {name: piece}, {name: dense[part]}, hp,
+                                            iterations, amsgrad)
+            for f, x in (("variable", v[name]), ("m", sl[name].m), ("v", sl[name].v), ("vhat", sl[name].vhat)):
+                if x is not None:
+                    out[f].reshape(-1)[part] = x
+        new_vars[name] = out["variable"]
+        new_slots[name] = adam.Slots(out["m"], out["v"], out["vhat"])
+    return new_vars, new_slots, iterations + 1
+
+
+def content_hash(vector: dict) -> str:
+    """sha256 of the vector's canonical JSON, without its own ``sha256`` field."""
+    body = {k: v for k, v in vector.items() if k != "sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()

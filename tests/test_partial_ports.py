@@ -1,0 +1,174 @@
+"""Partial ports get an honest verdict: what they lack is unsupported with its reason, their defects still fail."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conformance.loader import bundled_paths, load_paths
+from tests.helpers import ROOT
+
+VECTORS, _ = load_paths(bundled_paths())
+RUN = [v for v in VECTORS if "large" not in v.record["flags"]]
+ITEMS = {f"{v.id}[{d}]": v for v in RUN for d in v.dtypes}
+AMSGRAD = {i for i, v in ITEMS.items() if v.record["amsgrad"]}
+CORE = {i for i, v in ITEMS.items() if v.record["level"] == "core"}
+NO_SET_WEIGHTS = "not implemented by the candidate: NotImplementedError: the candidate has no set_weights"
+
+
+@pytest.fixture
+def run(pytester, tmp_path):
+    pytester.syspathinsert(ROOT)
+
+    def _run(candidate, *args):
+        out = tmp_path / f"{candidate.rsplit(':', 1)[1]}.json"
+        result = pytester.runpytest("-p", "no:cacheprovider", f"--candidate={candidate}", f"--conformance-json={out}", *args)
+        return result, json.loads(out.read_text()) if out.exists() else None
+
+    return _run
+
+
+def _by_verdict(doc: dict, family: str | None = None) -> dict[str, set[str]]:
+    """Item ids (``vector[dtype]``, or the check's name) per verdict; vector items only unless ``family`` is api."""
+    out: dict[str, set[str]] = {}
+    for r in doc["results"]:
+        if (r["family"] == "api") == (family == "api"):
+            name = r["vector"].removeprefix("api/") + (f"[{r['dtype']}]" if r["dtype"] else "")
+            out.setdefault(r["verdict"], set()).add(name)
+    return out
+
+
+def _vector_results(doc: dict) -> list[dict]:
+    return [r for r in doc["results"] if r["family"] != "api"]
+
+
+def _reasons(doc: dict) -> set[str]:
+    return {r["unsupported"] for r in doc["results"] if r["verdict"] == "unsupported"}
+
+
+def test_a_port_without_amsgrad(run):
+    result, doc = run("tests.partial_ports:NoAmsgrad")
+    assert result.ret == 0
+    items = _by_verdict(doc)
+    assert items == {"pass": set(ITEMS) - AMSGRAD, "unsupported": AMSGRAD}
+    assert _by_verdict(doc, "api")["unsupported"] == {"test_slot_names[amsgrad]", "test_checkpoint_resume[amsgrad]"}
+    assert _reasons(doc) == {"not implemented by the candidate: NotImplementedError: AMSGrad is not implemented"}
+    assert doc["capabilities"]["absent"] == {"amsgrad": "not implemented by the candidate: NotImplementedError: "
+                                                        "AMSGrad is not implemented"}
+    core = sum(r["level"] == "core" and r["verdict"] == "pass" for r in doc["results"])
+    result.stdout.fnmatch_lines([f"verdict: conforms to core on {core} items; *unsupported: not implemented "
+                                 f"by the candidate: NotImplementedError: AMSGrad is not implemented ({len(AMSGRAD) + 2} items)"])
+
+
+def test_a_port_whose_moments_are_hidden(run):
+    result, doc = run("tests.partial_ports:HiddenMoments")
+    assert result.ret == 0
+    assert _by_verdict(doc) == {"pass": set(ITEMS)}
+    assert doc["capabilities"]["not_exposed"] == ["m", "v"]
+    assert all(r["observed"] == {"checked": ["iterations", "variable"], "not_exposed": ["m", "v"] + ["vhat"] * ITEMS[
+        f"{r['vector']}[{r['dtype']}]"].record["amsgrad"]} for r in _vector_results(doc))
+    # The checks that read a slot; get_slot_names still answers, so test_slot_names runs.
+    assert _by_verdict(doc, "api")["unsupported"] == {"test_get_slot_and_add_slot", "test_weights_order",
+                                                      "test_apply_gradients_does_not_clip"}
+    result.stdout.fnmatch_lines(["adam-conformance: not exposed: m, v (judged on what it does expose)",
+                                 "verdict: *; not exposed: m, v, vhat"])
+
+
+def test_a_port_that_cannot_load_a_state(run):
+    result, doc = run("tests.partial_ports:NoSetWeights")
+    assert result.ret == 0
+    assert _by_verdict(doc) == {"pass": set(ITEMS)}
+    assert doc["capabilities"]["absent"] == {"state loading": NO_SET_WEIGHTS}
+    assert all(r["modes"]["single-step"] == {"unsupported": NO_SET_WEIGHTS} for r in _vector_results(doc))
+    assert _by_verdict(doc, "api")["unsupported"] == {"test_set_weights_checks_length_and_shape", "test_checkpoint_resume[adam]",
+                                                      "test_checkpoint_resume[amsgrad]", "test_get_slot_and_add_slot",
+                                                      "test_from_config_round_trip"}
+    result.stdout.fnmatch_lines(["verdict: *; single-step mode unsupported (no state loading)*"])
+
+
+def test_a_minimal_port_is_judged_on_the_variable(run):
+    result, doc = run("tests.partial_ports:Minimal")
+    assert result.ret == 0
+    assert _by_verdict(doc) == {"pass": set(ITEMS)}
+    assert doc["capabilities"]["not_exposed"] == ["iterations", "m", "v"]
+    assert all(r["observed"]["checked"] == ["variable"] for r in _vector_results(doc))
+    api = _by_verdict(doc, "api")
+    assert api["pass"] == {"test_all_none_gradients_raise", "test_gradients_are_not_modified"}
+    assert all(reason.startswith("not implemented by the candidate: it has no ") for reason in _reasons(doc))
+    result.stdout.fnmatch_lines(["adam-conformance: single-step mode: unsupported for this candidate (no state loading); "
+                                 "trajectory mode decides",
+                                 "adam-conformance: not exposed: iterations, m, v (judged on what it does expose)"])
+
+
+def test_reports_say_what_is_unsupported_and_why(run, tmp_path):
+    from conformance.report import matrix
+
+    html = tmp_path / "r.html"
+    result, doc = run("tests.partial_ports:NoSetWeights", f"--conformance-html={html}")
+    assert result.ret == 0
+    note = "single-step mode (no state loading)"
+    assert "- `tests.partial_ports:NoSetWeights`: " in matrix([tmp_path / "NoSetWeights.json"]) and note in matrix(
+        [tmp_path / "NoSetWeights.json"])
+    page = html.read_text()
+    assert "<h2>Unsupported</h2>" in page and "it has no set_weights (3 items)" in page
+    assert f"single-step mode unsupported: {NO_SET_WEIGHTS}" in page
+
+
+def test_a_port_claiming_only_core(run):
+    result, doc = run("tests.partial_ports:Minimal", "--level=core")
+    assert result.ret == 0
+    assert _by_verdict(doc) == {"pass": CORE}
+    assert {r["level"] for r in doc["results"]} == {"core"}  # the core-level API checks run too
+    assert set(doc["deselected_levels"]) == {"api", "tf2-detail"}
+    result.stdout.fnmatch_lines(["not selected (--level): api (* items), tf2-detail (* items)",
+                                 f"verdict: conforms to core on {len(doc['results'])} items; *"])
+
+
+def test_a_feature_declared_absent(run):
+    result, doc = run("reference:Adam", "--without=amsgrad")
+    assert result.ret == 0
+    assert _by_verdict(doc)["unsupported"] == AMSGRAD
+    assert _reasons(doc) == {"declared absent with --without: amsgrad"}
+
+
+def test_an_unknown_feature_is_a_usage_error(run):
+    result, _ = run("reference:Adam", "--without=amsgard")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --without: unknown feature 'amsgard' (known: *"])
+
+
+def test_a_port_that_implements_nothing_does_not_pass(run):
+    result, doc = run("tests.partial_ports:NotImplementedAtAll")
+    assert result.ret != 0
+    assert doc["summary"] == {"unsupported": len(ITEMS) + sum(r["family"] == "api" for r in doc["results"])}
+    result.stdout.fnmatch_lines(["*zero vectors were executed against the candidate; this is never a pass*"])
+
+
+@pytest.fixture(scope="module")
+def algorithm1_failures(tmp_path_factory) -> set[str]:
+    """The vector items a complete port with epsilon on the bias-corrected root fails."""
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("a1") / "a1.json"
+    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--candidate=reference.variants:Algorithm1Epsilon",
+                    f"--conformance-json={out}"], cwd=ROOT, capture_output=True, check=False)
+    return _by_verdict(json.loads(out.read_text()))["fail"]
+
+
+@pytest.mark.parametrize("port,unsupported", [
+    ("NoAmsgradAlgorithm1", AMSGRAD), ("HiddenMomentsAlgorithm1", set()),
+    ("NoSetWeightsAlgorithm1", set()), ("MinimalAlgorithm1", set()),
+])
+def test_a_planted_defect_still_fails_and_is_named(run, algorithm1_failures, port, unsupported):
+    result, doc = run(f"tests.partial_ports:{port}")
+    assert result.ret == 1
+    items = _by_verdict(doc)
+    assert items["fail"] == algorithm1_failures - unsupported
+    assert items.get("unsupported", set()) == unsupported
+    failing = [r for r in _vector_results(doc) if r["verdict"] == "fail"]
+    assert {r["diagnosis"]["variant"] for r in failing} == {"Algorithm1Epsilon"}
+    if port == "MinimalAlgorithm1":  # named from the variable alone, in trajectory mode
+        result.stdout.fnmatch_lines(["  checked: variable; not exposed: iterations, m, v*",
+                                     "  diagnosis: matches Algorithm1Epsilon (ADAM-UPDATE-4*) to 0 ulp (*trajectory mode)"])
