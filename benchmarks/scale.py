@@ -1,6 +1,7 @@
 """Benchmark: the large vectors (family `scale`): wall time, time inside the candidate, peak memory.
 
     python benchmarks/scale.py CANDIDATE [vector-id ...]
+    python benchmarks/scale.py "command=node ports/js/adam.js" [vector-id ...]     # a process candidate
 
 Each item runs in a fresh process (both modes, as the plugin runs them).  "data" is the float64 size of
 everything the vector describes: initial values, every step's gradients, and every step's expected
@@ -22,7 +23,13 @@ from conformance import adapters
 from conformance.loader import load_file, bundled_paths
 from conformance.runner import run, MODES
 spec, vid, dtype = sys.argv[1:4]
-adapter = adapters.load(adapters.choose(spec))(pkgutil.resolve_name(spec))
+if spec.startswith("command="):  # a process candidate (spec/pipe-protocol.md)
+    import shlex
+    from conformance.adapters.pipe import PipeAdapter
+    adapter = PipeAdapter(shlex.split(spec.removeprefix("command=")))
+    adapter.probe()
+else:
+    adapter = adapters.load(adapters.choose(spec))(pkgutil.resolve_name(spec))
 vector = [v for v in load_file([p for p in bundled_paths() if p.stem == "scale"][0])[0] if v.id == vid][0]
 small = [v for v in load_file([p for p in bundled_paths() if p.stem == "dense"][0])[0] if v.id == "dense/basic"][0]
 run(adapter, small, "float32", MODES)

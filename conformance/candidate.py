@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pkgutil
+import shlex
 from typing import Any
 
 import pytest
@@ -38,4 +39,26 @@ def resolve(spec: str, adapter_name: str | None, *, raw: bool, device: str) -> A
         adapter.probe()
     except Exception as exc:  # noqa: BLE001
         raise pytest.UsageError(f"{where}: constructing it raised {type(exc).__name__}: {first_line(exc)}") from None
+    return adapter
+
+
+def resolve_command(command: str, *, timeout: float) -> Any:
+    """Start a process candidate (``spec/pipe-protocol.md``) and shake hands; ``pytest.UsageError`` otherwise."""
+    from conformance.adapters.pipe import PipeAdapter
+
+    where = f"--candidate-command={command}"
+    try:
+        argv = shlex.split(command)
+    except ValueError as exc:
+        raise pytest.UsageError(f"{where}: cannot split it as a shell would: {exc}") from None
+    if not argv:
+        raise pytest.UsageError(f"{where}: the command is empty")
+    adapter = PipeAdapter(argv)
+    adapter.timeout = timeout
+    try:
+        adapter.probe()
+    except FileNotFoundError:
+        raise pytest.UsageError(f"{where}: no such program {argv[0]!r}") from None
+    except Exception as exc:  # noqa: BLE001 - whatever went wrong at the handshake is a usage error
+        raise pytest.UsageError(f"{where}: {type(exc).__name__}: {first_line(exc)}") from None
     return adapter

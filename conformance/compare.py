@@ -75,6 +75,14 @@ class Comparison:
     curve: dict[str, list[list[float]]] = field(default_factory=dict)  # tensor -> per step [ulps used, ulps allowed]
     checked: set[str] = field(default_factory=set)  # what was compared: "iterations", "variable", "m", "v", "vhat"
     not_exposed: set[str] = field(default_factory=set)  # what the oracle has and the candidate did not show
+    mistakes: list[str] = field(default_factory=list)  # common port mistakes seen (``port_mistakes``), listed first
+
+    def mistake(self, s: int, text: str) -> None:
+        """Record a port mistake once per kind, ahead of the other problems."""
+        kind = text.split(": ", 1)[1]
+        if not any(m.split(": ", 1)[1] == kind for m in self.mistakes):
+            self.mistakes.append(text)
+            self.problems.insert(len(self.mistakes) - 1, text)
 
     def observability(self) -> dict[str, list[str]]:
         """Which kinds of tensor were checked, and which the candidate did not expose (they never counted)."""
@@ -218,3 +226,60 @@ def failure_text(cmp: Comparison, header: str) -> str:
         lines.append(f"    worst at index {w.index}: {w.actual!r} (candidate), {w.expected!r} (expected)")
         lines.append(f"    abs {w.abs_err:.3g}, rel {w.rel_err:.3g}, {w.ulps:.3g} ulps used / {w.ulps_allowed:.3g} allowed")
     return "\n".join(lines)
+
+
+def _same_in(dtype: str, a: Any, b: Any) -> bool:
+    """Whether two states of a tensor are the same value in ``dtype`` (NaN equal to NaN)."""
+    dt = NUMPY_DTYPES[dtype]
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.array_equal(np.asarray(a, dtype=np.float64).astype(dt), np.asarray(b, dtype=np.float64).astype(dt),
+                                   equal_nan=True))
+
+
+def _moved(dtype: str, after: Any, before: Any) -> float:
+    """The share of elements whose value in ``dtype`` changed between two states."""
+    dt = NUMPY_DTYPES[dtype]
+    with np.errstate(over="ignore", invalid="ignore"):
+        a, b = np.asarray(after, dtype=np.float64).astype(dt), np.asarray(before, dtype=np.float64).astype(dt)
+        changed = (a != b) & ~(np.isnan(a.astype(np.float64)) & np.isnan(b.astype(np.float64)))
+    return float(changed.mean()) if changed.size else 0.0
+
+
+def port_mistakes(s: int, before: dict, after: dict, expected_before: dict, expected: dict, grads: dict,
+                  dtype: str) -> list[str]:
+    """The common port mistakes visible in one step, as structural lines naming the clause they break.
+
+    ``before`` and ``after`` are the candidate's states around step ``s`` (1-based), ``expected_before`` and
+    ``expected`` the oracle's; a mistake is named only where the oracle's own state shows the opposite.
+    """
+    out = []
+    it_before, it_after = before.get("iterations"), after.get("iterations")
+    if it_before is not None and it_after is not None and int(it_after) == int(it_before) \
+            and expected["iterations"] != expected_before["iterations"]:
+        out.append(f"step {s}: iterations did not advance (still {int(it_after)}): it counts apply_gradients calls (ADAM-ITER-1)")
+    for name, want in expected.items():
+        if name == "iterations" or name not in expected_before:
+            continue
+        have, had, want_before = after.get(name) or {}, before.get(name) or {}, expected_before[name]
+        var, var_before = have.get("variable"), had.get("variable")
+        if var is not None and var_before is not None and np.shape(var) == np.shape(var_before):
+            unchanged = _same_in(dtype, var, var_before)
+            oracle_moved = _moved(dtype, want["variable"], want_before["variable"])
+            if grads.get(name) is None and not unchanged and oracle_moved == 0.0:
+                out.append(f"step {s}: {name}.variable changed at a step whose gradient was None or absent: such a "
+                           "variable is left alone (ADAM-ITER-2)")
+            elif grads.get(name) is not None and unchanged and oracle_moved >= 0.5:
+                out.append(f"step {s}: {name}.variable did not change although the oracle's did: apply_gradients must "
+                           "update the variable in place, not rebind it (ADAM-UPDATE-4)")
+        m, v, want_m, want_v = have.get("m"), have.get("v"), want.get("m"), want.get("v")
+        if all(x is not None for x in (m, v, want_m, want_v)) and np.shape(m) == np.shape(want_m) \
+                and not np.allclose(want_m, want_v) and np.allclose(m, want_v, rtol=1e-2) and np.allclose(v, want_m, rtol=1e-2):
+            out.append(f"step {s}: {name}.m holds v and {name}.v holds m: the slots are swapped (ADAM-API-SLOTS-1)")
+        for slot in ("m", "v"):
+            now, then = have.get(slot), had.get(slot)
+            if now is not None and then is not None and want.get(slot) is not None and want_before.get(slot) is not None \
+                    and np.shape(now) == np.shape(then) and _same_in(dtype, now, then) \
+                    and _moved(dtype, want[slot], want_before[slot]) >= 0.5:
+                out.append(f"step {s}: {name}.{slot} did not follow the step although the oracle's did: get_slot returns a "
+                           "copy, not the slot (ADAM-API-SLOTS-2)")
+    return out

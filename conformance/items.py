@@ -10,6 +10,7 @@ import pytest
 from conformance.adapters import Unsupported
 from conformance.compare import failure_text, json_number
 from conformance.diagnose import diagnose
+from conformance.isolation import CandidateCrash
 from conformance.loader import Vector, VectorError
 from conformance.record import Result
 from conformance.runner import MODES, Outcome, run
@@ -120,7 +121,13 @@ class VectorItem(pytest.Item):
         header = f"{self.vector.id} [{self.dtype}] ({', '.join(self.vector.clauses)})"
         result = self.result
         try:
-            outcomes = call_with_timeout(lambda: run(state.adapter, self.vector, self.dtype, modes), state.timeout)
+            if state.isolation is not None:
+                outcomes = state.isolation.run(self.vector, self.dtype, modes, state.timeout)
+            else:
+                outcomes = call_with_timeout(lambda: run(state.adapter, self.vector, self.dtype, modes), state.timeout)
+        except CandidateCrash as exc:
+            result.message = str(exc)
+            raise ConformanceFailure(f"{header}: {exc}") from None
         except Unsupported as exc:
             result.message = result.unsupported = str(exc)
             pytest.skip(f"unsupported: {exc}")
@@ -128,6 +135,7 @@ class VectorItem(pytest.Item):
             result.message, result.kit_error = str(exc), True
             raise ConformanceFailure(str(exc)) from None
         except TimeoutError as exc:
+            state.adapter.interrupt()
             result.message = str(exc)
             raise ConformanceFailure(f"{header}: {exc}") from None
         ran = [o for o in outcomes if o.unsupported is None]

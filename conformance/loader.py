@@ -11,6 +11,7 @@ import functools
 import hashlib
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -28,6 +29,63 @@ from conformance.vector_format import SCHEMA_PATH, VECTOR_DIR
 YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+def _limit(name: str, default: int) -> int:
+    return int(os.environ.get(f"ADAM_CONFORMANCE_{name}", default))
+
+
+#: What a vector file may declare, checked before anything is expanded or allocated.  Each can be raised with
+#: the environment variable ``ADAM_CONFORMANCE_<NAME>`` (for example ``ADAM_CONFORMANCE_MAX_ELEMENTS``) for
+#: real vectors larger than the bundled 10^7-element one.
+LIMITS = {
+    "MAX_FILE_BYTES": _limit("MAX_FILE_BYTES", 64 << 20),
+    "MAX_DEPTH": _limit("MAX_DEPTH", 32),  # the deepest generated file nests 8 levels
+    "MAX_SCALAR_CHARS": _limit("MAX_SCALAR_CHARS", 10_000),
+    "MAX_ELEMENTS": _limit("MAX_ELEMENTS", 10**8),  # per tensor; a file may declare four times as many in all
+    "MAX_STEPS": _limit("MAX_STEPS", 10_000),
+}
+
+
+def _unbounded(text: str) -> str | None:
+    """Why a YAML text may not be expanded, or None: anchors and aliases (the kit writes none, and each alias can
+    multiply what follows), nesting past ``MAX_DEPTH``, a scalar past ``MAX_SCALAR_CHARS``.  One pass over
+    libyaml's events, which expands nothing."""
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=YAML_LOADER):
+            line = event.start_mark.line + 1
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                return f"YAML anchors and aliases are not allowed in vector files (line {line})"
+            if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+                depth += 1
+                if depth > LIMITS["MAX_DEPTH"]:
+                    return f"nested deeper than {LIMITS['MAX_DEPTH']} levels (line {line}; ADAM_CONFORMANCE_MAX_DEPTH)"
+            elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+                depth -= 1
+            elif isinstance(event, yaml.ScalarEvent) and len(event.value) > LIMITS["MAX_SCALAR_CHARS"]:
+                return (f"a scalar of {len(event.value)} characters at line {line} (at most "
+                        f"{LIMITS['MAX_SCALAR_CHARS']}; ADAM_CONFORMANCE_MAX_SCALAR_CHARS)")
+    except yaml.YAMLError:
+        return None  # the loader below reports it with its position
+    return None
+
+
+def _declared(path: Path, record: dict, budget: list[int]) -> None:
+    """Refuse a vector whose declared shapes or steps are past the limits, before anything is allocated."""
+    vid = record["id"]
+    if len(record["steps"]) > LIMITS["MAX_STEPS"]:
+        raise VectorError(path, f"{len(record['steps'])} steps (at most {LIMITS['MAX_STEPS']}; ADAM_CONFORMANCE_MAX_STEPS)",
+                          vid, "steps")
+    for name, var in record["variables"].items():
+        n = math.prod(int(d) for d in var["shape"])
+        if n > LIMITS["MAX_ELEMENTS"]:
+            raise VectorError(path, f"shape {var['shape']} declares {n:.3g} elements (at most {LIMITS['MAX_ELEMENTS']:.3g} "
+                                    "per tensor; ADAM_CONFORMANCE_MAX_ELEMENTS)", vid, f"variables.{name}.shape")
+        budget[0] -= n
+        if budget[0] < 0:
+            raise VectorError(path, f"the file declares more than {4 * LIMITS['MAX_ELEMENTS']:.3g} elements in all "
+                                    "(ADAM_CONFORMANCE_MAX_ELEMENTS)", vid, f"variables.{name}.shape")
+
+
 class VectorError(Exception):
     """A bad vector or vector file, as one line: ``file: vector 'id': field 'f': what is wrong``."""
 
@@ -39,6 +97,10 @@ class VectorError(Exception):
         if field:
             where.append(f"field '{field}'")
         super().__init__(": ".join(where + [message]))
+        self.message = message
+
+    def __reduce__(self) -> tuple:  # keeps its fields when sent from an --isolate child
+        return VectorError, (self.path, self.message, self.vector_id, self.field)
 
 
 @dataclass(frozen=True)
@@ -165,6 +227,9 @@ def load_file(path: Path | str, verified: set[str] | None = None) -> tuple[list[
         text = raw_bytes.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         return [], [VectorError(path, f"cannot read file: {exc}")]
+    if len(raw_bytes) > LIMITS["MAX_FILE_BYTES"]:
+        return [], [VectorError(path, f"{len(raw_bytes)} bytes (at most {LIMITS['MAX_FILE_BYTES']}; "
+                                      "ADAM_CONFORMANCE_MAX_FILE_BYTES)")]
     file_digest = hashlib.sha256(raw_bytes).hexdigest()
     if verified is not None and file_digest in verified:
         try:
@@ -172,6 +237,9 @@ def load_file(path: Path | str, verified: set[str] | None = None) -> tuple[list[
             return [_trusted(path, document["family"], record) for record in document["vectors"]], []
         except Exception:  # noqa: BLE001 - anything odd: check it properly below
             pass
+    refused = _unbounded(text)
+    if refused:
+        return [], [VectorError(path, refused)]
     try:
         document = yaml.load(text, Loader=YAML_LOADER)
     except yaml.YAMLError as exc:
@@ -197,10 +265,12 @@ def load_file(path: Path | str, verified: set[str] | None = None) -> tuple[list[
         return [], file_errors[:1]
 
     vectors, errors, seen = [], list(vector_errors.values()), set()
+    budget = [4 * LIMITS["MAX_ELEMENTS"]]
     for i, record in enumerate(raw):
         if i in vector_errors:
             continue
         try:
+            _declared(path, record, budget)
             if record["id"] in seen:
                 raise VectorError(path, "duplicate vector id in this file", record["id"], "id")
             seen.add(record["id"])

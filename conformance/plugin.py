@@ -25,6 +25,7 @@ from conformance.features import Feature
 from conformance.state import STATE, State
 
 CANDIDATE = "--candidate"
+COMMAND = "--candidate-command"
 ADAPTER = "--adapter"
 VECTORS = "--vectors"
 RAW = "--raw"
@@ -40,6 +41,7 @@ EXAMPLES = "--property-examples"
 EXPORT = "--export-failures"
 LEVEL = "--level"
 WITHOUT = "--without"
+ISOLATE = "--isolate"
 SUITE_DIR = Path(__file__).resolve().parent / "suite"
 LEVELS = ("core", "api", "tf2-detail")
 #: Optional methods of the NumPy-port protocol: an API check that needs one the port lacks is unsupported.
@@ -50,6 +52,8 @@ OPTIONAL_API = {"iterations", "get_slot", "get_slot_names", "add_slot", "weights
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("adam-conformance", "Adam conformance kit")
     group.addoption(CANDIDATE, metavar="MODULE:ATTR", help="the optimizer class or factory to test, e.g. tf_keras.optimizers.legacy:Adam")
+    group.addoption(COMMAND, metavar="COMMAND",
+                    help="a port in any language, run as a process speaking spec/pipe-protocol.md, e.g. \"node ports/js/adam.js\"")
     group.addoption(ADAPTER, choices=sorted(ADAPTERS), help="adapter to use instead of the one chosen from the module name")
     group.addoption(VECTORS, action="append", default=[], metavar="PATH",
                     help="vector file or folder to add; a file named like a bundled family replaces it (repeatable)")
@@ -76,6 +80,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(LEVEL, default=",".join(LEVELS), metavar="LEVEL[,LEVEL]",
                     help="the spec levels the candidate claims, of core, api, tf2-detail (default: all three); items of "
                          "other levels are deselected")
+    group.addoption(ISOLATE, action="store_true",
+                    help="run the vector items in a child process (reused until it dies), so that a candidate that "
+                         "crashes its interpreter (segfault, abort, os._exit) fails one item and the run goes on")
     group.addoption(WITHOUT, default="", metavar="FEATURE[,FEATURE]",
                     help="features the candidate does not implement (e.g. amsgrad,sparse,state loading): their items "
                          "are unsupported, with this as the reason")
@@ -107,7 +114,10 @@ def _vector_paths(config: pytest.Config) -> list[Path]:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "clause(id): the spec clause an API check tests")
-    spec = config.getoption(CANDIDATE)
+    spec, command = config.getoption(CANDIDATE), config.getoption(COMMAND)
+    if spec and command:
+        raise pytest.UsageError(f"{CANDIDATE} and {COMMAND} name two candidates; give one")
+    spec = spec or command
     if not spec:
         return
     from conformance import candidate, capabilities, expectations
@@ -118,8 +128,21 @@ def pytest_configure(config: pytest.Config) -> None:
         without = Feature.parse([x for x in config.getoption(WITHOUT).split(",") if x.strip()], WITHOUT)
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
-    adapter = candidate.resolve(spec, config.getoption(ADAPTER), raw=config.getoption(RAW), device=config.getoption(DEVICE))
-    caps = capabilities.probe(adapter, without)
+    if command:
+        adapter = candidate.resolve_command(command, timeout=config.getoption(TIMEOUT))
+    else:
+        adapter = candidate.resolve(spec, config.getoption(ADAPTER), raw=config.getoption(RAW), device=config.getoption(DEVICE))
+    isolation = None
+    if config.getoption(ISOLATE):
+        if command:
+            raise pytest.UsageError(f"{ISOLATE}: a {COMMAND} candidate already runs in a process of its own")
+        from conformance.isolation import Isolation
+
+        isolation = Isolation(spec, config.getoption(ADAPTER), config.getoption(RAW), config.getoption(DEVICE), {})
+        caps = isolation.probe(without, config.getoption(TIMEOUT))
+        adapter.absent = caps.absent
+    else:
+        caps = capabilities.probe(adapter, without)
     exp_opt = config.getoption(EXPECTATIONS)
     try:
         exp = (None if exp_opt == "none" else expectations.load(exp_opt)) if exp_opt else expectations.for_candidate(
@@ -128,6 +151,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     state = State(spec, adapter, config.getoption(MODE), config.getoption(TIMEOUT), _vector_paths(config), exp,
                   capabilities=caps, levels=levels, device=adapter.device_used(), environment=_environment(adapter))
+    state.isolation = isolation
     config.stash[STATE] = state
     cache = getattr(config, "cache", None)  # absent with -p no:cacheprovider: then every file is checked
     if cache is not None:
@@ -233,6 +257,7 @@ def adam_api(request: pytest.FixtureRequest) -> Any:
     try:
         api = state.adapter.v2_api()
     except Unsupported as exc:
+        _result(request.node).unsupported = str(exc)
         pytest.skip(f"unsupported: {exc}")
     # Checks whose subject is not AMSGrad use it only where the candidate has it (vhat is one more slot to see).
     api.amsgrad = Feature.AMSGRAD not in state.adapter.missing()

@@ -59,7 +59,8 @@ def header_lines(meta: dict) -> list[str]:
     ftz = ", ".join(d for d, on in meta["environment"]["flush_to_zero"].items() if on) or "no dtype"
     lines = [
         f"candidate {meta['candidate']} (adapter {meta['adapter']}{', raw' if meta['raw'] else ''}; {versions})",
-        f"device {meta['device']}; mode {meta['mode']}; timeout {meta['timeout_s']:g} s",
+        f"device {meta['device']}; mode {meta['mode']}; timeout {meta['timeout_s']:g} s"
+        + ("; isolated (vector items in a child process)" if meta.get("isolated") else ""),
         f"flush-to-zero in {ftz}",
         f"vector set spec {vs['spec_version']}, {len(vs['vectors'])} files, sha256 {vs['sha256']}",
         f"levels {', '.join(meta['levels'])}; expectations {meta['expectations'] or 'none'}",

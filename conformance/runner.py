@@ -20,13 +20,13 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
 from conformance.adapters import Unsupported
 from conformance.adapters.base import Adapter
-from conformance.compare import Comparison
+from conformance.compare import Comparison, port_mistakes
 from conformance.dtypes import NUMPY_DTYPES
 from conformance.errors import NOT_IMPLEMENTED, CandidateError, first_line, not_implemented
 from conformance.features import Feature
@@ -156,7 +156,7 @@ class _Lane:
 
 
 def run(adapter: Adapter, vector: Vector, dtype: str, modes: tuple[str, ...] = ("trajectory",),
-        keep: bool | None = None) -> list[Outcome]:
+        keep: bool | None = None, on_step: Callable[[int], None] | None = None) -> list[Outcome]:
     """Run every step of ``vector`` on the candidate in ``dtype``, once per mode, over one pass of the oracle.
 
     Raises Unsupported (what the candidate cannot express, or does not implement in any mode) and VectorError
@@ -196,8 +196,12 @@ def run(adapter: Adapter, vector: Vector, dtype: str, modes: tuple[str, ...] = (
                 lane.outcome.unsupported = not_implemented(exc, " while being built")
             except Exception as exc:  # noqa: BLE001 - whatever the candidate raises is reported
                 lane.outcome.error, lane.outcome.error_step = str(CandidateError(0, exc)), 0
+    start = {"iterations": 0, **{n: {"variable": v} for n, v in initial.items()}}
+    last = {id(lane): start for lane in lanes}  # each lane's state before the step, for port_mistakes
     previous: dict | None = None
     for s, expected in enumerate(vector.states(initial, gradients)):
+        if on_step is not None:
+            on_step(s + 1)  # --isolate: the step a crash happened at
         live = [lane for lane in lanes if lane.outcome.error is None and lane.outcome.unsupported is None]
         if not live:
             break
@@ -210,13 +214,19 @@ def run(adapter: Adapter, vector: Vector, dtype: str, modes: tuple[str, ...] = (
             if Feature.SLOTS in missing:  # declared absent: judged on the variable and iterations alone
                 observed = {n: (x if n == "iterations" else {"variable": x["variable"]}) for n, x in observed.items()}
             errors = lane.model.step(s, grads, expected)
-            lane.outcome.comparison.add_step(s + 1, observed, expected, errors, lane.model.scale)
+            cmp = lane.outcome.comparison
+            cmp.add_step(s + 1, observed, expected, errors, lane.model.scale)
+            if cmp.first_failing_step is not None:  # named only to explain a failure the numbers already show
+                before = last[id(lane)] if lane.outcome.mode == "trajectory" else previous or start
+                for line in port_mistakes(s + 1, before, observed, previous or start, expected, grads, dtype):
+                    cmp.mistake(s + 1, line)
+            last[id(lane)] = observed
             if keep:
                 lane.outcome.observed.append(observed)
                 lane.outcome.errors.append(errors)
         previous = expected
     for lane in lanes:
-        if lane.outcome.error is None and lane.outcome.unsupported is None:
+        if lane.outcome.error is None and lane.outcome.unsupported is None and adapter.observes_liveness:
             lane.outcome.liveness = _liveness(lane.spec.hyper, len(vector.steps))
     if all(lane.outcome.unsupported for lane in lanes):
         raise Unsupported(lanes[0].outcome.unsupported)

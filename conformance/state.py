@@ -35,6 +35,7 @@ class State:
     started: float = 0.0  # the kit's run: from the start of collection to the end of the last item
     collected: float = 0.0
     finished: float = 0.0
+    isolation: Any = None  # conformance.isolation.Isolation under --isolate
     _cache: dict = field(default_factory=dict)
 
     def load(self, path: Path) -> tuple[list, list]:
@@ -74,7 +75,7 @@ class State:
         inside = sum(r.get("candidate_seconds", 0.0) for r in self.results)
         return {
             "candidate": self.spec, "adapter": a.name, "raw": a.raw, "device": self.device,
-            "mode": self.mode, "timeout_s": self.timeout, "translations": a.translations, "versions": a.versions(), "vector_set": self.vector_set,
+            "mode": self.mode, "timeout_s": self.timeout, "isolated": self.isolation is not None, "translations": a.translations, "versions": a.versions(), "vector_set": self.vector_set,
             "environment": self.environment, "levels": list(self.levels),
             "capabilities": self.capabilities.as_dict() if self.capabilities else {"absent": {}, "not_exposed": []},
             "deselected_levels": dict(self.deselected_levels),

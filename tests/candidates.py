@@ -81,3 +81,66 @@ class Nondeterministic(reference.Adam):
             for _, var in pairs:
                 var[...] = np.nextafter(var, np.inf)
         return result
+
+
+class RebindsVariables(reference.Adam):
+    """Updates copies of the variables (``var = var - ...``), the commonest wrapping mistake: nothing moves."""
+
+    def apply_gradients(self, grads_and_vars, name=None):
+        return super().apply_gradients([(g, np.array(v)) for g, v in grads_and_vars], name)
+
+
+class SwapsSlots(reference.Adam):
+    """Answers get_slot(var, "m") with v and the other way round."""
+
+    def get_slot(self, var, slot_name):
+        return super().get_slot(var, {"m": "v", "v": "m"}.get(slot_name, slot_name))
+
+
+class StaleSlots(reference.Adam):
+    """Returns a copy of each slot taken when it is first read, which does not follow later steps."""
+
+    def get_slot(self, var, slot_name):
+        cache = self.__dict__.setdefault("_copies", {})
+        if (id(var), slot_name) not in cache:
+            cache[(id(var), slot_name)] = np.array(super().get_slot(var, slot_name))
+        return cache[(id(var), slot_name)]
+
+
+class StuckIterations(reference.Adam):
+    """iterations always reads 0."""
+
+    @property
+    def iterations(self):
+        return 0
+
+
+class MovesNoneGradients(reference.Adam):
+    """Treats a None gradient as zero: the variable keeps moving with its momentum (ADAM-ITER-2)."""
+
+    def apply_gradients(self, grads_and_vars, name=None):
+        pairs = [(np.zeros_like(v) if g is None and id(v) in self._slots else g, v) for g, v in grads_and_vars]
+        return super().apply_gradients(pairs, name)
+
+
+class CrashesOnSparse(reference.Adam):
+    """Kills its interpreter at the third step of any run with a sparse gradient: a segfault, as native code can."""
+
+    def apply_gradients(self, grads_and_vars, name=None):
+        pairs = list(grads_and_vars)
+        if self.iterations == 2 and any(hasattr(g, "indices") for g, _ in pairs):
+            import ctypes
+
+            ctypes.string_at(0)  # reads address 0: SIGSEGV
+        return super().apply_gradients(pairs, name)
+
+
+class ExitsOnAmsgrad(reference.Adam):
+    """Calls os._exit(7) at the first step with AMSGrad."""
+
+    def apply_gradients(self, grads_and_vars, name=None):
+        if self.amsgrad:
+            import os
+
+            os._exit(7)
+        return super().apply_gradients(grads_and_vars, name)

@@ -81,3 +81,45 @@ def test_hostile_fragments_spliced_into_a_real_file(tmp_path, at, fragment):
 
 def test_the_base_document_itself_loads():
     assert json.loads(json.dumps(BASE, default=str))["family"] == "sparse"
+
+
+def _bomb(levels: int, width: int, mapping: bool) -> str:
+    """A billion-laughs file: each level refers ``width`` times to the one below."""
+    lines = ["family: dense", "vectors:", "- id: dense/bomb", "  initial: &b0 [1.0, 2.0]"]
+    for k in range(1, levels + 1):
+        refs = ", ".join(f"k{i}: *b{k - 1}" if mapping else f"*b{k - 1}" for i in range(width))
+        lines.append(f"  l{k}: &b{k} " + ("{" + refs + "}" if mapping else f"[{refs}]"))
+    return "\n".join(lines) + "\n"
+
+
+@settings(max_examples=30, deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.one_of(
+    st.builds(_bomb, st.integers(1, 12), st.integers(2, 12), st.booleans()),
+    st.integers(33, 5000).map(lambda n: "family: dense\nvectors: " + "[" * n + "]" * n + "\n"),
+    st.integers(33, 5000).map(lambda n: "family: dense\nvectors: " + "{a: " * n + "1" + "}" * n + "\n"),
+    st.integers(10_001, 200_000).map(lambda n: "family: dense\nvectors: [" + "9" * n + "]\n"),
+    st.integers(10_001, 200_000).map(lambda n: "family: dense\ndescription: '" + "x" * n + "'\n"),
+))
+def test_hostile_files_are_refused_in_one_line_before_expansion(tmp_path, text):
+    path = tmp_path / "dense.yaml"
+    path.write_text(text, encoding="utf-8")
+    vectors, errors = _assert_clean(path)  # the 2 s deadline: nothing is expanded
+    assert vectors == [] and len(errors) == 1
+
+
+def test_an_alias_is_named_with_its_line(tmp_path):
+    path = tmp_path / "dense.yaml"
+    path.write_text(_bomb(7, 10, False), encoding="utf-8")
+    assert [str(e) for e in load_file(path)[1]] == [
+        f"{path}: YAML anchors and aliases are not allowed in vector files (line 4)"]
+
+
+def test_a_huge_declared_shape_is_refused_before_anything_is_allocated(tmp_path):
+    document = copy.deepcopy(yaml.load((generate.VECTOR_DIR / "scale.yaml").read_text(encoding="utf-8"), Loader=YAML_LOADER))
+    document["vectors"][0]["variables"]["a"]["shape"] = [10**6, 10**6]
+    path = tmp_path / "scale.yaml"
+    path.write_text(generate.render(document), encoding="utf-8")
+    vectors, errors = _assert_clean(path)
+    assert len(vectors) == len(document["vectors"]) - 1
+    assert str(errors[0]) == (f"{path}: vector 'scale/dense-1e6': field 'variables.a.shape': shape [1000000, 1000000] "
+                              "declares 1e+12 elements (at most 1e+08 per tensor; ADAM_CONFORMANCE_MAX_ELEMENTS)")

@@ -247,3 +247,43 @@ def test_scale_vectors_are_deselected_unless_asked(run):
     assert result.parseoutcomes().get("passed", 0) == 0 and result.ret != 0  # nothing ran: never a pass
     result = run("--candidate=reference:Adam", "--scale", "-k", "scale/sparse")
     result.assert_outcomes(passed=1)
+
+
+@pytest.mark.parametrize("port,pick,line", [
+    ("RebindsVariables", "dense/basic and float32", "FAIL: dense/basic [[]float32[]] from step 1: step 1: a.variable did not "
+     "change although the oracle's did: apply_gradients must update the variable in place, not rebind it (ADAM-UPDATE-4)"),
+    ("SwapsSlots", "dense/basic and float32", "FAIL: dense/basic [[]float32[]] from step 1: step 1: a.m holds v and a.v holds "
+     "m: the slots are swapped (ADAM-API-SLOTS-1)"),
+    ("StaleSlots", "dense/basic and float32", "FAIL: dense/basic [[]float32[]] from step 2: step 2: a.m did not follow the "
+     "step although the oracle's did: get_slot returns a copy, not the slot (ADAM-API-SLOTS-2)"),
+    ("StuckIterations", "dense/basic and float32", "FAIL: dense/basic [[]float32[]] from step 1: step 1: iterations did not "
+     "advance (still 0): it counts apply_gradients calls (ADAM-ITER-1)"),
+    ("MovesNoneGradients", "multivariable/none-gradient and float32", "FAIL: multivariable/none-gradient [[]float32[]] from "
+     "step 2: step 2: b.variable changed at a step whose gradient was None or absent: such a variable is left alone (ADAM-ITER-2)"),
+])
+def test_common_port_mistakes_are_named_first(run, port, pick, line):
+    result = run(f"--candidate=tests.candidates:{port}", "-k", pick)
+    assert result.ret == 1
+    result.stdout.fnmatch_lines([line])
+
+
+def test_a_candidate_that_crashes_its_interpreter_fails_only_those_items_under_isolate(run, tmp_path):
+    out = tmp_path / "c.json"
+    picked = ("sparse/not-lazy", "sparse/duplicate-pair", "dense/basic")  # 3, 2 and 5 steps: one of them crashes
+    result = run("--candidate=tests.candidates:CrashesOnSparse", "--isolate", f"--conformance-json={out}", "-k",
+                 " or ".join(picked))
+    doc = json.loads(out.read_text())
+    chosen = [v for v in VECTORS if v.id in picked]
+    assert result.ret == 1 and len(doc["results"]) == sum(len(v.dtypes) for v in chosen)  # the report holds every item
+    failed = [r for r in doc["results"] if r["verdict"] == "fail"]
+    long_sparse = {f"{v.id}[{d}]" for v in chosen if "sparse" in v.id and len(v.steps) >= 3 for d in v.dtypes}
+    assert long_sparse and {f"{r['vector']}[{r['dtype']}]" for r in failed} == long_sparse
+    assert {r["message"] for r in failed} == {"the candidate crashed the process: SIGSEGV at step 3 (--isolate: the next "
+                                              "item runs in a fresh process)"}
+    result.stdout.fnmatch_lines(["adam-conformance: device cpu; mode both; timeout 120 s; isolated (vector items in a child process)"])
+
+
+def test_os_exit_is_named_with_its_status_under_isolate(run):
+    result = run("--candidate=tests.candidates:ExitsOnAmsgrad", "--isolate", "-k", "amsgrad/first-step")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["FAIL: amsgrad/first-step [[]float32[]]: the candidate crashed the process: exit status 7 at step 1*"])

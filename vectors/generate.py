@@ -125,7 +125,13 @@ def family_document(family: str) -> dict:
 
 
 class _Dumper(yaml.SafeDumper):
-    """Floats print as their shortest repr, written so that YAML 1.1 resolvers read them back as floats."""
+    """Floats print as their shortest repr, written so that YAML 1.1 resolvers read them back as floats.
+
+    No anchors or aliases: a list used twice is written twice, since the loader refuses aliases (alias bombs).
+    """
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
 
 
 def _represent_float(dumper: yaml.SafeDumper, x: float) -> yaml.ScalarNode:

@@ -33,6 +33,7 @@ class Adapter:
     name = "base"
     framework = ""
     claims_v2_api = False  # the optimizer_v2 API of the page (get_slot, get_weights, ...)
+    observes_liveness = True  # the harness's callables and schedule are called by the candidate itself
 
     def __init__(self, candidate: Any, *, raw: bool = False, device: str = "cpu") -> None:
         self.candidate, self.raw, self.device = candidate, raw, device
@@ -89,6 +90,9 @@ class Adapter:
 
     def start(self, spec: Any) -> Session:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def interrupt(self) -> None:
+        """An item ran past ``--conformance-timeout``: free the candidate if the adapter can (a process can be killed)."""
 
     def v2_api(self) -> Any:
         """Helpers for the optimizer_v2 API checks (only when ``claims_v2_api``)."""

@@ -1,0 +1,127 @@
+"""``--isolate``: vector items run in a child process, so that a candidate that kills its interpreter fails one item.
+
+A segfault in native code, an abort, ``os._exit`` or an out-of-memory kill ends the child, not the run: the
+item fails with the cause and the step ("the candidate crashed the process: SIGSEGV at step 3"), and the
+next item gets a fresh child.  One child serves items until it dies, so a framework is imported once per
+crash rather than once per item.  The child builds its own adapter from the same options and takes the
+parent's probe results, so both see the same candidate.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+from typing import Any
+
+from conformance.adapters import Unsupported
+from conformance.errors import first_line
+from conformance.loader import VectorError
+
+
+class CandidateCrash(Exception):
+    """The child process running the item died."""
+
+
+def _serve(conn: Any, step: Any, spec: str, adapter_name: str | None, raw: bool, device: str, absent: dict) -> None:
+    """The child: build the adapter once, then run each (vector, dtype, modes) sent and send the outcomes back."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from conformance import candidate
+    from conformance.runner import run
+
+    adapter = candidate.resolve(spec, adapter_name, raw=raw, device=device)
+    adapter.absent = absent
+    while True:
+        try:
+            request = conn.recv()
+        except EOFError:
+            return
+        step.value = 0
+        try:
+            if request[0] == "probe":
+                from conformance import capabilities
+
+                reply = ("ok", capabilities.probe(adapter, request[1]))
+            else:
+                vector, dtype, modes = request
+                reply = ("ok", run(adapter, vector, dtype, modes, on_step=lambda s: setattr(step, "value", s)))
+        except Unsupported as exc:
+            reply = ("unsupported", str(exc))
+        except VectorError as exc:
+            reply = ("vector", exc)
+        except Exception as exc:  # noqa: BLE001 - the kit's own failure, reported on the item
+            reply = ("error", f"{type(exc).__name__}: {first_line(exc)}")
+        conn.send(reply)
+
+
+def _cause(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        try:
+            return signal.Signals(-exitcode).name
+        except ValueError:
+            return f"signal {-exitcode}"
+    return f"exit status {exitcode}"
+
+
+class Isolation:
+    """The child process and how to reach it; restarted after a crash or a timeout."""
+
+    def __init__(self, spec: str, adapter_name: str | None, raw: bool, device: str, absent: dict) -> None:
+        self.args = (spec, adapter_name, raw, device, dict(absent))
+        self.ctx = multiprocessing.get_context("spawn")  # no state of the parent (TensorFlow's threads) is forked
+        self.proc: Any = None
+        self.crashes = 0
+
+    def _start(self) -> None:
+        self.conn, child = self.ctx.Pipe()
+        self.step = self.ctx.Value("i", 0)
+        self.proc = self.ctx.Process(target=_serve, args=(child, self.step, *self.args), daemon=True,
+                                     name="adam-conformance-isolated")
+        self.proc.start()
+        child.close()
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.join()
+            self.proc = None
+
+    def probe(self, without: list, timeout: float) -> Any:
+        """``capabilities.probe`` in the child, so that a candidate that crashes while probed cannot end the run;
+        then nothing is found absent, and the items that reach the crash report it."""
+        from conformance.capabilities import Capabilities
+
+        try:
+            caps = self._ask(("probe", without), timeout)
+        except (CandidateCrash, TimeoutError):
+            caps = Capabilities({f: f"declared absent with --without: {f.value}" for f in without})
+        self.args = self.args[:4] + (dict(caps.absent),)
+        return caps
+
+    def run(self, vector: Any, dtype: str, modes: tuple[str, ...], timeout: float) -> list:
+        """What ``runner.run`` returns, computed in the child; CandidateCrash or TimeoutError when it cannot say."""
+        return self._ask((vector, dtype, modes), timeout)
+
+    def _ask(self, request: tuple, timeout: float) -> Any:
+        if self.proc is None or not self.proc.is_alive():
+            self._start()
+        self.conn.send(request)
+        if not self.conn.poll(timeout if timeout > 0 else None):
+            self.stop()
+            raise TimeoutError(f"the candidate did not finish within {timeout:g} s (--conformance-timeout); its "
+                               "process was killed")
+        try:
+            kind, payload = self.conn.recv()
+        except (EOFError, OSError):
+            self.proc.join()
+            cause, at = _cause(self.proc.exitcode), self.step.value
+            self.proc, self.crashes = None, self.crashes + 1
+            raise CandidateCrash(f"the candidate crashed the process: {cause}" + (f" at step {at}" if at else
+                                 " while being built") + " (--isolate: the next item runs in a fresh process)") from None
+        if kind == "unsupported":
+            raise Unsupported(payload)
+        if kind == "vector":
+            raise payload
+        if kind == "error":
+            raise RuntimeError(payload)
+        return payload
