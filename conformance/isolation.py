@@ -12,6 +12,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import time
 from typing import Any
 
 from conformance.adapters import Unsupported
@@ -23,7 +24,7 @@ class CandidateCrash(Exception):
     """The child process running the item died."""
 
 
-def _serve(conn: Any, step: Any, spec: str, adapter_name: str | None, raw: bool, device: str, absent: dict) -> None:
+def _serve(conn: Any, spec: str, adapter_name: str | None, raw: bool, device: str, absent: dict) -> None:
     """The child: build the adapter once, then run each (vector, dtype, modes) sent and send the outcomes back."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from conformance import candidate
@@ -36,7 +37,6 @@ def _serve(conn: Any, step: Any, spec: str, adapter_name: str | None, raw: bool,
             request = conn.recv()
         except EOFError:
             return
-        step.value = 0
         try:
             if request[0] == "probe":
                 from conformance import capabilities
@@ -44,7 +44,7 @@ def _serve(conn: Any, step: Any, spec: str, adapter_name: str | None, raw: bool,
                 reply = ("ok", capabilities.probe(adapter, request[1]))
             else:
                 vector, dtype, modes = request
-                reply = ("ok", run(adapter, vector, dtype, modes, on_step=lambda s: setattr(step, "value", s)))
+                reply = ("ok", run(adapter, vector, dtype, modes, on_step=lambda s: conn.send(("step", s))))
         except Unsupported as exc:
             reply = ("unsupported", str(exc))
         except VectorError as exc:
@@ -74,8 +74,7 @@ class Isolation:
 
     def _start(self) -> None:
         self.conn, child = self.ctx.Pipe()
-        self.step = self.ctx.Value("i", 0)
-        self.proc = self.ctx.Process(target=_serve, args=(child, self.step, *self.args), daemon=True,
+        self.proc = self.ctx.Process(target=_serve, args=(child, *self.args), daemon=True,
                                      name="adam-conformance-isolated")
         self.proc.start()
         child.close()
@@ -106,18 +105,24 @@ class Isolation:
         if self.proc is None or not self.proc.is_alive():
             self._start()
         self.conn.send(request)
-        if not self.conn.poll(timeout if timeout > 0 else None):
-            self.stop()
-            raise TimeoutError(f"the candidate did not finish within {timeout:g} s (--conformance-timeout); its "
-                               "process was killed")
-        try:
-            kind, payload = self.conn.recv()
-        except (EOFError, OSError):
-            self.proc.join()
-            cause, at = _cause(self.proc.exitcode), self.step.value
-            self.proc, self.crashes = None, self.crashes + 1
-            raise CandidateCrash(f"the candidate crashed the process: {cause}" + (f" at step {at}" if at else
-                                 " while being built") + " (--isolate: the next item runs in a fresh process)") from None
+        deadline = time.monotonic() + timeout if timeout > 0 else None
+        at = 0  # the step the child said it was starting (a crash happened in it)
+        while True:
+            if not self.conn.poll(None if deadline is None else max(deadline - time.monotonic(), 0.0)):
+                self.stop()
+                raise TimeoutError(f"the candidate did not finish within {timeout:g} s (--conformance-timeout); its "
+                                   "process was killed")
+            try:
+                kind, payload = self.conn.recv()
+            except (EOFError, OSError):
+                self.proc.join()
+                cause = _cause(self.proc.exitcode)
+                self.proc, self.crashes = None, self.crashes + 1
+                raise CandidateCrash(f"the candidate crashed the process: {cause}" + (f" at step {at}" if at else
+                                     " while being built") + " (--isolate: the next item runs in a fresh process)") from None
+            if kind != "step":
+                break
+            at = payload
         if kind == "unsupported":
             raise Unsupported(payload)
         if kind == "vector":

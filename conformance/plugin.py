@@ -323,8 +323,24 @@ class ResultCollector:
     def __init__(self, state: State) -> None:
         self.state = state
 
+    def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
+        self.state.running = nodeid
+
+    def pytest_runtest_logfinish(self, nodeid: str, location: Any) -> None:
+        self.state.running = None
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        self.state.results += [value for key, value in report.user_properties if key == "adam_conformance"]
+        records = [value for key, value in report.user_properties if key == "adam_conformance"]
+        if not records and report.failed and "crashed" in str(report.longrepr):
+            # pytest-xdist reports a worker that died with the item it was running, and no record of ours.
+            from conformance.record import Result
+
+            vid = report.nodeid.split("::")[-1]
+            name, _, dtype = vid.partition("[")
+            lost = Result(vector=name, family=name.split("/")[0], level=None, clauses=[], dtype=dtype.rstrip("]") or None,
+                          nodeid=report.nodeid, verdict="fail", message=str(report.longrepr).strip().splitlines()[0][:300])
+            records = [lost.as_dict()]
+        self.state.results += records
 
 
 @pytest.hookimpl(wrapper=True)
@@ -381,3 +397,6 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     stale = [(e.id, e.clause) for e in state.stale_expectations()]
     for line, red in terminal_lines(state.meta(), state.results, avoided, stale, executed=state.executed()):
         terminalreporter.write_line(line, red=red)
+    if exitstatus == pytest.ExitCode.INTERRUPTED and state.running:
+        terminalreporter.write_line(f"ERROR: the run was cut short while {state.running} was running; the items after "
+                                    "it did not run (--isolate keeps a crashing candidate to one item)", red=True)

@@ -36,6 +36,7 @@ class State:
     collected: float = 0.0
     finished: float = 0.0
     isolation: Any = None  # conformance.isolation.Isolation under --isolate
+    running: str | None = None  # the item being run, for the line saying where an interrupted run stopped
     _cache: dict = field(default_factory=dict)
 
     def load(self, path: Path) -> tuple[list, list]:

@@ -36,7 +36,8 @@ class EpsilonInsideSqrt(Adam):
 
     @staticmethod
     def update_variable(var, alpha, m, v, epsilon):
-        return var - (alpha * m) / np.sqrt(v + epsilon)
+        with np.errstate(invalid="ignore", divide="ignore"):  # non-finite gradients, as in the reference's own form
+            return var - (alpha * m) / np.sqrt(v + epsilon)
 
 
 class Algorithm1Epsilon(Adam):

@@ -144,3 +144,13 @@ class ExitsOnAmsgrad(reference.Adam):
 
             os._exit(7)
         return super().apply_gradients(grads_and_vars, name)
+
+
+class InterruptsOnSparse(reference.Adam):
+    """Raises KeyboardInterrupt at the first sparse step: the process survives, the run stops."""
+
+    def apply_gradients(self, grads_and_vars, name=None):
+        pairs = list(grads_and_vars)
+        if any(hasattr(g, "indices") for g, _ in pairs) and self.iterations == 1:
+            raise KeyboardInterrupt
+        return super().apply_gradients(pairs, name)

@@ -287,3 +287,23 @@ def test_os_exit_is_named_with_its_status_under_isolate(run):
     result = run("--candidate=tests.candidates:ExitsOnAmsgrad", "--isolate", "-k", "amsgrad/first-step")
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines(["FAIL: amsgrad/first-step [[]float32[]]: the candidate crashed the process: exit status 7 at step 1*"])
+
+
+def test_a_run_cut_short_says_by_which_item(pytester, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    # In a subprocess: in process, pytester hands the KeyboardInterrupt on to this very run.
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--candidate=tests.candidates:InterruptsOnSparse",
+                                           "-k", "sparse or dense", "--conformance-timeout=0")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["ERROR: the run was cut short while vectors/multivariable.yaml::multivariable/sparse-and-dense"
+                                 "[[]float32[]] was running; the items after it did not run*"])
+
+
+def test_under_xdist_an_item_whose_worker_crashed_is_still_in_the_report(run, tmp_path):
+    out = tmp_path / "x.json"
+    run("--candidate=tests.candidates:CrashesOnSparse", "-n", "1", f"--conformance-json={out}", "-k",
+        "sparse/not-lazy or sparse/duplicate-pair or dense/basic")
+    doc = json.loads(out.read_text())
+    assert len(doc["results"]) == 6 and doc["summary"] == {"fail": 2, "pass": 4}
+    assert {r["message"].split(" crashed while running ")[1] for r in doc["results"] if r["verdict"] == "fail"} == {
+        "'vectors/sparse.yaml::sparse/not-lazy[float32]'", "'vectors/sparse.yaml::sparse/not-lazy[float64]'"}

@@ -99,6 +99,7 @@ class Port:
         self.next_id = 0
         self.lock = threading.Lock()
         self.stderr: deque[str] = deque(maxlen=200)
+        self.last_stderr: dict[int, str] = {}  # id of a process's stderr deque -> its last line
 
     def start(self) -> None:
         self.proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -110,12 +111,15 @@ class Port:
                 lines.put(line)
             lines.put(None)  # end of stdout: the port exited
 
+        # Per process: what a killed port writes as it dies must not land in the next item's report.
+        stderr: deque[str] = deque(maxlen=200)
+        self.stderr = stderr
+
         def diagnostics(stream: Any) -> None:
             for line in iter(stream.readline, b""):
-                self.last_stderr = line.decode("utf-8", "replace").rstrip("\n")
-                self.stderr.append(self.last_stderr)
+                stderr.append(line.decode("utf-8", "replace").rstrip("\n"))
+                self.last_stderr[id(stderr)] = stderr[-1]
 
-        self.last_stderr = ""
         threading.Thread(target=responses, args=(self.proc.stdout,), daemon=True).start()
         self.diagnostics = threading.Thread(target=diagnostics, args=(self.proc.stderr,), daemon=True)
         self.diagnostics.start()
@@ -191,7 +195,8 @@ class Port:
             print(f"[port stderr] {self.stderr.popleft()}", file=sys.stderr)
 
     def _fail(self, message: str) -> None:
-        tail = f" (stderr: {self.last_stderr[:120]})" if self.last_stderr else ""
+        last = self.last_stderr.get(id(self.stderr), "")
+        tail = f" (stderr: {last[:120]})" if last else ""
         self._flush_stderr()
         self.stop()
         raise PipeError(message + tail)

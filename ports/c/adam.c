@@ -115,13 +115,15 @@ static int parse_string(Parser *p, char **out, size_t *len) {
             unsigned u, lo;
             if (!hex4(r, &u)) return fail("bad \\u escape in JSON");
             r += 4;
-            if (u >= 0xD800 && u < 0xDC00 && r[0] == '\\' && r[1] == 'u' && hex4(r + 2, &lo) && lo >= 0xDC00 && lo < 0xE000) {
+            if (u >= 0xD800 && u < 0xDC00 && r[0] == '\\' && r[1] == 'u' && hex4(r + 2, &lo)
+                && lo >= 0xDC00 && lo < 0xE000) {  /* a surrogate pair */
                 u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
                 r += 6;
             } else if (u >= 0xD800 && u < 0xE000) return fail("unpaired surrogate in JSON string");
             if (u < 0x80) *w++ = (char)u;
             else if (u < 0x800) { *w++ = (char)(0xC0 | u >> 6); *w++ = (char)(0x80 | (u & 63)); }
-            else if (u < 0x10000) { *w++ = (char)(0xE0 | u >> 12); *w++ = (char)(0x80 | (u >> 6 & 63)); *w++ = (char)(0x80 | (u & 63)); }
+            else if (u < 0x10000) { *w++ = (char)(0xE0 | u >> 12); *w++ = (char)(0x80 | (u >> 6 & 63));
+                                    *w++ = (char)(0x80 | (u & 63)); }
             else { *w++ = (char)(0xF0 | u >> 18); *w++ = (char)(0x80 | (u >> 12 & 63));
                    *w++ = (char)(0x80 | (u >> 6 & 63)); *w++ = (char)(0x80 | (u & 63)); }
             break;
@@ -142,7 +144,11 @@ static int parse_number(Parser *p, double *out) {
     if (*s == '0') s++;
     else if (*s >= '1' && *s <= '9') while (*s >= '0' && *s <= '9') s++;
     else return fail("bad number in JSON");
-    if (*s == '.') { s++; if (!(*s >= '0' && *s <= '9')) return fail("bad number in JSON"); while (*s >= '0' && *s <= '9') s++; }
+    if (*s == '.') {
+        s++;
+        if (!(*s >= '0' && *s <= '9')) return fail("bad number in JSON");
+        while (*s >= '0' && *s <= '9') s++;
+    }
     if (*s == 'e' || *s == 'E') {
         s++;
         if (*s == '+' || *s == '-') s++;
@@ -238,7 +244,8 @@ static signed char b64val[256];  /* the alphabet's value of each byte, -1 outsid
 /* Decodes s into out (room for `want` bytes); fails unless s holds exactly `want` bytes. */
 static int b64_decode(const char *s, size_t len, unsigned char *out, size_t want) {
     size_t pad = len >= 1 && s[len - 1] == '=' ? (len >= 2 && s[len - 2] == '=' ? 2 : 1) : 0;
-    if (len % 4 || len / 4 * 3 - pad != want) return fail("base64 data holds %zu bytes, %zu expected", len % 4 ? 0 : len / 4 * 3 - pad, want);
+    if (len % 4) return fail("base64 data of length %zu (not a multiple of 4)", len);
+    if (len / 4 * 3 - pad != want) return fail("base64 data holds %zu bytes, %zu expected", len / 4 * 3 - pad, want);
     for (size_t i = 0, o = 0; i < len; i += 4) {
         int v[4];
         for (int k = 0; k < 4; k++) {
@@ -276,7 +283,7 @@ static double round_to(double x, int dt) {
     switch (dt) {
     case F16: return round_p(x, 11, -14, 65504.0);
     case BF16: return round_p(x, 8, -126, ldexp(255.0, 120));
-    case F32: return (double)(float)x;  /* C99: a cast drops any excess precision */
+    case F32: return (double)(float)x;  /* a cast drops excess precision (C99); overflow gives inf (Annex F) */
     default: return x;
     }
 }
@@ -340,7 +347,10 @@ static int same_shape(const Shape *a, const Shape *b) {
 static double *read_array(const J *j, int dt, Shape *sh, const char *what) {
     J *data = jget(j, "data");
     if (!j || j->type != J_OBJ || !data || data->type != J_STR) { fail("%s: not an array object", what); return NULL; }
-    if (dtype_of(jget(j, "dtype")) != dt) { fail("%s: dtype must be the session's, %s", what, DTYPE_NAME[dt]); return NULL; }
+    if (dtype_of(jget(j, "dtype")) != dt) {
+        fail("%s: dtype must be the session's, %s", what, DTYPE_NAME[dt]);
+        return NULL;
+    }
     if (!read_shape(jget(j, "shape"), sh, what)) return NULL;
     unsigned char *raw = xrealloc(NULL, sh->n * DTYPE_SIZE[dt]);
     double *out = NULL;
@@ -373,7 +383,14 @@ static const char *HNAME[4] = {"learning_rate", "beta_1", "beta_2", "epsilon"};
 static const double HDEFAULT[4] = {0.001, 0.9, 0.999, 1e-7};  /* ADAM-DEFAULTS-1 */
 typedef struct { int kind; double num, *sched; size_t nsched; } Hyper;
 typedef struct { char *name; size_t namelen; Shape sh; double *x, *m, *v, *vhat; } Var;  /* slots NULL until created */
-typedef struct { long long id, iterations; int dtype, amsgrad; Hyper h[4]; double decay; Var *vars; size_t nvars; } Session;
+typedef struct {
+    long long id, iterations;
+    int dtype, amsgrad;
+    Hyper h[4];
+    double decay;
+    Var *vars;
+    size_t nvars;
+} Session;
 
 static Session **sessions;
 static size_t nsessions;
@@ -419,7 +436,7 @@ static int op_hello(const J *req, Buf *out) {
 static int read_hypers(const J *hp, Session *s) {
     for (int h = 0; h < 4; h++) { s->h[h].kind = H_NUM; s->h[h].num = HDEFAULT[h]; }
     s->decay = 0;
-    if (!hp || hp->type == J_NULL) return 1;  /* hyperparameters: null, the defaults (ADAM-HYPER-2) */
+    if (!hp || hp->type == J_NULL) return 1;  /* hyperparameters: null, the defaults (ADAM-DEFAULTS-1) */
     if (hp->type != J_OBJ) return fail("'hyperparameters' must be an object or null");
     for (int h = 0; h < 4; h++) {
         J *j = jget(hp, HNAME[h]), *c = jget(j, "callable"), *sc = jget(j, "schedule");
@@ -512,7 +529,11 @@ static void update(Var *v, const double *g, int dt, int amsgrad, double lr, doub
     }
 }
 
-static double *zeros(size_t n) { double *z = xrealloc(NULL, n * sizeof *z); for (size_t i = 0; i < n; i++) z[i] = 0; return z; }
+static double *zeros(size_t n) {
+    double *z = xrealloc(NULL, n * sizeof *z);
+    for (size_t i = 0; i < n; i++) z[i] = 0;
+    return z;
+}
 
 /* A gradient (P-2) of v: dense, or sparse with duplicate rows summed (ADAM-SPARSE-1/2). NULL on error. */
 static double *read_gradient(const J *j, Var *v, int dt) {
@@ -520,22 +541,33 @@ static double *read_gradient(const J *j, Var *v, int dt) {
     J *idx = jget(j, "indices");
     if (!idx) {
         double *g = read_array(j, dt, &sh, "gradients");
-        if (g && !same_shape(&sh, &v->sh)) { free(g); fail("gradient of '%s' has the wrong shape", v->name); return NULL; }
+        if (g && !same_shape(&sh, &v->sh)) {
+            free(g);
+            fail("gradient of '%s' has the wrong shape", v->name);
+            return NULL;
+        }
         return g;
     }
     if (idx->type != J_ARR) { fail("'indices' must be a list"); return NULL; }
     if (!read_shape(jget(j, "dense_shape"), &dense, "dense_shape")) return NULL;
-    if (!same_shape(&dense, &v->sh) || dense.nd < 1) { fail("dense_shape of '%s' is not its shape", v->name); return NULL; }
+    if (!same_shape(&dense, &v->sh) || dense.nd < 1) {
+        fail("dense_shape of '%s' is not its shape", v->name);
+        return NULL;
+    }
     double *vals = read_array(jget(j, "values"), dt, &sh, "values");
     if (!vals) return NULL;
     size_t rows = (size_t)jcount(idx), row = dense.d[0] ? dense.n / dense.d[0] : 0;
-    int ok = sh.nd == dense.nd && sh.d[0] == rows && !memcmp(sh.d + 1, dense.d + 1, (size_t)(dense.nd - 1) * sizeof sh.d[0]);
+    int ok = sh.nd == dense.nd && sh.d[0] == rows  /* values: [len(indices)] + dense_shape[1:] */
+             && !memcmp(sh.d + 1, dense.d + 1, (size_t)(dense.nd - 1) * sizeof sh.d[0]);
     double *g = ok ? zeros(dense.n) : NULL;
     if (!ok) fail("sparse values of '%s' have the wrong shape", v->name);
     size_t k = 0;
     for (J *i = idx->kid; ok && i; i = i->next, k++) {
         long long r;
-        if (!jint(i, 0, "indices", &r) || (size_t)r >= dense.d[0]) { fail("index out of range for '%s'", v->name); ok = 0; break; }
+        if (!jint(i, 0, "indices", &r) || (size_t)r >= dense.d[0]) {
+            ok = fail("index out of range for '%s'", v->name);
+            break;
+        }
         for (size_t c = 0; c < row; c++) g[(size_t)r * row + c] += vals[k * row + c];  /* in order of appearance */
     }
     free(vals);
@@ -549,7 +581,8 @@ static int op_apply(const J *req, Buf *out) {
     double hv[4];
     (void)out;
     if (!s) return 0;
-    if (!grads || grads->type != J_OBJ || !calls || calls->type != J_OBJ) return fail("'gradients' and 'callables' must be objects");
+    if (!grads || grads->type != J_OBJ || !calls || calls->type != J_OBJ)
+        return fail("'gradients' and 'callables' must be objects");
     /* The values in force at this call: callables as sent (ADAM-HYPER-1), the schedule at the 0-based
      * iterations (ADAM-HYPER-3). */
     for (int h = 0; h < 4; h++) {
@@ -560,7 +593,8 @@ static int op_apply(const J *req, Buf *out) {
             if (!c || c->type != J_NUM) return fail("no value for the callable '%s' in 'callables'", HNAME[h]);
             hv[h] = c->num;
         } else {
-            if ((size_t)s->iterations >= y->nsched) return fail("the schedule has no value for iterations %lld", s->iterations);
+            if ((size_t)s->iterations >= y->nsched)
+                return fail("the schedule has no value for iterations %lld", s->iterations);
             hv[h] = y->sched[s->iterations];
         }
     }
@@ -628,37 +662,45 @@ static int op_read(const J *req, Buf *out) {
 static int op_load(const J *req, Buf *out) {
     Session *s = find_session(req, NULL);
     J *vars = jget(req, "variables");
+    static const char *names[4] = {"variable", "m", "v", "vhat"};
     long long it;
-    int ok = 1;
+    int ok = 1, n = 0;
     (void)out;
     if (!s || !jint(jget(req, "iterations"), 0, "iterations", &it)) return 0;
     if (!vars || vars->type != J_OBJ) return fail("'variables' must be an object");
-    /* Two passes: check everything first, then take it, so a bad load changes nothing. */
-    for (int pass = 0; pass < 2 && ok; pass++) {
-        for (J *k = vars->kid; k && ok; k = k->next) {
-            Var *v = find_var(s, k->key, k->keylen);
-            const char *names[4] = {"variable", "m", "v", "vhat"};
-            double **dst[4];
-            if (!v) { ok = 0; break; }
-            dst[0] = &v->x; dst[1] = &v->m; dst[2] = &v->v; dst[3] = &v->vhat;
-            if (k->type != J_OBJ) { ok = fail("load: variables.%s is not an object", v->name); break; }
-            for (int f = 0; f < 4 && ok; f++) {
-                J *a = jget(k, names[f]);
-                Shape sh;
-                if (f == 3 && !s->amsgrad) continue;  /* no vhat without AMSGrad */
-                if (!a || a->type == J_NULL) {
-                    if (f == 0 || (f < 3 && !a)) { ok = fail("load: variables.%s.%s is missing", v->name, names[f]); break; }
-                    if (pass) { free(*dst[f]); *dst[f] = NULL; }  /* a null slot: not created yet */
-                    continue;
+    /* Everything is decoded first and taken only if all of it is valid, so a bad load changes nothing.
+     * A null slot is taken as NULL: it does not exist yet and is created as zeros at the first update. */
+    size_t most = 4 * (size_t)jcount(vars);
+    double ***dst = xrealloc(NULL, most * sizeof *dst), **val = xrealloc(NULL, most * sizeof *val);
+    for (J *k = vars->kid; k && ok; k = k->next) {
+        Var *v = find_var(s, k->key, k->keylen);
+        if (!v) { ok = 0; break; }
+        if (k->type != J_OBJ) { ok = fail("load: variables.%s is not an object", v->name); break; }
+        double **slot[4] = {&v->x, &v->m, &v->v, &v->vhat};
+        for (int f = 0; f < (s->amsgrad ? 4 : 3) && ok; f++) {  /* no vhat without AMSGrad */
+            J *a = jget(k, names[f]);
+            Shape sh;
+            if (f < 3 && !a) { ok = fail("load: variables.%s.%s is missing", v->name, names[f]); break; }
+            dst[n] = slot[f];
+            val[n] = NULL;
+            if (a && a->type != J_NULL) {
+                if (!(val[n] = read_array(a, s->dtype, &sh, names[f]))) { ok = 0; break; }
+                if (!same_shape(&sh, &v->sh)) {
+                    ok = fail("load: %s of '%s' has the wrong shape", names[f], v->name);
+                    n++;  /* so that it is freed */
+                    break;
                 }
-                double *x = read_array(a, s->dtype, &sh, names[f]);
-                if (!x) { ok = 0; break; }
-                if (!same_shape(&sh, &v->sh)) { free(x); ok = fail("load: %s of '%s' has the wrong shape", names[f], v->name); break; }
-                if (pass) { free(*dst[f]); *dst[f] = x; } else free(x);
-            }
+            } else if (f == 0) { ok = fail("load: variables.%s.variable is null", v->name); break; }
+            n++;
         }
     }
+    for (int i = 0; i < n; i++) {
+        if (ok) { free(*dst[i]); *dst[i] = val[i]; }
+        else free(val[i]);
+    }
     if (ok) s->iterations = it;
+    free(dst);
+    free(val);
     return ok;
 }
 
@@ -713,7 +755,10 @@ static void respond(char *line) {
 int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--variant=algorithm1-epsilon")) variant_alg1 = 1;
-        else { fprintf(stderr, "adam.c: unknown argument %s (known: --variant=algorithm1-epsilon)\n", argv[i]); return 2; }
+        else {
+            fprintf(stderr, "adam.c: unknown argument %s (known: --variant=algorithm1-epsilon)\n", argv[i]);
+            return 2;
+        }
     }
     memset(b64val, -1, sizeof b64val);
     for (int k = 0; k < 64; k++) b64val[(unsigned char)B64[k]] = (signed char)k;

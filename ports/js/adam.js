@@ -270,7 +270,7 @@ const OPS = {
     return {};
   },
   read(req) {
-    const s = session(req), variables = {};
+    const s = session(req), variables = Object.create(null); // no prototype: a variable may be named __proto__
     const out = (a, shape) => (a ? encode(a, shape, s.dtype) : null);
     for (const [name, x] of s.variables) {
       variables[name] = { variable: out(x.data, x.shape), m: out(x.m, x.shape), v: out(x.v, x.shape), vhat: out(x.vhat, x.shape) };
@@ -315,7 +315,8 @@ function answer(line) {
   }
   const id = req && Number.isInteger(req.id) && req.id >= 0 ? req.id : 0;
   try {
-    if (!req || typeof req !== 'object' || !Object.hasOwn(OPS, req.op)) throw new Error(`unknown op ${JSON.stringify(req && req.op)}`);
+    if (!req || typeof req !== 'object' || Array.isArray(req)) throw new Error('the request is not a JSON object');
+    if (!Object.hasOwn(OPS, req.op)) throw new Error(`unknown op ${JSON.stringify(req.op)}`);
     const result = OPS[req.op](req);
     if (result.unsupported) return { id, status: 'unsupported', reason: result.unsupported };
     return { id, status: 'ok', ...result };
