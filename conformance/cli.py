@@ -13,8 +13,12 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("generate", help="regenerate vectors/*.yaml from the scenarios through the oracle")
     gen.add_argument("--out", type=Path, default=None, help="folder to write to (default: the bundled vectors folder)")
+    gen.add_argument("--scenarios", type=Path, nargs="+", metavar="FILE",
+                     help="your scenario files (vectors/scenario.schema.json) instead of the bundled set; needs --out")
     chk = sub.add_parser("check", help="fail when the committed vectors differ from what the oracle produces")
-    chk.add_argument("--dir", type=Path, default=None, help="folder to check (default: the bundled vectors folder)")
+    chk.add_argument("--dir", "--vectors", type=Path, default=None, help="folder to check (default: the bundled vectors folder)")
+    chk.add_argument("--scenarios", type=Path, nargs="+", metavar="FILE",
+                     help="check the vector files made from these scenario files (in --vectors) instead of the bundled set")
     mut = sub.add_parser("mutants", help="run every known variant through the suite and write the kill matrix")
     mut.add_argument("--json", type=Path, required=True, help="where to write the kill matrix")
     mut.add_argument("--jobs", type=int, default=2)
@@ -29,6 +33,29 @@ def main(argv: list[str] | None = None) -> int:
 
     from vectors import generate
 
+    if args.command in ("generate", "check") and args.scenarios:
+        from vectors import user_scenarios
+
+        folder = args.out if args.command == "generate" else args.dir
+        if folder is None:
+            parser.error(f"{args.command} --scenarios needs {'--out' if args.command == 'generate' else '--vectors'} DIR")
+        try:
+            if args.command == "generate":
+                for path in user_scenarios.write(args.scenarios, folder):
+                    print(f"wrote {path}")
+                return 0
+            problems = user_scenarios.check(args.scenarios, folder)
+        except user_scenarios.ScenarioError as exc:
+            print(f"adam-conformance {args.command}: {exc}", file=sys.stderr)
+            return 2
+        from conformance.loader import load_paths
+
+        _, errors = load_paths(sorted(Path(folder).glob("*.yaml")))
+        problems += [str(e) for e in errors]
+        for line in problems:
+            print(line, file=sys.stderr)
+        print(f"adam-conformance check: {'FAILED, ' + str(len(problems)) + ' problem(s)' if problems else 'vectors are up to date'}")
+        return 1 if problems else 0
     if args.command == "generate":
         for path in generate.generate(args.out or generate.VECTOR_DIR):
             print(f"wrote {path}")

@@ -45,7 +45,7 @@ LIMITS = {
 }
 
 
-def _unbounded(text: str) -> str | None:
+def unbounded(text: str) -> str | None:
     """Why a YAML text may not be expanded, or None: anchors and aliases (the kit writes none, and each alias can
     multiply what follows), nesting past ``MAX_DEPTH``, a scalar past ``MAX_SCALAR_CHARS``.  One pass over
     libyaml's events, which expands nothing."""
@@ -54,7 +54,7 @@ def _unbounded(text: str) -> str | None:
         for event in yaml.parse(text, Loader=YAML_LOADER):
             line = event.start_mark.line + 1
             if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
-                return f"YAML anchors and aliases are not allowed in vector files (line {line})"
+                return f"YAML anchors and aliases are not allowed (line {line})"
             if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
                 depth += 1
                 if depth > LIMITS["MAX_DEPTH"]:
@@ -237,7 +237,7 @@ def load_file(path: Path | str, verified: set[str] | None = None) -> tuple[list[
             return [_trusted(path, document["family"], record) for record in document["vectors"]], []
         except Exception:  # noqa: BLE001 - anything odd: check it properly below
             pass
-    refused = _unbounded(text)
+    refused = unbounded(text)
     if refused:
         return [], [VectorError(path, refused)]
     try:

@@ -111,7 +111,7 @@ def test_an_alias_is_named_with_its_line(tmp_path):
     path = tmp_path / "dense.yaml"
     path.write_text(_bomb(7, 10, False), encoding="utf-8")
     assert [str(e) for e in load_file(path)[1]] == [
-        f"{path}: YAML anchors and aliases are not allowed in vector files (line 4)"]
+        f"{path}: YAML anchors and aliases are not allowed (line 4)"]
 
 
 def test_a_huge_declared_shape_is_refused_before_anything_is_allocated(tmp_path):

@@ -271,6 +271,43 @@ def _schedules() -> list[Scenario]:
     ]
 
 
+def _recipe(name: str, source: str, dtype: str, lr: float, beta_1: float, beta_2: float, epsilon: float, warmup: int,
+            seed: int, n_steps: int = 30) -> Scenario:
+    """A published training setup: linear warm-up to ``lr`` over ``warmup`` steps, then constant; one variable with
+    ordinary gradients and one whose gradients are a few epsilons, so that epsilon and bias correction both matter.
+    Hyperparameters are stored rounded to float32, as TF stores them, and to the vector's dtype (ADAM-DTYPE-1)."""
+    formats = sorted({dtype, "float32"})
+
+    def stored(x: float) -> float:
+        return float(exact_in(np.array(x), formats))
+
+    schedule = [stored(lr * min(1.0, (k + 1) / warmup)) for k in range(n_steps)]
+    hyper = {"learning_rate": {"schedule": schedule}, "beta_1": stored(beta_1), "beta_2": stored(beta_2),
+             "epsilon": stored(epsilon)}
+    start = {"w": draw(seed, (3, 4), 1.0, [dtype]), "b": draw(seed + 1, (4,), 0.1, [dtype])}
+    steps = [{"w": draw(seed * 1000 + s, (3, 4), 0.05, [dtype]), "b": draw(seed * 2000 + s, (4,), 4 * epsilon, [dtype])}
+             for s in range(n_steps)]
+    stored_text = ", ".join(f"{k} {v}" for k, v in hyper.items() if k != "learning_rate")
+    return Scenario(f"recipes/{name}", f"{source}: lr {lr:g} with a {warmup}-step linear warm-up, beta_1 {beta_1:g}, "
+                    f"beta_2 {beta_2:g}, epsilon {epsilon:g}, in {dtype}; stored rounded to float32 and {dtype} as TF "
+                    f"does ({stored_text}). The 'b' gradients are a few epsilons, so epsilon matters.",
+                    ["ADAM-UPDATE-1", "ADAM-UPDATE-4", "ADAM-HYPER-3"], start, steps, hyper, dtypes=[dtype],
+                    flags=["schedule", "epsilon-matters"])
+
+
+def _recipes() -> list[Scenario]:
+    return [
+        _recipe("llm-float32", "Large language models (GPT-3, Brown et al. 2020: beta_2 0.95, epsilon 1e-8)", "float32",
+                3e-4, 0.9, 0.95, 1e-8, 10, 90),
+        _recipe("llm-bfloat16", "The same large-language-model setup with bfloat16 parameters", "bfloat16",
+                3e-4, 0.9, 0.95, 1e-8, 10, 91),
+        _recipe("bert-float32", "BERT pre-training (Devlin et al. 2018: lr 1e-4, beta_2 0.999, epsilon 1e-6, warm-up)",
+                "float32", 1e-4, 0.9, 0.999, 1e-6, 10, 92),
+        _recipe("keras-defaults-float32", "Keras' own Adam defaults (lr 0.001, 0.9, 0.999, epsilon 1e-7)", "float32",
+                1e-3, 0.9, 0.999, 1e-7, 5, 93),
+    ]
+
+
 def _defaults() -> list[Scenario]:
     golden = [{"a": [0.1, -0.2, 1e-3, 5.0]}] * 3
     rounded = [{"a": exact_in(np.array(s["a"]), ["float32"]).tolist()} for s in golden]
@@ -374,6 +411,7 @@ FAMILIES: dict[str, Any] = {
     "multivariable": _multivariable,
     "dtypes": _dtypes,
     "tf2": _tf2,
+    "recipes": _recipes,
     "scale": _scale,
 }
 
@@ -389,6 +427,7 @@ FAMILY_DESCRIPTIONS = {
     "multivariable": "Several variables per call, late variables, None gradients (ADAM-MULTI-*, ADAM-ITER-*).",
     "dtypes": "float16, bfloat16, float32 and float64 variables on one trajectory (ADAM-DTYPE-1).",
     "tf2": "TF 2.0 details: float32-stored hyperparameters, epsilon 0, low-precision rounding (ADAM-TF2-*).",
+    "recipes": "Adam as training recipes use it: published hyperparameters, warm-up schedules, float32 and bfloat16.",
     "scale": "Large variables from seeded generators, expectations stored as sha256 digests; run with --scale.",
 }
 

@@ -87,6 +87,14 @@ def _where(error: jsonschema.ValidationError) -> str:
     return ".".join(str(p) for p in error.absolute_path) or "(the response)"
 
 
+def _startup(timeout: float) -> float:
+    """The limit for ``hello``: a process starting may import a framework first, so never under a minute."""
+    return 0 if timeout <= 0 else max(timeout, HELLO_TIMEOUT)
+
+
+HELLO_TIMEOUT = 60.0
+
+
 # --- the process ----------------------------------------------------------------------------------
 
 
@@ -141,8 +149,8 @@ class Port:
                 self.stop()
                 self.start()
                 if op != "hello":
-                    self._status(self._exchange("hello", timeout, {"protocol": PROTOCOL}))
-            response = self._exchange(op, timeout, fields)
+                    self._status(self._exchange("hello", _startup(timeout), {"protocol": PROTOCOL}))
+            response = self._exchange(op, _startup(timeout) if op == "hello" else timeout, fields)
         return self._status(response)
 
     @staticmethod

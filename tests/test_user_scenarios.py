@@ -1,0 +1,60 @@
+"""Users' scenario files: the README's example generates, loads, passes against the reference, and goes stale."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from conformance import cli
+from conformance.loader import load_paths
+from tests.helpers import ROOT
+
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+EXAMPLE = re.search(r"## Your own vectors.*?```yaml\n(.*?)```", README, flags=re.S).group(1)
+
+
+@pytest.fixture
+def example(tmp_path):
+    path = tmp_path / "team.yaml"
+    path.write_text(EXAMPLE, encoding="utf-8")
+    return path
+
+
+def test_the_readme_example_generates_loads_and_passes(example, tmp_path, pytester, capsys):
+    out = tmp_path / "team-vectors"
+    assert cli.main(["generate", "--scenarios", str(example), "--out", str(out)]) == 0
+    vectors, errors = load_paths(sorted(out.glob("*.yaml")))
+    assert errors == [] and [v.id for v in vectors] == ["team/embedding-bf16"]
+    assert "(rounded on request: learning_rate 0.0003 -> " in vectors[0].record["description"]
+    pytester.syspathinsert(ROOT)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--candidate=reference:Adam", f"--vectors={out}", "-k", "team")
+    result.assert_outcomes(passed=2)
+    assert cli.main(["check", "--scenarios", str(example), "--vectors", str(out)]) == 0
+    generated = (out / "team.yaml").read_text(encoding="utf-8")
+    assert cli.main(["generate", "--scenarios", str(example), "--out", str(tmp_path / "again")]) == 0
+    assert (tmp_path / "again" / "team.yaml").read_text(encoding="utf-8") == generated  # byte for byte
+
+
+def test_a_changed_scenario_makes_the_committed_vectors_stale(example, tmp_path, capsys):
+    out = tmp_path / "v"
+    cli.main(["generate", "--scenarios", str(example), "--out", str(out)])
+    example.write_text(EXAMPLE.replace("count: 20", "count: 21"), encoding="utf-8")
+    assert cli.main(["check", "--scenarios", str(example), "--vectors", str(out)]) == 1
+    assert f"{out / 'team.yaml'}: stale: vector(s) team/embedding-bf16 differ" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda t: t.replace("    round: true\n", ""), "scenario 'team/embedding-bf16': field 'hyperparameters.learning_rate': "
+                                                    "0.0003 is not exact in bfloat16, which this scenario needs; give an "
+                                                    "exact value or set 'round: true'"),
+    (lambda t: t.replace("id: team/", "id: other/"), "scenario 'other/embedding-bf16': field 'id': the id must start "
+                                                      "with the file's family, 'team/'"),
+    (lambda t: t.replace("clauses: [ADAM-UPDATE-4, ADAM-SPARSE-1]", "clauses: 7"),
+     "scenario 'team/embedding-bf16': field 'clauses': 7 is not of type 'array'"),
+    (lambda t: t.replace("family: team", "family: &f team\nalias: *f"), "YAML anchors and aliases are not allowed (line 1)"),
+])
+def test_a_bad_scenario_file_is_one_line(example, tmp_path, capsys, edit, message):
+    example.write_text(edit(EXAMPLE), encoding="utf-8")
+    assert cli.main(["generate", "--scenarios", str(example), "--out", str(tmp_path / "o")]) == 2
+    assert capsys.readouterr().err == f"adam-conformance generate: {example}: {message}\n"

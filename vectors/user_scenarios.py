@@ -1,0 +1,194 @@
+"""Scenario files written by users: declarative YAML (``vectors/scenario.schema.json``) turned into vectors.
+
+    adam-conformance generate --scenarios my_scenarios.yaml --out my_vectors/
+    pytest --candidate=... --vectors=my_vectors/
+    adam-conformance check --scenarios my_scenarios.yaml --vectors my_vectors/   # stale after a kit upgrade?
+
+A scenario says what ``vectors/scenarios.py`` says in Python: the hyperparameters (numbers, per-step
+callables, a schedule, decay), the variables (literal values or a seeded generator), the steps (dense,
+sparse, None, or a count of generated steps). The vectors are built by the same generator, so they are
+deterministic and verified on load like the bundled ones.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import numpy as np
+import yaml
+
+from conformance.dtypes import exact_in, is_exact_in
+from conformance.loader import YAML_LOADER, unbounded
+from vectors import generate
+from vectors.scenarios import DYADIC, NOTES, Scenario, Sparse, draw
+
+SCHEMA = json.loads(resources.files("vectors").joinpath("scenario.schema.json").read_text(encoding="utf-8"))
+
+
+class ScenarioError(Exception):
+    """One line: ``file: scenario 'id': field 'f': what is wrong``."""
+
+    def __init__(self, path: Path | str, message: str, sid: str | None = None, field: str | None = None) -> None:
+        where = [str(path)] + ([f"scenario '{sid}'"] if sid else []) + ([f"field '{field}'"] if field else [])
+        super().__init__(": ".join(where + [message]))
+
+
+def _exact(path: Path, sid: str, field: str, values: Any, formats: list[str], round_: bool) -> Any:
+    """``values`` exact in every format, rounded there only on request."""
+    arr = np.asarray(values, dtype=np.float64)
+    inexact = [f for f in formats if not is_exact_in(arr, f)]
+    if not inexact:
+        return values
+    if not round_:
+        raise ScenarioError(path, f"{values if arr.size == 1 else 'a value'} is not exact in {inexact[0]}, which this "
+                                  "scenario needs; give an exact value or set 'round: true'", sid, field)
+    rounded = exact_in(arr, formats)
+    return float(rounded) if arr.ndim == 0 else rounded.tolist()
+
+
+def _scenario(path: Path, family: str, raw: dict) -> Scenario:
+    sid, dtypes, round_ = raw["id"], raw.get("dtypes", ["float32", "float64"]), raw.get("round", False)
+    if not sid.startswith(f"{family}/"):
+        raise ScenarioError(path, f"the id must start with the file's family, '{family}/'", sid, "id")
+    hyper_formats = sorted(set(dtypes) | {"float32"})  # TF stores Python-float hyperparameters as float32
+    hyper, rounded = dict(DYADIC), []
+    for name, spec in raw.get("hyperparameters", {}).items():
+        field = f"hyperparameters.{name}"
+        if isinstance(spec, dict):
+            kind, values = next(iter(spec.items()))
+            hyper[name] = {kind: _exact(path, sid, field, values, hyper_formats, round_)}
+        else:
+            hyper[name] = _exact(path, sid, field, spec, hyper_formats, round_)
+        if hyper[name] != spec:
+            rounded.append(f"{name} {spec} -> {hyper[name]}")
+    shapes, variables = {}, {}
+    for name, spec in raw["variables"].items():
+        field = f"variables.{name}"
+        if isinstance(spec, dict):
+            g = spec["generate"]
+            if "shape" not in g:
+                raise ScenarioError(path, "a generated variable needs a shape", sid, field + ".generate.shape")
+            variables[name] = draw(g["seed"], tuple(g["shape"]), g.get("scale", 1.0), dtypes)
+        else:
+            variables[name] = _exact(path, sid, field, spec, dtypes, round_)
+        shapes[name] = np.shape(variables[name])
+    steps = _steps(path, sid, raw["steps"], shapes, dtypes, round_)
+    description = raw["description"] + (f" (rounded on request: {'; '.join(rounded)})" if rounded else "")
+    return Scenario(sid, description, list(raw["clauses"]), variables, steps, hyper, amsgrad=raw.get("amsgrad", False),
+                    dtypes=list(dtypes), level=raw.get("level", "core"), construct=raw.get("construct", "explicit"))
+
+
+def _steps(path: Path, sid: str, spec: Any, shapes: dict, dtypes: list[str], round_: bool) -> list[dict]:
+    if isinstance(spec, dict):  # {count, gradients: {name: generator}}
+        out = []
+        for s in range(spec["count"]):
+            step: dict[str, Any] = {}
+            for name, g in spec["gradients"].items():
+                if name not in shapes:
+                    raise ScenarioError(path, f"gradient for undeclared variable {name!r}", sid, f"steps.gradients.{name}")
+                shape, seed = shapes[name], g["seed"] * 1000 + s
+                if "rows" in g:  # sparse: this many rows, drawn with repeats, as an embedding update is
+                    if not shape:
+                        raise ScenarioError(path, "sparse rows need a variable with at least one axis", sid,
+                                            f"steps.gradients.{name}.rows")
+                    rows = random.Random(seed).choices(range(shape[0]), k=g["rows"])
+                    step[name] = Sparse(rows, draw(seed, (g["rows"],) + tuple(shape[1:]), g.get("scale", 1.0), dtypes))
+                else:
+                    step[name] = draw(seed, tuple(shape), g.get("scale", 1.0), dtypes)
+            out.append(step)
+        return out
+    out = []
+    for s, raw_step in enumerate(spec):
+        step = {}
+        for name, g in raw_step.items():
+            field = f"steps[{s}].{name}"
+            if name not in shapes:
+                raise ScenarioError(path, f"gradient for undeclared variable {name!r}", sid, field)
+            if g is None:
+                step[name] = None
+            elif isinstance(g, dict) and "indices" in g:
+                step[name] = Sparse(list(g["indices"]), _exact(path, sid, field + ".values", g["values"], dtypes, round_))
+            elif isinstance(g, dict):
+                gen = g["generate"]
+                step[name] = draw(gen["seed"], tuple(shapes[name]), gen.get("scale", 1.0), dtypes)
+            else:
+                step[name] = _exact(path, sid, field, g, dtypes, round_)
+        out.append(step)
+    return out
+
+
+def load(path: Path | str) -> tuple[str, str, list[Scenario]]:
+    """A scenario file's family, description and scenarios; ScenarioError (one line) for anything wrong."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(path, f"cannot read file: {exc}") from None
+    refused = unbounded(text)
+    if refused:
+        raise ScenarioError(path, refused)
+    try:
+        document = yaml.load(text, Loader=YAML_LOADER)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ScenarioError(path, f"malformed YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(SCHEMA).iter_errors(document))
+    if error is not None:
+        parts = list(error.absolute_path)
+        sid = None
+        if len(parts) >= 2 and parts[0] == "scenarios" and isinstance(parts[1], int):
+            item = document["scenarios"][parts[1]]
+            sid, parts = (item.get("id") if isinstance(item, dict) else None) or f"#{parts[1]}", parts[2:]
+        field = ".".join(str(p) for p in parts) or None
+        raise ScenarioError(path, error.message[:200], sid, field)
+    family = document["family"]
+    ids = [s["id"] for s in document["scenarios"]]
+    if len(set(ids)) != len(ids):
+        raise ScenarioError(path, "two scenarios share an id")
+    return family, document.get("description", f"User scenarios from {path.name}."), [
+        _scenario(path, family, raw) for raw in document["scenarios"]]
+
+
+def document(path: Path | str) -> tuple[str, dict]:
+    """The vector file a scenario file makes: its family name and its YAML document."""
+    family, description, scns = load(path)
+    return family, {"format": generate.FORMAT, "spec_version": generate.SPEC_VERSION, "family": family,
+                    "description": description, "notes": NOTES, "vectors": [generate.build(s) for s in scns]}
+
+
+def write(paths: list[Path], out_dir: Path) -> list[Path]:
+    """Generate the vector file of each scenario file into ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for p in paths:
+        family, doc = document(p)
+        target = out_dir / f"{family}.yaml"
+        target.write_text(generate.render(doc), encoding="utf-8")
+        written.append(target)
+    return written
+
+
+def check(paths: list[Path], vector_dir: Path) -> list[str]:
+    """One line per committed vector file that is missing or differs from what the scenarios make now."""
+    problems = []
+    for p in paths:
+        family, doc = document(p)
+        target = vector_dir / f"{family}.yaml"
+        if not target.exists():
+            problems.append(f"{target}: missing (run `adam-conformance generate --scenarios {p} --out {vector_dir}`)")
+            continue
+        have, want = target.read_text(encoding="utf-8"), generate.render(doc)
+        if have != want:
+            old = yaml.load(have, Loader=YAML_LOADER) if not unbounded(have) else {}
+            stale = [v["id"] for v in doc["vectors"]
+                     if v not in (old.get("vectors") or [])] if isinstance(old, dict) else []
+            what = f"vector(s) {', '.join(stale)}" if stale else "the file"
+            problems.append(f"{target}: stale: {what} differ from what {p} makes with this kit (spec "
+                            f"{generate.SPEC_VERSION}); regenerate with `adam-conformance generate --scenarios`")
+    return problems
