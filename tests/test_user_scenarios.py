@@ -58,3 +58,18 @@ def test_a_bad_scenario_file_is_one_line(example, tmp_path, capsys, edit, messag
     example.write_text(edit(EXAMPLE), encoding="utf-8")
     assert cli.main(["generate", "--scenarios", str(example), "--out", str(tmp_path / "o")]) == 2
     assert capsys.readouterr().err == f"adam-conformance generate: {example}: {message}\n"
+
+
+def test_a_large_generated_scenario_is_stored_as_digests(example, tmp_path, pytester):
+    example.write_text(EXAMPLE.replace("shape: [64, 8]", "shape: [5000, 64]").replace("rows: 6", "rows: 500")
+                       .replace("count: 20", "count: 3"), encoding="utf-8")
+    out = tmp_path / "big"
+    assert cli.main(["generate", "--scenarios", str(example), "--out", str(out)]) == 0
+    assert (out / "team.yaml").stat().st_size < 50_000  # 320,000 elements described by generators and digests
+    vectors, errors = load_paths([out / "team.yaml"])
+    assert errors == [] and vectors[0].record["flags"] == ["large"] and vectors[0].size == 320_000
+    pytester.syspathinsert(ROOT)
+    for candidate, outcome in (("reference:Adam", {"passed": 2}), ("reference.variants:LazySparse", {"failed": 2})):
+        result = pytester.runpytest("-p", "no:cacheprovider", f"--candidate={candidate}", f"--vectors={out}", "-k", "team",
+                                    "--scale")
+        result.assert_outcomes(**outcome)

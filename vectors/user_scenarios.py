@@ -25,7 +25,11 @@ import yaml
 from conformance.dtypes import exact_in, is_exact_in
 from conformance.loader import YAML_LOADER, unbounded
 from vectors import generate
-from vectors.scenarios import DYADIC, NOTES, Scenario, Sparse, draw
+from vectors.scenarios import DYADIC, NOTES, Generated, Scenario, Sparse, draw
+
+#: A scenario with a generated tensor larger than this is stored as the bundled large vectors are: inputs as
+#: seeded generators with their sha256, expected states as digests; it is flagged ``large`` (run with --scale).
+LARGE = 1 << 16
 
 SCHEMA = json.loads(resources.files("vectors").joinpath("scenario.schema.json").read_text(encoding="utf-8"))
 
@@ -67,23 +71,32 @@ def _scenario(path: Path, family: str, raw: dict) -> Scenario:
         if hyper[name] != spec:
             rounded.append(f"{name} {spec} -> {hyper[name]}")
     shapes, variables = {}, {}
+    large = any(isinstance(spec, dict) and int(np.prod(spec["generate"].get("shape", []), dtype=np.int64)) > LARGE
+                for spec in raw["variables"].values())
     for name, spec in raw["variables"].items():
         field = f"variables.{name}"
         if isinstance(spec, dict):
             g = spec["generate"]
             if "shape" not in g:
                 raise ScenarioError(path, "a generated variable needs a shape", sid, field + ".generate.shape")
-            variables[name] = draw(g["seed"], tuple(g["shape"]), g.get("scale", 1.0), dtypes)
+            shapes[name] = tuple(g["shape"])
+            variables[name] = (Generated(g["seed"], g.get("scale", 1.0), tuple(dtypes)) if large
+                               else draw(g["seed"], shapes[name], g.get("scale", 1.0), dtypes))
         else:
             variables[name] = _exact(path, sid, field, spec, dtypes, round_)
-        shapes[name] = np.shape(variables[name])
-    steps = _steps(path, sid, raw["steps"], shapes, dtypes, round_)
+            shapes[name] = np.shape(variables[name])
+    steps = _steps(path, sid, raw["steps"], shapes, dtypes, round_, large)
     description = raw["description"] + (f" (rounded on request: {'; '.join(rounded)})" if rounded else "")
     return Scenario(sid, description, list(raw["clauses"]), variables, steps, hyper, amsgrad=raw.get("amsgrad", False),
-                    dtypes=list(dtypes), level=raw.get("level", "core"), construct=raw.get("construct", "explicit"))
+                    dtypes=list(dtypes), level=raw.get("level", "core"), construct=raw.get("construct", "explicit"),
+                    shapes={n: tuple(shp) for n, shp in shapes.items()} if large else {}, digest=large,
+                    flags=["large"] if large else [])
 
 
-def _steps(path: Path, sid: str, spec: Any, shapes: dict, dtypes: list[str], round_: bool) -> list[dict]:
+def _steps(path: Path, sid: str, spec: Any, shapes: dict, dtypes: list[str], round_: bool, large: bool) -> list[dict]:
+    def made(seed: int, shape: tuple, scale: float) -> Any:
+        return Generated(seed, scale, tuple(dtypes)) if large else draw(seed, shape, scale, dtypes)
+
     if isinstance(spec, dict):  # {count, gradients: {name: generator}}
         out = []
         for s in range(spec["count"]):
@@ -97,9 +110,10 @@ def _steps(path: Path, sid: str, spec: Any, shapes: dict, dtypes: list[str], rou
                         raise ScenarioError(path, "sparse rows need a variable with at least one axis", sid,
                                             f"steps.gradients.{name}.rows")
                     rows = random.Random(seed).choices(range(shape[0]), k=g["rows"])
-                    step[name] = Sparse(rows, draw(seed, (g["rows"],) + tuple(shape[1:]), g.get("scale", 1.0), dtypes))
+                    step[name] = Sparse(sorted(rows) if large else rows,
+                                        made(seed, (g["rows"],) + tuple(shape[1:]), g.get("scale", 1.0)))
                 else:
-                    step[name] = draw(seed, tuple(shape), g.get("scale", 1.0), dtypes)
+                    step[name] = made(seed, tuple(shape), g.get("scale", 1.0))
             out.append(step)
         return out
     out = []
@@ -115,7 +129,7 @@ def _steps(path: Path, sid: str, spec: Any, shapes: dict, dtypes: list[str], rou
                 step[name] = Sparse(list(g["indices"]), _exact(path, sid, field + ".values", g["values"], dtypes, round_))
             elif isinstance(g, dict):
                 gen = g["generate"]
-                step[name] = draw(gen["seed"], tuple(shapes[name]), gen.get("scale", 1.0), dtypes)
+                step[name] = made(gen["seed"], tuple(shapes[name]), gen.get("scale", 1.0))
             else:
                 step[name] = _exact(path, sid, field, g, dtypes, round_)
         out.append(step)
