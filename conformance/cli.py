@@ -7,6 +7,18 @@ import sys
 from pathlib import Path
 
 
+def _report_check(problems: list[str], folder: Path) -> int:
+    """Add what the loader finds wrong in ``folder``, print every problem, and return check's exit status."""
+    from conformance.loader import load_paths
+
+    _, errors = load_paths(sorted(folder.glob("*.yaml")))
+    problems = problems + [str(e) for e in errors]
+    for line in problems:
+        print(line, file=sys.stderr)
+    print(f"adam-conformance check: {'FAILED, ' + str(len(problems)) + ' problem(s)' if problems else 'vectors are up to date'}")
+    return 1 if problems else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
     parser = argparse.ArgumentParser(prog="adam-conformance", description=__doc__)
@@ -48,29 +60,14 @@ def main(argv: list[str] | None = None) -> int:
         except user_scenarios.ScenarioError as exc:
             print(f"adam-conformance {args.command}: {exc}", file=sys.stderr)
             return 2
-        from conformance.loader import load_paths
-
-        _, errors = load_paths(sorted(Path(folder).glob("*.yaml")))
-        problems += [str(e) for e in errors]
-        for line in problems:
-            print(line, file=sys.stderr)
-        print(f"adam-conformance check: {'FAILED, ' + str(len(problems)) + ' problem(s)' if problems else 'vectors are up to date'}")
-        return 1 if problems else 0
+        return _report_check(problems, Path(folder))
     if args.command == "generate":
         for path in generate.generate(args.out or generate.VECTOR_DIR):
             print(f"wrote {path}")
         return 0
     if args.command == "check":
-        problems = generate.check(args.dir or generate.VECTOR_DIR)
-        from conformance.loader import load_paths
-
         folder = args.dir or generate.VECTOR_DIR
-        _, errors = load_paths(sorted(Path(folder).glob("*.yaml")))
-        problems += [str(e) for e in errors]
-        for line in problems:
-            print(line, file=sys.stderr)
-        print(f"adam-conformance check: {'FAILED, ' + str(len(problems)) + ' problem(s)' if problems else 'vectors are up to date'}")
-        return 1 if problems else 0
+        return _report_check(generate.check(folder), Path(folder))
     if args.command == "mutants":
         import json
 
