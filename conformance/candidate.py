@@ -13,7 +13,7 @@ from conformance import adapters
 from conformance.errors import first_line
 
 
-def resolve(spec: str, adapter_name: str | None, *, raw: bool, device: str) -> Any:
+def resolve(spec: str, adapter_name: str | None, *, raw: bool, device: str, execution: str | None = None) -> Any:
     """Import the candidate, pick its adapter and check that it can be built; ``pytest.UsageError`` otherwise."""
     where = f"--candidate={spec}"
     if ":" not in spec or not all(spec.partition(":")[::2]):
@@ -30,8 +30,12 @@ def resolve(spec: str, adapter_name: str | None, *, raw: bool, device: str) -> A
     if not callable(obj):
         raise pytest.UsageError(f"{where}: {type(obj).__name__} object is not a class or factory")
     name = adapter_name or adapters.choose(spec)
+    modes = adapters.load(name).executions
+    if execution and execution not in modes:
+        raise pytest.UsageError(f"--execution={execution}: the {name} adapter has no such execution mode "
+                                f"(it has: {', '.join(modes)})")
     try:
-        adapter = adapters.load(name)(obj, raw=raw, device=device)
+        adapter = adapters.load(name)(obj, raw=raw, device=device, execution=execution)
         adapter.device_used()
     except Exception as exc:  # noqa: BLE001
         raise pytest.UsageError(f"{where}: the {name} adapter cannot use it: {type(exc).__name__}: {first_line(exc)}") from None

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from conformance import fused
 from conformance.dtypes import NUMPY_DTYPES, finfo
 from conformance.tolerance import bits_of_agreement, chunks, ulp_of
 
@@ -155,22 +156,45 @@ class Comparison:
 
     def _tensor(self, label: str, s: int, have: np.ndarray, want: np.ndarray, err: Any, scale: float,
                 exact: np.ndarray) -> None:
-        if any(p.startswith(f"{label}:") for p in self.problems):
-            return  # one structural problem per tensor is enough
-        if have.shape != want.shape:
-            return self._fail(s, f"{label}: shape {list(have.shape)}, expected {list(want.shape)} (step {s})")
-        if have.dtype != NUMPY_DTYPES[self.dtype]:
-            return self._fail(s, f"{label}: dtype {have.dtype}, expected {self.dtype} (step {s}; ADAM-DTYPE-1)")
-        if not want.size:
+        if not self.comparable(label, s, have, want):
             return
         err = np.asarray(err, dtype=np.float64)
-        flat = (have.reshape(-1), want.reshape(-1), exact.reshape(-1))
         flat_err = err.reshape(-1) if err.shape == want.shape else np.full(1, float(err.reshape(-1)[0]))  # one value for all
-        largest = float(finfo(self.dtype).max)
         best, best_ratio, n_bad = 0, -1.0, 0
-        for part in chunks(want.size):
+        done = False
+        if want.size >= fused.MIN_ELEMENTS and fused.available(self.dtype):  # one compiled pass; the loop below if not finite
+            done, best, best_ratio, n_bad = fused.compare_finite(have, want, err, scale)
+        found = self.scan(label, s, have, want, exact, flat_err, scale, [] if done else chunks(want.size),
+                          (best, best_ratio, n_bad))
+        if found is not None:
+            self.record(label, s, have, want, *found, scale * float(flat_err[found[0] if flat_err.size > 1 else 0]))
+
+    def comparable(self, label: str, s: int, have: np.ndarray, want: np.ndarray) -> bool:
+        """Whether a tensor is compared element by element; if not, its structural problem is recorded."""
+        if any(p.startswith(f"{label}:") for p in self.problems):
+            return False  # one structural problem per tensor is enough
+        if have.shape != want.shape:
+            self._fail(s, f"{label}: shape {list(have.shape)}, expected {list(want.shape)} (step {s})")
+            return False
+        if have.dtype != NUMPY_DTYPES[self.dtype]:
+            self._fail(s, f"{label}: dtype {have.dtype}, expected {self.dtype} (step {s}; ADAM-DTYPE-1)")
+            return False
+        return bool(want.size)
+
+    def scan(self, label: str, s: int, have: np.ndarray, want: np.ndarray, exact: np.ndarray, flat_err: np.ndarray,
+             scale: float, parts: list[slice], found: tuple[int, float, int], err_start: int = 0) -> tuple | None:
+        """The element-wise comparison over ``parts`` (slices of the flat tensors), continuing ``found``.
+
+        ``found`` and the result are (flat index of the largest share of the bound, that share, elements out of
+        bound); None when a NaN stands where none may (the problem is recorded).  ``flat_err`` holds one value for
+        all elements, or the bound's e of the flat elements from ``err_start`` on.
+        """
+        flat = (have.reshape(-1), want.reshape(-1), exact.reshape(-1))
+        largest = float(finfo(self.dtype).max)
+        best, best_ratio, n_bad = found
+        for part in parts:
             h, w, x = flat[0][part].astype(np.float64), flat[1][part], flat[2][part]
-            bound = scale * (flat_err[part] if flat_err.size == want.size else flat_err[0])
+            bound = scale * (flat_err[part.start - err_start:part.stop - err_start] if flat_err.size > 1 else flat_err[0])
             if np.isfinite(h).all() and np.isfinite(w).all():
                 with np.errstate(invalid="ignore", divide="ignore"):
                     diff = np.abs(h - w)
@@ -179,18 +203,23 @@ class Comparison:
             else:
                 ratio = self._nonfinite(label, s, h, w, x, bound, largest, part.start, have, want)
                 if ratio is None:
-                    return
+                    return None
             i = int(np.argmax(ratio))
             if ratio[i] > best_ratio:
                 best, best_ratio = part.start + i, float(ratio[i])
             n_bad += int(np.count_nonzero(ratio > 1.0))
+        return best, best_ratio, n_bad
+
+    def record(self, label: str, s: int, have: np.ndarray, want: np.ndarray, best: int, best_ratio: float, n_bad: int,
+               allowed: float) -> None:
+        """Record one tensor's step: its worst element (flat index ``best``, whose allowed error is ``allowed``),
+        the curve, and a violation when ``n_bad`` elements are out of bound."""
         k = np.unravel_index(best, want.shape)
         x, y = float(have[k]), float(want[k])
         diff = 0.0 if (np.isnan(y) or (x == y and np.isinf(y))) else abs(x - y)
         spacing = ulp_of(y, self.dtype)
         worst = Worst(label, s, tuple(map(int, k)), x, y, diff, diff / abs(y) if y else (0.0 if diff == 0 else math.inf),
-                      diff / spacing, scale * float(flat_err[best if flat_err.size == want.size else 0]) / spacing,
-                      best_ratio)
+                      diff / spacing, allowed / spacing, best_ratio)
         self.curve.setdefault(label, []).append([json_number(worst.ulps), json_number(worst.ulps_allowed)])
         if label not in self.worst or worst.ratio > self.worst[label].ratio:
             self.worst[label] = worst
@@ -270,7 +299,8 @@ def port_mistakes(s: int, before: dict, after: dict, expected_before: dict, expe
                            "variable is left alone (ADAM-ITER-2)")
             elif grads.get(name) is not None and unchanged and oracle_moved >= 0.5:
                 out.append(f"step {s}: {name}.variable did not change although the oracle's did: apply_gradients must "
-                           "update the variable in place, not rebind it (ADAM-UPDATE-4)")
+                           "update every variable of the call in place, not rebind it or skip it (ADAM-UPDATE-4, "
+                           "ADAM-SHAPE-1)")
         m, v, want_m, want_v = have.get("m"), have.get("v"), want.get("m"), want.get("v")
         if all(x is not None for x in (m, v, want_m, want_v)) and np.shape(m) == np.shape(want_m) \
                 and not np.allclose(want_m, want_v) and np.allclose(m, want_v, rtol=1e-2) and np.allclose(v, want_m, rtol=1e-2):

@@ -1,22 +1,41 @@
-"""Diagnosis: which known variant a failing candidate's trajectory matches.
+"""Diagnosis: where a failing candidate departs from the spec, and which known defect, if any, explains it.
 
-Each wrong variant of ``reference/variants.py`` is replayed on the failing
-vector, in the candidate's dtype and mode, and the candidate's observations
-are measured against it with the same error bound as against the spec.  A
-variant the candidate stays within is named ("matches Algorithm1Epsilon to
-0.4 ulp"); otherwise the closest one is reported as such.
+Two findings per failing item (spec E, "Diagnosis"):
+
+- **Localisation**, from the run itself: the first tensor, in the order of the
+  update (m, v, vhat, the variable), that leaves its bound at the first failing
+  step names the clause that is broken.  In single-step mode every step starts
+  from the oracle's state, so that tensor is where the defect is.
+- **Explanation**, by replaying known departures on the same vector, in the
+  candidate's dtype and mode, and measuring the candidate against each with
+  the same error bound as against the spec: every wrong variant of
+  ``reference/variants.py``; if none matches, the correct port with one
+  hyperparameter changed (``FITS``); if none of those matches either, pairs of
+  variants.  Several that match equally are a tie, reported as one; a nearest
+  one that does not match is named only if it explains part of the departure
+  (``EXPLAINS``).
+
+A structural problem of a slot (wrong dtype or shape) does not stop this: the
+slot's values are compared as numbers in the run's dtype.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
+from itertools import combinations
+from typing import Any
+
+import numpy as np
 
 from conformance.adapters import Unsupported
 from conformance.adapters.numpy_port import NumpyPortAdapter
 from conformance.compare import Comparison, as_state
+from conformance.dtypes import NUMPY_DTYPES
 from conformance.runner import Outcome, run
 from reference import variants
+from reference.port import Adam
 
 #: Wrong variants that cannot show in the numbers of a trajectory, and why; every other one is replayed.
 NOT_REPLAYED = {
@@ -28,32 +47,173 @@ NOT_REPLAYED = {
 }
 CANDIDATES = [cls for cls in variants.WRONG if cls.__name__ not in NOT_REPLAYED]
 
+#: A departure that does not match is still named when the candidate is at most this share as far from it as from
+#: the spec's oracle: it then accounts for more than half of the departure (spec E, "Diagnosis").
+EXPLAINS = 0.5
+#: Pairs are tried between this many of the nearest single variants (and those localised where the candidate is)
+#: and every other variant that departs on the vector: a bounded number of replays per item.
+NEAREST_FOR_PAIRS = 3
+
+#: The order of the update: the first of these out of bound at the first failing step is where the defect is.
+ORDER = ("m", "v", "vhat", "variable")
+LOCUS = {"m": "ADAM-UPDATE-2", "v": "ADAM-UPDATE-3", "vhat": "ADAM-AMSGRAD-1", "variable": "ADAM-UPDATE-1 or ADAM-UPDATE-4"}
+ONLY_VARIABLE = "one of ADAM-UPDATE-1 to ADAM-UPDATE-4"
+
+
+# --- fitted hyperparameters: the correct port with one value changed, from a fixed list ------------------------------
+
+
+def _fit(label: str, doc: str, **change: Any) -> type:
+    """The correct port with the hyperparameters in force changed as ``change`` says (a value, or a function of them)."""
+
+    def _values_in_force(self: Adam) -> dict[str, float]:
+        values = Adam._values_in_force(self)
+        return {**values, **{k: f(values) if callable(f) else f for k, f in change.items()}}
+
+    return type(label, (Adam,), {"__doc__": doc, "_values_in_force": _values_in_force})
+
+
+def _float32(x: float) -> float:
+    return float(np.float32(x))
+
+
+#: Plausible alternatives, each one value of another framework's default or a common slip; never a numeric search.
+FITS = [
+    _fit("epsilon = 1e-08", "epsilon 1e-8, the default of torch, optax and TF 1", epsilon=1e-8),
+    _fit("epsilon stored as float32", "epsilon rounded to float32 like the other hyperparameters",
+         epsilon=lambda h: _float32(h["epsilon"])),
+    _fit("learning_rate x 10", "a learning rate ten times larger", learning_rate=lambda h: 10.0 * h["learning_rate"]),
+    _fit("learning_rate x 0.1", "a learning rate ten times smaller", learning_rate=lambda h: 0.1 * h["learning_rate"]),
+    _fit("beta_1 and beta_2 swapped", "the two betas exchanged", beta_1=lambda h: h["beta_2"], beta_2=lambda h: h["beta_1"]),
+]
+
+
+# --- localisation ----------------------------------------------------------------------------------------------------
+
 
 @dataclass
-class Diagnosis:
-    """The closest known variant and how close the candidate is to it."""
+class Localisation:
+    """Where a run first leaves its bound, in the order of the update."""
 
-    variant: str
-    clause: str
-    description: str
-    ratio: float  # largest share of the error bound used against the variant (<= 1: within bound)
-    ulps: float  # largest difference from the variant, in ulps of the candidate's dtype
     mode: str
+    tensor: str | None  # "m", "v", "vhat", "variable"; None when only iterations or structure failed
+    step: int | None
+    conforming: list[str] = field(default_factory=list)  # compared before it in the order and within bound there
+    not_exposed: list[str] = field(default_factory=list)
+    iterations_step: int | None = None  # first step whose iterations is wrong (ADAM-ITER-1)
+    structural: list[str] = field(default_factory=list)  # slots of the wrong dtype or shape, compared by value
+
+    @property
+    def clause(self) -> str | None:
+        if self.step is None and self.tensor is not None:
+            return "ADAM-DTYPE-1"  # only the structure of a slot is wrong
+        if self.tensor == "variable" and {"m", "v"} <= set(self.not_exposed):
+            return ONLY_VARIABLE
+        return LOCUS.get(self.tensor or "")
+
+    def text(self) -> str:
+        parts = []
+        if self.iterations_step is not None and (self.step is None or self.iterations_step <= self.step):
+            parts.append(f"departs at ADAM-ITER-1: iterations is wrong from step {self.iterations_step}")
+        if self.tensor is not None and self.step is None:
+            parts.append(f"departs at ADAM-DTYPE-1: {_and(self.structural)} of the wrong dtype or shape, their values "
+                         "within bound")
+            return "; ".join(parts) + f" ({self.mode} mode)"
+        if self.tensor is not None:
+            what = "the variable" if self.tensor == "variable" else self.tensor
+            line = f"departs at {self.clause}: {what} is wrong from step {self.step}"
+            if self.clause == ONLY_VARIABLE:
+                line += f"; only the variable was observed ({', '.join(self.not_exposed)} not exposed)"
+            elif self.conforming:
+                line += f"; {_and(self.conforming)} conform{'s' if len(self.conforming) == 1 else ''}"
+            parts.append(line if not parts else line.replace("departs at", "then at", 1))
+        if self.structural:
+            parts.append(f"{_and(self.structural)} of the wrong dtype or shape: compared by value")
+        return "; ".join(parts or ["no tensor left its bound"]) + f" ({self.mode} mode)"
+
+    def as_dict(self) -> dict:
+        return {"tensor": self.tensor, "step": self.step, "clause": self.clause, "conforming": self.conforming,
+                "not_exposed": self.not_exposed, "iterations_step": self.iterations_step,
+                "structural": self.structural, "mode": self.mode, "text": self.text()}
+
+
+def _and(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def localise(cmp: Comparison, mode: str, structural: list[str] = ()) -> Localisation:
+    """The first tensor, in the order of the update, out of bound at the first failing step of ``cmp``."""
+    first: dict[str, int] = {}
+    for w in cmp.violations:
+        kind = w.tensor.rsplit(".", 1)[1]
+        first[kind] = min(first.get(kind, w.step), w.step)
+    iterations = [int(m.group(1)) for p in cmp.problems if (m := re.match(r"step (\d+): iterations is ", p))]
+    hidden = cmp.observability()["not_exposed"]
+    loc = Localisation(mode, None, None, not_exposed=[k for k in ORDER if k in hidden],
+                       iterations_step=min(iterations) if iterations else None, structural=list(structural))
+    if first:
+        step = min(first.values())
+        loc.tensor = next(k for k in ORDER if first.get(k) == step)
+        loc.step = step
+        loc.conforming = [k for k in ORDER[:ORDER.index(loc.tensor)] if k in cmp.checked and first.get(k, math.inf) > step]
+    elif structural:  # the values are within bound: the slot's dtype or shape is the departure
+        kinds = {name.rsplit(".", 1)[1] for name in structural}
+        loc.tensor = next(k for k in ORDER if k in kinds)
+    return loc
+
+
+# --- replays -----------------------------------------------------------------------------------------------------
+
+
+def _comparable(observed: dict, want: dict, dtype: str) -> dict:
+    """The candidate's observation with slots of a wrong dtype cast to the run's and slots of a wrong shape left out:
+    the structural problem is reported by the comparison with the spec; the diagnosis looks at the values."""
+    dt = NUMPY_DTYPES[dtype]
+    out: dict = {"iterations": observed.get("iterations")}
+    for name, fields in observed.items():
+        if name == "iterations":
+            continue
+        out[name] = {}
+        for f, x in fields.items():
+            w = (want.get(name) or {}).get(f)
+            if x is not None and w is not None and f != "variable" and np.shape(x) != np.shape(w):
+                x = None
+            elif x is not None and np.asarray(x).dtype != dt:
+                with np.errstate(over="ignore", invalid="ignore"):
+                    x = np.asarray(x).astype(dt)
+            out[name][f] = x
+    return out
+
+
+def structural_problems(outcome: Outcome) -> list[str]:
+    """The slots (``a.m``, ...) the comparison with the spec found of the wrong dtype or shape."""
+    found = [m.group(1) for p in outcome.comparison.problems if (m := re.match(r"(\S+\.(?:m|v|vhat)): (?:dtype|shape) ", p))]
+    return sorted(set(found))
+
+
+@dataclass
+class Replay:
+    """One known departure replayed on the vector, and the candidate measured against it."""
+
+    name: str
+    kind: str  # "variant", "fit", "pair"
+    members: tuple[type, ...]
+    ratio: float  # the largest share of the bound the candidate's difference from it uses (<= 1: it matches)
+    ulps: float
+    locus: str | None  # where the replay itself departs from the spec
 
     @property
     def matches(self) -> bool:
         return self.ratio <= 1.0
 
-    def text(self) -> str:
-        what = f"{self.variant} ({self.clause}: {self.description})"
-        if self.matches:
-            return f"matches {what} to {self.ulps:.3g} ulp (uses {self.ratio:.2g} of the bound, {self.mode} mode)"
-        return f"no known variant matches; the closest is {what}, {self.ratio:.3g} times the bound away ({self.mode} mode)"
+    @property
+    def clause(self) -> str:
+        return "; ".join(dict.fromkeys(_describe(c)[0] for c in self.members))
 
-    def as_dict(self) -> dict:
-        return {"variant": self.variant, "clause": self.clause, "description": self.description, "mode": self.mode,
-                "matches": self.matches, "ratio": self.ratio if math.isfinite(self.ratio) else "inf",
-                "ulps": self.ulps if math.isfinite(self.ulps) else "inf"}
+    def described(self) -> str:
+        if self.kind == "fit":
+            return self.name
+        return " + ".join(f"{c.__name__} ({'%s: %s' % _describe(c)})" for c in self.members)
 
 
 def _describe(cls: type) -> tuple[str, str]:
@@ -61,27 +221,197 @@ def _describe(cls: type) -> tuple[str, str]:
     return clause, text.rstrip(".").replace("``", "")
 
 
-def diagnose(vector: object, dtype: str, outcome: Outcome) -> Diagnosis | None:
-    """The known variant closest to the candidate's observations in ``outcome``, or None if none could be compared."""
-    if not outcome.observed or outcome.errors is None:
-        return None  # a large vector (observations not kept) or a run that stopped at its first step
-    best: Diagnosis | None = None
-    for cls in CANDIDATES:
+def _compare(outcome: Outcome, replay: Outcome) -> Comparison:
+    """The candidate's observations against a replay's, under the candidate's bounds."""
+    cmp = Comparison(outcome.comparison.dtype)
+    for s, (observed, expected, errors) in enumerate(zip(outcome.observed, replay.observed, outcome.errors), 1):
+        want = as_state(expected)
+        cmp.add_step(s, _comparable(observed, want, cmp.dtype), want, errors, outcome.scale)
+    return cmp
+
+
+def _distance(cmp: Comparison) -> tuple[float, float]:
+    """(share of the bound used, ulps) of a comparison; infinite for a structural mismatch (NaN positions, iterations)."""
+    if cmp.problems:
+        return math.inf, math.inf
+    return cmp.max_ratio, max((w.ulps for w in cmp.worst.values()), default=0.0)
+
+
+class _Search:
+    """The replays of one failing item, each run once."""
+
+    def __init__(self, vector: Any, dtype: str, outcome: Outcome) -> None:
+        self.vector, self.dtype, self.outcome = vector, dtype, outcome
+
+    def outcome_of(self, port: type) -> Outcome | None:
+        """``port`` run on the vector in the candidate's dtype and mode; None if it cannot run it."""
         try:
-            replay = run(NumpyPortAdapter(cls), vector, dtype, (outcome.mode,), keep=True)[0]
+            return run(NumpyPortAdapter(port), self.vector, self.dtype, (self.outcome.mode,), keep=True)[0]
         except Unsupported:
-            continue
-        if replay.error or not replay.observed:
-            continue
-        cmp = Comparison(dtype)
-        for s, (observed, expected, errors) in enumerate(zip(outcome.observed, replay.observed, outcome.errors), 1):
-            cmp.add_step(s, observed, as_state(expected), errors, outcome.scale)
-        if cmp.problems and not cmp.worst:
-            continue
-        ratio = math.inf if cmp.problems else cmp.max_ratio
-        ulps = max((w.ulps for w in cmp.worst.values()), default=0.0)
-        clause, text = _describe(cls)
-        found = Diagnosis(cls.__name__, clause, text, ratio, ulps, outcome.mode)
-        if best is None or (found.ratio, found.ulps) < (best.ratio, best.ulps):
-            best = found
-    return best
+            return None
+
+    def replay(self, name: str, kind: str, members: tuple[type, ...], port: type) -> Replay | None:
+        """The candidate against ``port``; None if the port cannot run the vector or never departs from the spec on it."""
+        out = self.outcome_of(port)
+        if out is None or not out.observed or len(out.observed) < len(self.outcome.observed):
+            return None  # it stopped before the candidate did: nothing to compare the later steps with
+        if out.comparison.passed:
+            return None  # the same as the spec on this vector: it cannot explain a departure
+        ratio, ulps = _distance(_compare(self.outcome, out))
+        return Replay(name, kind, members, ratio, ulps, localise(out.comparison, out.mode).tensor)
+
+
+def _hooks(cls: type) -> set[str]:
+    """What a variant overrides of ``reference.Adam`` (its methods and attributes, ``__init__`` included)."""
+    return {k for k in vars(cls) if not k.startswith("__") or k == "__init__"} - {"__doc__", "__module__"}
+
+
+def composable(a: type, b: type) -> bool:
+    """Whether two variants can be combined into one port: they override different hooks of ``reference.Adam``."""
+    return not (_hooks(a) & _hooks(b))
+
+
+def _pair(a: type, b: type) -> type:
+    return type(f"{a.__name__}+{b.__name__}", (a, b), {"__doc__": a.__doc__})
+
+
+# --- the diagnosis -----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Diagnosis:
+    """What the kit says about one failing item: the localisation, and the known departure(s) that explain it."""
+
+    kind: str  # "variant", "tie", "fit", "pair", "partial" (nearest explains part), "none", "unreplayed"
+    localisation: Localisation
+    found: list[Replay] = field(default_factory=list)  # the match(es), or the nearest for "partial" / "none"
+    spec_ratio: float = math.inf  # the candidate's distance from the spec, in the same measure
+    mode: str = ""
+    seconds: float = 0.0  # time the diagnosis took (replays included)
+
+    @property
+    def matches(self) -> bool:
+        return self.kind in ("variant", "tie", "fit", "pair")
+
+    @property
+    def best(self) -> Replay | None:
+        return self.found[0] if self.found else None
+
+    def text(self) -> str:
+        """One line: which known departure explains the candidate, or that none does."""
+        b, mode = self.best, f"{self.mode} mode"
+        if self.kind == "unreplayed":
+            return f"not replayed ({self.mode} mode kept no observations: a large vector, or a run that stopped at once)"
+        if b is None:
+            return f"no known variant explains it (none departs from the spec on this vector); see the localisation ({mode})"
+        used = f"to {b.ulps:.3g} ulp (uses {b.ratio:.2g} of the bound, {mode})"
+        if self.kind == "variant":
+            return f"matches {b.described()} {used}"
+        if self.kind == "pair":
+            return f"matches the pair {b.described()}: both defects at once, {used}"
+        if self.kind == "fit":
+            return f"behaves as {b.name}: the spec's update with that one hyperparameter changed, {used}"
+        if self.kind == "tie":
+            names = _and([r.name for r in self.found])
+            return f"matches {names} equally: this vector cannot tell them apart ({mode})"
+        away = f"{b.ratio:.3g} times the bound away, against {self.spec_ratio:.3g} from the spec"
+        if self.kind == "partial":
+            return f"no known variant matches; {b.described()} explains part of it: {away} ({mode})"
+        return f"no known variant explains it (the nearest, {b.name}, is {away}); see the localisation ({mode})"
+
+    def lines(self) -> list[str]:
+        """The lines of the failure report: the diagnosis, then the localisation."""
+        return [f"diagnosis: {self.text()}", f"localisation: {self.localisation.text()}"]
+
+    def as_dict(self) -> dict:
+        b = self.best if self.matches or self.kind == "partial" else None
+        num = (lambda x: x if math.isfinite(x) else "inf")
+        return {"kind": self.kind, "matches": self.matches, "mode": self.mode, "text": self.text(),
+                "variant": b.name if b else "", "clause": b.clause if b else (self.localisation.clause or ""),
+                "description": b.described() if b else "", "ratio": num(b.ratio) if b else "inf",
+                "ulps": num(b.ulps) if b else "inf", "spec_ratio": num(self.spec_ratio),
+                "alternatives": [r.name for r in self.found[1:]] if self.kind == "tie" else [],
+                "localisation": self.localisation.as_dict(), "seconds": round(self.seconds, 3)}
+
+
+def chosen(outcomes: list[Outcome]) -> Outcome | None:
+    """The outcome to diagnose: a numerically failing one, single-step first (nothing accumulates there) unless it
+    stopped earlier than the trajectory (a state it could not load)."""
+    numeric = [o for o in outcomes if o.unsupported is None and not o.comparison.passed]
+    if not numeric:
+        return None
+    return max(numeric, key=lambda o: (len(o.observed or ()), o.mode == "single-step"))
+
+
+def diagnose(vector: Any, dtype: str, outcome: Outcome) -> Diagnosis | None:
+    """The diagnosis of a failing ``outcome``; None if its numbers did not fail."""
+    import time
+
+    start = time.perf_counter()
+    if outcome.comparison.passed:
+        return None
+    structural = structural_problems(outcome)
+    if not outcome.observed or outcome.errors is None:
+        return Diagnosis("unreplayed", localise(outcome.comparison, outcome.mode, structural), mode=outcome.mode)
+    search = _Search(vector, dtype, outcome)
+    oracle = search.outcome_of(Adam)
+    if oracle is None or not oracle.observed:
+        return Diagnosis("unreplayed", localise(outcome.comparison, outcome.mode, structural), mode=outcome.mode)
+    # Against the oracle's replay, on the values: a slot of the wrong dtype is compared as a number.
+    spec_cmp = _compare(outcome, oracle)
+    spec_ratio = _distance(spec_cmp)[0]
+    loc = localise(spec_cmp, outcome.mode, structural)
+    diagnosis = Diagnosis("none", loc, spec_ratio=spec_ratio, mode=outcome.mode)
+
+    singles = [r for cls in CANDIDATES if (r := search.replay(cls.__name__, "variant", (cls,), cls))]
+    tried = list(singles)
+    found = _matching(singles)
+    if not found:
+        fits = [r for port in FITS if (r := search.replay(port.__name__, "fit", (port,), port))]
+        tried += fits
+        found = _matching(fits)
+    if not found:
+        pairs = _pairs(search, singles, loc.tensor)
+        tried += pairs
+        found = _matching(pairs)
+    if found:
+        diagnosis.kind = "tie" if len(found) > 1 else found[0].kind
+        diagnosis.found = found
+    elif tried:
+        nearest = min(tried, key=lambda r: (r.ratio, r.ulps))
+        diagnosis.found = [nearest]
+        diagnosis.kind = "partial" if nearest.ratio <= EXPLAINS * spec_ratio else "none"
+    else:
+        diagnosis.kind = "none"  # no known departure shows on this vector at all
+    diagnosis.seconds = time.perf_counter() - start
+    return diagnosis
+
+
+def _matching(replays: list[Replay]) -> list[Replay]:
+    """The replays the candidate stays within the bound of, nearest first."""
+    return sorted((r for r in replays if r.matches), key=lambda r: (r.ratio, r.ulps))
+
+
+def _pairs(search: _Search, singles: list[Replay], locus: str | None) -> list[Replay]:
+    """Pairs of variants that depart on this vector, one of them among the nearest or localised where the candidate is;
+    pairs of variants that override the same hook cannot be built and are not tried."""
+    ranked = sorted(singles, key=lambda r: (r.ratio, r.ulps))
+    lead = ranked[:NEAREST_FOR_PAIRS] + [r for r in ranked[NEAREST_FOR_PAIRS:] if locus and r.locus == locus]
+    seen, out = set(), []
+    for a in lead:
+        for b in singles:
+            (x,), (y,) = a.members, b.members
+            key = frozenset((x, y))
+            if x is y or key in seen or not composable(x, y):
+                continue
+            seen.add(key)
+            first, second = sorted((x, y), key=CANDIDATES.index)
+            r = search.replay(f"{first.__name__} + {second.__name__}", "pair", (first, second), _pair(first, second))
+            if r:
+                out.append(r)
+    return out
+
+
+def not_composable() -> list[tuple[str, str]]:
+    """The pairs of replayed variants that override the same hook, so that the diagnosis never tries them."""
+    return [(a.__name__, b.__name__) for a, b in combinations(CANDIDATES, 2) if not composable(a, b)]

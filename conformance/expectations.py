@@ -8,6 +8,7 @@ A file lists the candidates it applies to and its entries::
     divergences:
       - id: "sparse/duplicate*"     # fnmatch pattern on the vector id, "api/<check>" or "property/<check>"
         dtypes: [float32]          # optional
+        executions: [fused]        # optional: the --execution modes the entry applies to (default: all)
         clause: ADAM-SPARSE-1
         reason: "why the candidate differs"
     property_tier:                 # optional: features the property tier does not draw, for divergences listed above
@@ -21,6 +22,7 @@ the item fails.  Entries that match no collected item are reported too.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +44,7 @@ class Entry:
     clause: str
     reason: str
     dtypes: list[str] | None = None
+    executions: list[str] | None = None  # the --execution modes it applies to (None: all)
     matched: int = 0
 
     def matches(self, conformance_id: str, dtype: str | None) -> bool:
@@ -70,6 +73,11 @@ class Expectations:
         """The file's name as reports show it: relative for a bundled file, so results do not carry local paths."""
         return f"expectations/{self.path.name}" if self.path.parent == BUNDLED else str(self.path)
 
+    def for_execution(self, execution: str) -> "Expectations":
+        """The file as it applies to a run in ``execution`` mode: entries scoped to other modes left out."""
+        kept = [e for e in self.entries if e.executions is None or execution in e.executions]
+        return dataclasses.replace(self, entries=kept)
+
     def stale(self) -> list[Entry]:
         return [e for e in self.entries if e.matched == 0]
 
@@ -91,7 +99,11 @@ def load(path: Path | str) -> Expectations:
         dtypes = raw.get("dtypes")
         if dtypes is not None and not (isinstance(dtypes, list) and all(isinstance(d, str) for d in dtypes)):
             raise ExpectationsError(f"{path}: entry {i} ('{raw['id']}'): field 'dtypes': a list of dtype names is required")
-        entries.append(Entry(raw["id"], raw["clause"], raw["reason"].strip(), dtypes))
+        executions = raw.get("executions")
+        if executions is not None and not (isinstance(executions, list) and all(isinstance(x, str) for x in executions)):
+            raise ExpectationsError(f"{path}: entry {i} ('{raw['id']}'): field 'executions': a list of execution mode "
+                                    "names is required")
+        entries.append(Entry(raw["id"], raw["clause"], raw["reason"].strip(), dtypes, executions))
     avoid = (doc.get("property_tier") or {}).get("avoid") or {}
     if not isinstance(avoid, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in avoid.items()):
         raise ExpectationsError(f"{path}: field 'property_tier.avoid': a mapping of feature names to reasons is required")

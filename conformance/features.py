@@ -29,6 +29,7 @@ class Feature(str, Enum):
     CONFIG_ROUND_TRIP = "config round trip"
     STATE_LOADING = "state loading"  # the oracle's state can be given to the candidate (single-step mode)
     SLOTS = "slots"  # m, v and vhat can be read back
+    NON_CONTIGUOUS = "non-contiguous"  # variables and gradients as strided or transposed views (kernels family)
     FLOAT16 = "float16"
     BFLOAT16 = "bfloat16"
     FLOAT32 = "float32"
@@ -67,6 +68,8 @@ def features(record: dict) -> list[Feature]:
     if hp.get("decay"):
         out.append(Feature.DECAY)
     out.append(Feature.AMSGRAD if record["amsgrad"] else Feature.PLAIN_ADAM)
+    if "non-contiguous" in record["flags"]:
+        out.append(Feature.NON_CONTIGUOUS)
     seen: set[str] = set()
     for s, step in enumerate(record["steps"]):
         grads = step["gradients"]

@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from conformance.report import LEVELS, VERDICTS, counts, unsupported_notes
+from conformance.report import LEVELS, VERDICTS, counts, diagnosis_summary, unsupported_notes
 
 CSS = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #1d1d1f; }
@@ -103,7 +103,8 @@ def _environment(doc: dict) -> str:
     env = doc.get("environment", {})
     rows = [("candidate", doc["candidate"]), ("adapter", doc["adapter"] + (" (raw)" if doc.get("raw") else "")),
             ("versions", ", ".join(f"{k} {v}" for k, v in doc.get("versions", {}).items())),
-            ("device", doc.get("device")), ("mode", doc.get("mode")),
+            ("device", doc.get("device")),
+            ("execution", f"{doc.get('execution', 'eager')} ({doc.get('execution_text', '')})"), ("mode", doc.get("mode")),
             ("flush-to-zero", ", ".join(f"{d}: {'on' if on else 'off'}" for d, on in env.get("flush_to_zero", {}).items())),
             ("platform", env.get("platform", "")), ("python / numpy", f"{env.get('python', '')} / {env.get('numpy', '')}"),
             ("vector set", f"spec {doc['vector_set']['spec_version']}, sha256 {doc['vector_set']['sha256']}"),
@@ -117,7 +118,7 @@ def _diagnosis(r: dict) -> str:
     d = r.get("diagnosis")
     if not d:
         return ""
-    return f"{'matches' if d['matches'] else 'closest:'} {d['variant']} ({d['clause']})"
+    return diagnosis_summary(d, ulps=False)
 
 
 def _card(r: dict) -> str:
@@ -127,8 +128,7 @@ def _card(r: dict) -> str:
     if r.get("first_failing_step"):
         lines.append(f"first failing step {r['first_failing_step']}")
     if r.get("diagnosis"):
-        d = r["diagnosis"]
-        lines.append(f"diagnosis: {'matches' if d['matches'] else 'closest'} {_e(d['variant'])} ({_e(d['clause'])})")
+        lines.append(f"diagnosis: {_e(diagnosis_summary(r['diagnosis'], ulps=False))}")
     if r["verdict"] == "unsupported":
         lines.append("unsupported: " + _e(r.get("unsupported") or r.get("message") or "?"))
     for mode, out in (r.get("modes") or {}).items():
@@ -160,7 +160,9 @@ def render(doc: dict) -> str:
             diag = ""
             if r.get("diagnosis"):
                 d = r["diagnosis"]
-                diag = f"\ndiagnosis: {'matches' if d['matches'] else 'closest known variant'} {d['variant']} ({d['clause']}: {d['description']})"
+                diag = f"\ndiagnosis: {d.get('text') or diagnosis_summary(d)}"
+                if d.get("localisation"):
+                    diag += f"\nlocalisation: {d['localisation']['text']}"
             out.append(f"<pre><b>{_e(r['verdict'].upper())}: {_e(r['vector'])} [{_e(r.get('dtype') or '-')}]{step}</b>\n"
                        f"{_e(r.get('message') or '')}{_e(diag)}</pre>")
     notes = unsupported_notes([doc])

@@ -24,13 +24,14 @@ class CandidateCrash(Exception):
     """The child process running the item died."""
 
 
-def _serve(conn: Any, spec: str, adapter_name: str | None, raw: bool, device: str, absent: dict) -> None:
+def _serve(conn: Any, spec: str, adapter_name: str | None, raw: bool, device: str, execution: str | None,
+           absent: dict) -> None:
     """The child: build the adapter once, then run each (vector, dtype, modes) sent and send the outcomes back."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from conformance import candidate
     from conformance.runner import run
 
-    adapter = candidate.resolve(spec, adapter_name, raw=raw, device=device)
+    adapter = candidate.resolve(spec, adapter_name, raw=raw, device=device, execution=execution)
     adapter.absent = absent
     while True:
         try:
@@ -66,8 +67,9 @@ def _cause(exitcode: int | None) -> str:
 class Isolation:
     """The child process and how to reach it; restarted after a crash or a timeout."""
 
-    def __init__(self, spec: str, adapter_name: str | None, raw: bool, device: str, absent: dict) -> None:
-        self.args = (spec, adapter_name, raw, device, dict(absent))
+    def __init__(self, spec: str, adapter_name: str | None, raw: bool, device: str, execution: str | None,
+                 absent: dict) -> None:
+        self.args = (spec, adapter_name, raw, device, execution, dict(absent))
         self.ctx = multiprocessing.get_context("spawn")  # no state of the parent (TensorFlow's threads) is forked
         self.proc: Any = None
         self.crashes = 0

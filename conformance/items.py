@@ -9,7 +9,7 @@ import pytest
 
 from conformance.adapters import Unsupported
 from conformance.compare import failure_text, json_number
-from conformance.diagnose import diagnose
+from conformance.diagnose import chosen, diagnose
 from conformance.isolation import CandidateCrash
 from conformance.loader import Vector, VectorError
 from conformance.record import Result
@@ -156,11 +156,11 @@ class VectorItem(pytest.Item):
             lines.append(f"  checked: {', '.join(result.observed['checked'])}; "
                          f"not exposed: {', '.join(result.observed['not_exposed'])}")
         # Diagnose the numbers (single-step first: nothing accumulates there), not a run that raised or did not load.
-        numeric = [o for o in sorted(failing, key=lambda o: o.mode != "single-step") if not o.comparison.passed]
-        found = diagnose(self.vector, self.dtype, numeric[0]) if numeric else None
+        numeric = chosen(failing)
+        found = diagnose(self.vector, self.dtype, numeric) if numeric else None
         if found is not None:
             result.diagnosis = found.as_dict()
-            lines.append(f"  diagnosis: {found.text()}")
+            lines += [f"  {line}" for line in found.lines()]
         result.message = lines[2].strip() if len(lines) > 2 else lines[0]
         raise ConformanceFailure("\n".join(lines))
 

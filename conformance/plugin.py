@@ -30,6 +30,7 @@ ADAPTER = "--adapter"
 VECTORS = "--vectors"
 RAW = "--raw"
 DEVICE = "--device"
+EXECUTION = "--execution"
 JSON = "--conformance-json"
 HTML = "--conformance-html"
 EXPECTATIONS = "--expectations"
@@ -46,7 +47,7 @@ SUITE_DIR = Path(__file__).resolve().parent / "suite"
 LEVELS = ("core", "api", "tf2-detail")
 #: Optional methods of the NumPy-port protocol: an API check that needs one the port lacks is unsupported.
 OPTIONAL_API = {"iterations", "get_slot", "get_slot_names", "add_slot", "weights", "get_weights", "set_weights",
-                "get_config", "from_config"}
+                "get_config", "from_config", "variables", "add_weight"}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -59,6 +60,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="vector file or folder to add; a file named like a bundled family replaces it (repeatable)")
     group.addoption(RAW, action="store_true", help="turn the adapter's semantic translations off (measure native behaviour)")
     group.addoption(DEVICE, choices=["cpu", "gpu"], default="cpu", help="device for TensorFlow, torch and JAX candidates")
+    group.addoption(EXECUTION, metavar="MODE",
+                    help="how the candidate's step runs: eager (default); tf_keras and Keras 3 on TensorFlow: function, "
+                         "xla; Keras 3 on JAX: jit; torch: foreach, fused, compile; optax: jit")
     group.addoption(JSON, metavar="PATH", help="write every result as JSON (schema: conformance/results.schema.json)")
     group.addoption(HTML, metavar="PATH", help="write a self-contained HTML report (matrix, plots, diagnosis, environment)")
     group.addoption(EXPECTATIONS, metavar="FILE|none",
@@ -131,14 +135,16 @@ def pytest_configure(config: pytest.Config) -> None:
     if command:
         adapter = candidate.resolve_command(command, timeout=config.getoption(TIMEOUT))
     else:
-        adapter = candidate.resolve(spec, config.getoption(ADAPTER), raw=config.getoption(RAW), device=config.getoption(DEVICE))
+        adapter = candidate.resolve(spec, config.getoption(ADAPTER), raw=config.getoption(RAW),
+                                    device=config.getoption(DEVICE), execution=config.getoption(EXECUTION))
     isolation = None
     if config.getoption(ISOLATE):
         if command:
             raise pytest.UsageError(f"{ISOLATE}: a {COMMAND} candidate already runs in a process of its own")
         from conformance.isolation import Isolation
 
-        isolation = Isolation(spec, config.getoption(ADAPTER), config.getoption(RAW), config.getoption(DEVICE), {})
+        isolation = Isolation(spec, config.getoption(ADAPTER), config.getoption(RAW), config.getoption(DEVICE),
+                              config.getoption(EXECUTION), {})
         caps = isolation.probe(without, config.getoption(TIMEOUT))
         adapter.absent = caps.absent
     else:
@@ -149,6 +155,7 @@ def pytest_configure(config: pytest.Config) -> None:
             spec, config.getoption(RAW), adapter.versions().get("backend"))
     except expectations.ExpectationsError as exc:
         raise pytest.UsageError(str(exc)) from None
+    exp = exp.for_execution(adapter.execution) if exp else None
     state = State(spec, adapter, config.getoption(MODE), config.getoption(TIMEOUT), _vector_paths(config), exp,
                   capabilities=caps, levels=levels, device=adapter.device_used(), environment=_environment(adapter))
     state.isolation = isolation
@@ -262,6 +269,21 @@ def adam_api(request: pytest.FixtureRequest) -> Any:
     # Checks whose subject is not AMSGrad use it only where the candidate has it (vhat is one more slot to see).
     api.amsgrad = Feature.AMSGRAD not in state.adapter.missing()
     return api
+
+
+@pytest.fixture
+def adam_aliases(request: pytest.FixtureRequest) -> tuple[Any, dict[str, Any]]:
+    """The candidate and what the page's names are in the installed TensorFlow (unsupported outside TensorFlow)."""
+    from conformance.adapters import Unsupported
+
+    state = request.config.stash.get(STATE, None)
+    if state is None:
+        pytest.skip("no --candidate given")
+    try:
+        return state.adapter.candidate, state.adapter.page_aliases()
+    except Unsupported as exc:
+        _result(request.node).unsupported = str(exc)
+        pytest.skip(f"unsupported: {exc}")
 
 
 @pytest.fixture

@@ -59,13 +59,21 @@ def header_lines(meta: dict) -> list[str]:
     ftz = ", ".join(d for d, on in meta["environment"]["flush_to_zero"].items() if on) or "no dtype"
     lines = [
         f"candidate {meta['candidate']} (adapter {meta['adapter']}{', raw' if meta['raw'] else ''}; {versions})",
-        f"device {meta['device']}; mode {meta['mode']}; timeout {meta['timeout_s']:g} s"
+        f"device {meta['device']}; execution {meta.get('execution', 'eager')}"
+        + (f" ({meta['execution_text']})" if meta.get("execution_text") else "")
+        + f"; mode {meta['mode']}; timeout {meta['timeout_s']:g} s"
         + ("; isolated (vector items in a child process)" if meta.get("isolated") else ""),
         f"flush-to-zero in {ftz}",
         f"vector set spec {vs['spec_version']}, {len(vs['vectors'])} files, sha256 {vs['sha256']}",
         f"levels {', '.join(meta['levels'])}; expectations {meta['expectations'] or 'none'}",
     ]
     lines += [f"translation: {t}" for t in meta["translations"]]
+    aliases = meta["environment"].get("page_aliases")
+    if aliases:  # ADAM-API-ALIAS-1: which class the page's names give in the installed TensorFlow
+        targets: dict[str, list[str]] = {}
+        for name, target in aliases.items():
+            targets.setdefault(target, []).append(name)
+        lines += [f"page names {', '.join(names)} -> {target}" for target, names in targets.items()]
     lines += [f"not implemented: {feature} ({why})" for feature, why in meta["capabilities"]["absent"].items()]
     if "state loading" in meta["capabilities"]["absent"]:
         lines.append("single-step mode: unsupported for this candidate (no state loading); trajectory mode decides")
@@ -120,11 +128,26 @@ def summary_lines(results: list[dict]) -> list[str]:
             step = f" from step {r['first_failing_step']}" if r.get("first_failing_step") else ""
             lines.append(f"{r['verdict'].upper()}: {r['vector']} [{r.get('dtype') or '-'}]{step}: {r.get('message') or ''}")
             if r.get("diagnosis"):
-                d = r["diagnosis"]
-                verdict = "matches" if d["matches"] else "closest known variant:"
-                lines.append(f"    diagnosis: {verdict} {d['variant']} ({d['clause']}), {d['ulps']:.3g} ulp" if isinstance(
-                    d["ulps"], float) else f"    diagnosis: {verdict} {d['variant']} ({d['clause']})")
+                lines.append(f"    diagnosis: {diagnosis_summary(r['diagnosis'])}")
     return lines
+
+
+def diagnosis_summary(d: dict, ulps: bool = True) -> str:
+    """A result's diagnosis in a few words (conformance/diagnose.py says it in full; older files have no kind)."""
+    kind, what = d.get("kind"), f"{d['variant']} ({d['clause']})"
+    close = f", {d['ulps']:.3g} ulp" if ulps and isinstance(d.get("ulps"), float) else ""
+    where = (d.get("localisation") or {}).get("clause")
+    if kind is None:
+        return f"{'matches' if d['matches'] else 'closest known variant:'} {what}{close}"
+    if kind in ("variant", "pair"):
+        return f"matches {what}{close}"
+    if kind == "fit":
+        return f"behaves as {d['variant']}{close}"
+    if kind == "tie":
+        return f"matches {' and '.join([d['variant'], *d.get('alternatives', [])])} equally"
+    if kind == "partial":
+        return f"no known variant matches; {what} explains part of it"
+    return "no known variant explains it" + (f"; departs at {where}" if where else "")
 
 
 def terminal_lines(meta: dict, results: list[dict], avoided: dict[str, str], stale: list[tuple[str, str]],
@@ -169,7 +192,8 @@ def _cell(counts: Counter) -> str:
 def _label(doc: dict) -> str:
     label = doc["candidate"] + (" (raw)" if doc.get("raw") else "")
     backend = doc.get("versions", {}).get("backend")
-    return label + (f" [{backend}]" if backend and backend != "tensorflow" else "")
+    label += f" [{backend}]" if backend and backend != "tensorflow" else ""
+    return label + (f" {doc['execution']}" if doc.get("execution", "eager") != "eager" else "")
 
 
 def matrix(paths: Iterable[Path]) -> str:
@@ -227,8 +251,7 @@ def diagnoses(paths: Iterable[Path]) -> str:
         found: Counter = Counter()
         for r in d["results"]:
             if r.get("diagnosis"):
-                x = r["diagnosis"]
-                found[f"{'matches' if x['matches'] else 'closest to'} {x['variant']} ({x['clause']})"] += 1
+                found[diagnosis_summary(r["diagnosis"], ulps=False)] += 1
         text = "; ".join(f"{what}: {n}" for what, n in sorted(found.items(), key=lambda kv: (-kv[1], kv[0])))
         rows.append(f"| `{_label(d)}` | {text or 'nothing failed'} |")
     return "\n".join(rows) + "\n"

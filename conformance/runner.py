@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from conformance import fused, stream
 from conformance.adapters import Unsupported
 from conformance.adapters.base import Adapter
 from conformance.compare import Comparison, port_mistakes
@@ -86,6 +87,7 @@ class RunSpec:
     variables: dict[str, np.ndarray]  # float64 initial values
     clock: Clock
     round_trip: bool = False  # build the optimizer, then use from_config(get_config()) of it (ADAM-API-CONFIG-2)
+    non_contiguous: bool = False  # variables and gradients as strided / transposed views (Feature.NON_CONTIGUOUS)
 
 
 @dataclass
@@ -138,9 +140,15 @@ def _same(read: dict, loaded: dict, dtype: str) -> str | None:
             have = read.get(name, {}).get(f)
             if want is None or have is None:
                 continue
+            if np.shape(have) != want.shape:
+                return f"{name}.{f} reads back different from what was set"
+            if want.size >= fused.MIN_ELEMENTS and fused.available(dtype):  # one pass, no full-size copies
+                if not fused.same_in(np.asarray(have), want, dtype):
+                    return f"{name}.{f} reads back different from what was set"
+                continue
             with np.errstate(over="ignore"):
                 held = want.astype(dt)  # what the candidate's dtype holds of the oracle's value
-            if np.shape(have) != want.shape or not np.array_equal(np.asarray(have).astype(dt), held, equal_nan=True):
+            if not np.array_equal(np.asarray(have).astype(dt), held, equal_nan=True):
                 return f"{name}.{f} reads back different from what was set"
     return None
 
@@ -181,7 +189,8 @@ def run(adapter: Adapter, vector: Vector, dtype: str, modes: tuple[str, ...] = (
     for mode in modes:
         clock = Clock()
         spec = RunSpec(hyper=hyper_inputs(vector, clock), amsgrad=vector.record["amsgrad"],
-                       defaults=vector.record["construct"] == "defaults", dtype=dtype, variables=initial, clock=clock)
+                       defaults=vector.record["construct"] == "defaults", dtype=dtype, variables=initial, clock=clock,
+                       non_contiguous="non-contiguous" in vector.record["flags"])
         model = ErrorModel(vector, dtype, carried=mode == "trajectory", ftz=ftz, initial=initial, reuse=not keep)
         lane = _Lane(spec, model, Outcome(mode, Comparison(dtype), scale=model.scale,
                                           observed=[] if keep else None, errors=[] if keep else None))
@@ -196,6 +205,9 @@ def run(adapter: Adapter, vector: Vector, dtype: str, modes: tuple[str, ...] = (
                 lane.outcome.unsupported = not_implemented(exc, " while being built")
             except Exception as exc:  # noqa: BLE001 - whatever the candidate raises is reported
                 lane.outcome.error, lane.outcome.error_step = str(CandidateError(0, exc)), 0
+    if stream.takes(vector, dtype, keep):  # large vectors: one pass per step, in little memory (conformance/stream.py)
+        stream.drive(adapter, vector, dtype, lanes, initial, missing, on_step)
+        return _finish(adapter, vector, lanes)
     start = {"iterations": 0, **{n: {"variable": v} for n, v in initial.items()}}
     last = {id(lane): start for lane in lanes}  # each lane's state before the step, for port_mistakes
     previous: dict | None = None
@@ -225,6 +237,11 @@ def run(adapter: Adapter, vector: Vector, dtype: str, modes: tuple[str, ...] = (
                 lane.outcome.observed.append(observed)
                 lane.outcome.errors.append(errors)
         previous = expected
+    return _finish(adapter, vector, lanes)
+
+
+def _finish(adapter: Adapter, vector: Vector, lanes: list[_Lane]) -> list[Outcome]:
+    """The lanes' outcomes, with the liveness of their callables; Unsupported if no mode could run."""
     for lane in lanes:
         if lane.outcome.error is None and lane.outcome.unsupported is None and adapter.observes_liveness:
             lane.outcome.liveness = _liveness(lane.spec.hyper, len(vector.steps))

@@ -76,6 +76,7 @@ class State:
         inside = sum(r.get("candidate_seconds", 0.0) for r in self.results)
         return {
             "candidate": self.spec, "adapter": a.name, "raw": a.raw, "device": self.device,
+            "execution": a.execution, "execution_text": a.executions[a.execution],
             "mode": self.mode, "timeout_s": self.timeout, "isolated": self.isolation is not None, "translations": a.translations, "versions": a.versions(), "vector_set": self.vector_set,
             "environment": self.environment, "levels": list(self.levels),
             "capabilities": self.capabilities.as_dict() if self.capabilities else {"absent": {}, "not_exposed": []},

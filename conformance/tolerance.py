@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from conformance import fused
 from conformance.dtypes import FORMATS, NUMPY_DTYPES, finfo
 from reference import adam
 
@@ -79,11 +80,14 @@ class ErrorModel:
         # reuse=True: each step's errors overwrite the previous step's arrays (they are element-wise functions of
         # them), which spares large vectors a fresh allocation per step; the caller must not keep them.
         self.reuse, self._buffers = reuse, {}
+        # Large vectors take the compiled twin of _chunk (conformance/fused.py), proven bit-identical to it.
+        self.fused = reuse and vector.size >= fused.MIN_ELEMENTS and fused.available(dtype)
         initial = initial if initial is not None else vector.initial()
         self.previous: dict[str, dict[str, Any]] = {n: {"variable": x, "m": None, "v": None, "vhat": None}
                                                     for n, x in initial.items()}
-        self.err: dict[str, dict[str, Any]] = {n: {"variable": self._load_error(x), "m": 0.0, "v": 0.0, "vhat": 0.0}
-                                               for n, x in initial.items()}
+        # The errors brought into the first step are made by it (``_start``): a driver that evaluates the model
+        # elsewhere (conformance/stream.py) uses this object for its scalars and never pays for them.
+        self.err: dict[str, dict[str, Any]] = {}
 
     def _load_error(self, x: np.ndarray | None) -> Any:
         """The error of handing the candidate ``x`` in its dtype: the rounding, and with FTZ a subnormal read as 0."""
@@ -113,20 +117,16 @@ class ErrorModel:
         """E-7: allowed |candidate - expected| = scale * e, the oracle's own rounding and the safety factor included."""
         return K * (1.0 + self.rho)
 
+    def _start(self) -> None:
+        """The errors brought into the first step: handing the candidate the initial values in its dtype."""
+        self.err = {n: {"variable": self._load_error(p["variable"]), "m": 0.0, "v": 0.0, "vhat": 0.0}
+                    for n, p in self.previous.items()}
+
     def step(self, s: int, grads: dict[str, Any], state: dict) -> dict[str, dict[str, np.ndarray | None]]:
         """The model errors e after step ``s`` (0-based), per variable and tensor; allowed = ``scale`` * e."""
-        u, t = self.u, s + 1
-        hp = self.vector.hyperparameters(s)
-        lr, b1, b2, eps = hp["learning_rate"], hp["beta_1"], hp["beta_2"], hp["epsilon"]
-        d_lr, d_b1, d_b2, d_eps = (rounding_error(x, self.dtype) for x in (lr, b1, b2, eps))
-        c1, c2 = bias_correction(b1, t), bias_correction(b2, t)
-        # E-4: relative error of alpha.  pow() is within one ulp (2u) of beta**t, and 1 - beta**t turns that absolute
-        # error into the relative error 2u * beta**t / (1 - beta**t): the cancellation.  Hyperparameters rounded to the
-        # dtype contribute through d(beta**t)/d(beta) = t * beta**(t - 1).
-        r_alpha = (8 * u + _div(d_lr, lr) + _div(t * d_b1 * b1 ** (t - 1), c1) + _div(t * d_b2 * b2 ** (t - 1), 2 * c2)
-                   + _div(2 * u * (1 - c1), c1) + _div(u * (1 - c2), c2))
-        k = _Step(b1, b2, eps, d_b1, d_b2, d_eps, alpha=_div(lr * math.sqrt(c2), c1), r_alpha=r_alpha,
-                  eps_lo=max(eps - d_eps, 0.0) * (1 - u))  # the smallest value the candidate's epsilon can have
+        if s == 0:
+            self._start()
+        k = self.scalars(s)
         loaded = not self.carried and s > 0  # single-step: the step starts from the oracle's state, rounded
         if loaded:
             self.err = {n: {f: 0.0 for f in FIELDS} for n in self.previous}
@@ -153,6 +153,11 @@ class ErrorModel:
                           "x1": now["variable"], **{f"e_{f}": e.get(f, 0.0) for f in FIELDS}}
                 # Single-step: the errors brought in are the rounding of the loaded state, made slice by slice.
                 state0 = {f: before.get(f) for f in FIELDS} if loaded else None
+                if self.fused:
+                    fused.model_step(self, k, inputs, state0, new, int(np.prod(shape, dtype=np.int64)), CHUNK)
+                    out[name] = self.err[name] = new
+                    self.previous[name] = now
+                    continue
                 for part in chunks(int(np.prod(shape, dtype=np.int64))):
                     view = {key: _flat(x, part) for key, x in inputs.items()}
                     if state0 is not None:
@@ -163,6 +168,21 @@ class ErrorModel:
                 out[name] = self.err[name] = new
             self.previous[name] = now
         return out
+
+    def scalars(self, s: int) -> "_Step":
+        """The scalars of step ``s``'s model (0-based): the hyperparameters, their rounding, alpha and E-4."""
+        u, t = self.u, s + 1
+        hp = self.vector.hyperparameters(s)
+        lr, b1, b2, eps = hp["learning_rate"], hp["beta_1"], hp["beta_2"], hp["epsilon"]
+        d_lr, d_b1, d_b2, d_eps = (rounding_error(x, self.dtype) for x in (lr, b1, b2, eps))
+        c1, c2 = bias_correction(b1, t), bias_correction(b2, t)
+        # E-4: relative error of alpha.  pow() is within one ulp (2u) of beta**t, and 1 - beta**t turns that absolute
+        # error into the relative error 2u * beta**t / (1 - beta**t): the cancellation.  Hyperparameters rounded to the
+        # dtype contribute through d(beta**t)/d(beta) = t * beta**(t - 1).
+        r_alpha = (8 * u + _div(d_lr, lr) + _div(t * d_b1 * b1 ** (t - 1), c1) + _div(t * d_b2 * b2 ** (t - 1), 2 * c2)
+                   + _div(2 * u * (1 - c1), c1) + _div(u * (1 - c2), c2))
+        return _Step(b1, b2, eps, d_b1, d_b2, d_eps, alpha=_div(lr * math.sqrt(c2), c1), r_alpha=r_alpha,
+                     eps_lo=max(eps - d_eps, 0.0) * (1 - u))  # the smallest value the candidate's epsilon can have
 
     def _chunk(self, k: "_Step", g: Any, e_g: Any, m0: Any, v0: Any, m1: Any, v1: Any, w: Any, x1: Any,
                e_variable: Any, e_m: Any, e_v: Any, e_vhat: Any) -> dict[str, Any]:

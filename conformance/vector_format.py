@@ -33,18 +33,24 @@ GENERATOR = "pcg64-uniform"
 # --- tensors: literal lists, or seeded generators for large tensors ------------------------
 
 
-def generated_values(seed: int, scale: float, exact_dtypes: list[str], shape: tuple[int, ...]) -> np.ndarray:
+def generated_values(seed: int, scale: float, exact_dtypes: list[str], shape: tuple[int, ...],
+                     out: np.ndarray | None = None) -> np.ndarray:
     """Values in [-scale, scale) from PCG64(seed)'s raw 64-bit stream, exact in every dtype of ``exact_dtypes``.
 
     Each value is ``scale * k / 2**(p - 1)`` for an integer k of p bits, p the smallest precision among
     them: exact in all of them when scale is a power of two (others are rounded through each dtype).
     The raw bit stream is used (not ``Generator.random``) because NumPy keeps bit-generator streams stable
-    across versions; the stored sha256 catches it if that ever changes.
+    across versions; the stored sha256 catches it if that ever changes.  ``out`` (float64, C-contiguous, of that
+    size) is written instead of a new array, so that large vectors reuse one buffer from step to step.
     """
     n = int(np.prod(shape, dtype=np.int64))
     p = min((PRECISION[d] for d in exact_dtypes), default=53)
-    k = (np.random.PCG64(seed).random_raw(n) >> np.uint64(64 - p)).astype(np.int64) - (1 << (p - 1))
-    values = k.astype(np.float64) * (scale * 2.0 ** (1 - p))
+    bits, values = np.random.PCG64(seed), (np.empty(n) if out is None else out.reshape(-1))
+    # Slice by slice (the raw stream continues from call to call), so no full-size integer temporaries are made;
+    # the arithmetic is exact integer work and one product, so the values are those of one call over all n.
+    for start in range(0, n, SLICE):
+        k = (bits.random_raw(min(SLICE, n - start)) >> np.uint64(64 - p)).astype(np.int64) - (1 << (p - 1))
+        np.multiply(k, scale * 2.0 ** (1 - p), out=values[start:start + SLICE])
     if math.frexp(scale)[0] != 0.5:
         values = exact_in(values, exact_dtypes)
     return values.reshape(shape)
@@ -52,16 +58,18 @@ def generated_values(seed: int, scale: float, exact_dtypes: list[str], shape: tu
 
 def array_digest(values: np.ndarray) -> str:
     """sha256 of a tensor's float64 little-endian bytes (C order)."""
-    return hashlib.sha256(memoryview(np.ascontiguousarray(values, dtype="<f8")).cast("B")).hexdigest()
+    data = np.ascontiguousarray(values, dtype="<f8")
+    # memoryview cannot cast an empty array with a zero in its shape; its bytes are b"" all the same.
+    return hashlib.sha256(memoryview(data).cast("B") if data.size else b"").hexdigest()
 
 
-def tensor(spec: Any, shape: tuple[int, ...]) -> np.ndarray:
-    """A stored tensor as float64: a (nested) literal, or a generator spec whose sha256 is checked.
+def tensor(spec: Any, shape: tuple[int, ...], out: np.ndarray | None = None) -> np.ndarray:
+    """A stored tensor as float64: a (nested) literal, or a generator spec whose sha256 is checked (made in ``out``).
 
     ValueError when generated values do not match their recorded sha256.
     """
     if isinstance(spec, dict):
-        values = generated_values(spec["seed"], spec["scale"], spec["exact_in"], shape)
+        values = generated_values(spec["seed"], spec["scale"], spec["exact_in"], shape, out)
         if array_digest(values) != spec["sha256"]:
             raise ValueError("generated values do not match their recorded sha256 (the generator changed?)")
         return values

@@ -148,6 +148,33 @@ def dense_gradient(grad: Any, shape: Sequence[int]) -> np.ndarray:
     return dense
 
 
+# --- ADAM-TF2-CLIP-2: what minimize and get_gradients do to a gradient first --------------
+
+
+def clip_by_norm(g: np.ndarray, clipnorm: float) -> np.ndarray:
+    """ADAM-TF2-CLIP-2: ``g * clipnorm / max(norm(g), clipnorm)`` for one gradient tensor.
+
+    ``norm(g)`` is the L2 norm of this tensor alone (not of all gradients together), so a
+    tensor already inside the ball comes back as ``g * clipnorm / clipnorm``; a zero tensor stays zero.
+    """
+    norm = math.sqrt(float(np.sum(g * g)))
+    return g * clipnorm / max(norm, clipnorm)
+
+
+def clip_by_value(g: np.ndarray, clipvalue: float) -> np.ndarray:
+    """ADAM-TF2-CLIP-2: every element limited to ``[-clipvalue, clipvalue]``."""
+    return np.minimum(np.maximum(g, -clipvalue), clipvalue)
+
+
+def clip_gradient(g: np.ndarray, clipnorm: float | None = None, clipvalue: float | None = None) -> np.ndarray:
+    """ADAM-TF2-CLIP-2: the norm first, then the value, each only when set."""
+    if clipnorm is not None:
+        g = clip_by_norm(g, clipnorm)
+    if clipvalue is not None:
+        g = clip_by_value(g, clipvalue)
+    return g
+
+
 # --- ADAM-HYPER: hyperparameter resolution ------------------------------------------
 
 

@@ -62,6 +62,11 @@ class Adam:
         """ADAM-ITER-1: the number of ``apply_gradients`` calls so far."""
         return self._iterations
 
+    @iterations.setter
+    def iterations(self, value: int) -> None:
+        """ADAM-API-ITER-2: the user may set the counter; the next call uses ``t = value + 1``."""
+        self._iterations = int(value)
+
     # --- hyperparameters ---------------------------------------------------------------
 
     #: ADAM-TF2-HYPER-1: Python-float hyperparameters are stored as float32 (a variant turns this off).
@@ -114,6 +119,16 @@ class Adam:
     def weights(self) -> list[Any]:
         """ADAM-API-WEIGHTS-1: ``[iterations, m..., v..., vhat...]`` in creation order."""
         return [np.int64(self._iterations), *self._weights] if self._slots else []
+
+    def variables(self) -> list[Any]:
+        """ADAM-API-VARS-1: the same list as ``weights``."""
+        return self.weights
+
+    def add_weight(self, name: str, shape: Any, dtype: Any = None, initializer: str = "zeros",
+                   trainable: bool | None = None) -> np.ndarray:
+        """ADAM-API-ADDWEIGHT-1: a new array of ``shape`` (float32 unless ``dtype``), zeros or ones; not in ``weights``."""
+        fill = {"zeros": 0.0, "ones": 1.0}[initializer]
+        return np.full(tuple(shape), fill, dtype=np.dtype(dtype or np.float32))
 
     def get_weights(self) -> list[np.ndarray]:
         """ADAM-API-WEIGHTS-1: copies of ``weights``."""
@@ -183,6 +198,11 @@ class Adam:
         vhat = self.update_vhat(vhat, v)
         return vhat, vhat
 
+    def update_all(self, present: list[tuple[Any, np.ndarray]], values: dict[str, float], t: int) -> None:
+        """ADAM-MULTI-1: every (gradient, variable) pair of one call, with the same t and hyperparameter values."""
+        for g, var in present:
+            self._update(var, g, self._slots[id(var)], self.hyperparameters_for(values, var.dtype), t)
+
     def _update(self, var: np.ndarray, grad: Any, slots: dict[str, np.ndarray], hp: adam.Hyperparameters, t: int) -> None:
         """One variable's update, in the working precision, written back in the variable's dtype (ADAM-DTYPE-1)."""
         work = self.working_dtype(var.dtype)
@@ -206,8 +226,6 @@ class Adam:
             raise ValueError(f"No gradients provided for any variable: {len(pairs)} pair(s), all None")
         self._create_slots([v for _, v in present if id(v) not in self._slots])
         values = self._values_in_force()  # once per call: every variable sees the same values (ADAM-MULTI-1)
-        t = self.local_step(self._iterations)
-        for g, var in present:
-            self._update(var, g, self._slots[id(var)], self.hyperparameters_for(values, var.dtype), t)
+        self.update_all(present, values, self.local_step(self._iterations))
         self._iterations += 1  # ADAM-ITER-1
         return self._iterations

@@ -369,6 +369,29 @@ class NativePrecision(NativePaperForm):
     update_v = staticmethod(KernelMomentForm.update_v)
 
 
+def _fused_multiply_add(a: np.ndarray, b: Any, c: np.ndarray) -> np.ndarray:
+    """``a*b + c`` rounded to c's dtype once, as an FMA instruction does.
+
+    Exact products through float64 for dtypes of at most 24 significant bits (float16, bfloat16, float32); the sum
+    is then rounded to float64 and to the dtype, which differs from one rounding only at rare double-rounding ties.
+    NumPy has no FMA, so float64 gets two roundings (the plain kernel order).
+    """
+    wide = np.asarray(a, dtype=np.float64) * np.float64(b) + np.asarray(c, dtype=np.float64)
+    return wide.astype(np.asarray(c).dtype)
+
+
+class ContractedKernelForm(NativePrecision):
+    """Correct: TF's kernel order with each moment update one fused multiply-add, as XLA compiles it on CPU."""
+
+    @staticmethod
+    def update_m(m, g, beta_1):
+        return _fused_multiply_add(g - m, 1.0 - beta_1, m)
+
+    @staticmethod
+    def update_v(v, g, beta_2):
+        return _fused_multiply_add(g * g - v, 1.0 - beta_2, v)
+
+
 class GroupedStepSize(Adam):
     """Correct: the algebraically equal ``var - lr * (sqrt(1 - b2**t) / (1 - b1**t)) * (m / (sqrt(v) + eps))``, libm pow."""
 
@@ -396,11 +419,54 @@ class ScatterSparse(Adam):
         return m, v
 
 
+# --- wrong: kernel shapes (the ``kernels`` family) ----------------------------------------------
+
+#: A vector kernel's width in elements, and the size from which it takes its vector loop.
+LANES, VECTOR_LOOP_FROM = 8, 64
+
+
+class VectorTailSkipped(Adam):
+    """ADAM-UPDATE-4: the vector loop leaves the elements past the last multiple of 8 unchanged (tensors of 64 or more)."""
+
+    def _update(self, var, grad, slots, hp, t):
+        before = [x.copy() for x in (var, *slots.values())]
+        super()._update(var, grad, slots, hp, t)
+        if var.size >= VECTOR_LOOP_FROM:
+            tail = var.size - var.size % LANES
+            for x, old in zip((var, *slots.values()), before):
+                x.flat[tail:] = old.flat[tail:]
+
+
+class MultiTensorFirstLaunchOnly(Adam):
+    """ADAM-MULTI-1: a multi-tensor apply in launches of 100 tensors runs only the first: later variables stay unchanged."""
+
+    def update_all(self, present, values, t):
+        super().update_all(present[:100], values, t)
+
+
+class EmptyTensorEndsTheCall(Adam):
+    """ADAM-MULTI-1: an empty variable ends the call's loop: the variables after it are left unchanged."""
+
+    def update_all(self, present, values, t):
+        first_empty = next((i for i, (_, var) in enumerate(present) if var.size == 0), len(present))
+        super().update_all(present[:first_empty], values, t)
+
+
+class FlatCopyUpdate(Adam):
+    """ADAM-UPDATE-4: the update is written through ``reshape(-1)``, a copy for a non-contiguous variable, so it is lost."""
+
+    def _update(self, var, grad, slots, hp, t):
+        out = var.copy()  # contiguous: the update computed as the reference does
+        super()._update(out, grad, slots, hp, t)
+        var.reshape(-1)[...] = out.reshape(-1)  # a view only when var is contiguous
+
+
 WRONG = [
     EpsilonInsideSqrt, Algorithm1Epsilon, StepOffByOne, NoFirstMomentCorrection, NoSecondMomentCorrection,
     NoBiasCorrection, RunningProductBetas, SwappedBetas, PerVariableStep, IterationsFrozen, SkipsNonFiniteSteps, AmsgradIgnored, AmsgradNotStored,
     AmsgradOverCorrectedV, LazySparse, LastDuplicateWins, SquaredDuplicates, FrozenCallables, ScheduleOneBased,
     DecayIgnored, DecayOneBased, DefaultEpsilon1e8, Float32State, HyperparametersNotCast, EpsilonZeroKept, Float64Hyperparameters,
     WeightsByVariable, KerasSlotNames, ConfigWithoutDecay, SetWeightsKeepsIterations, MutatesGradient,
+    VectorTailSkipped, MultiTensorFirstLaunchOnly, EmptyTensorEndsTheCall, FlatCopyUpdate,
 ]
-CORRECT = [KernelMomentForm, NativePrecision, NativePaperForm, GroupedStepSize, ScatterSparse]
+CORRECT = [KernelMomentForm, NativePrecision, NativePaperForm, GroupedStepSize, ScatterSparse, ContractedKernelForm]

@@ -13,17 +13,30 @@ import subprocess
 import sys
 from pathlib import Path
 
-#: file stem -> (candidate, extra pytest arguments, environment, module that must be importable)
+#: file stem -> (candidate, extra pytest arguments, environment, module that must be importable).
+#: Execution modes other than eager (``--execution``) sort right after their eager row ("2b-", "2c-", ...).
 RUNS = {
     "1-reference": ("reference:Adam", [], {}, "numpy"),
     "2-tf_keras-legacy": ("tf_keras.optimizers.legacy:Adam", [], {}, "tf_keras"),
+    "2b-tf_keras-legacy-function": ("tf_keras.optimizers.legacy:Adam", ["--execution=function"], {}, "tf_keras"),
+    "2c-tf_keras-legacy-xla": ("tf_keras.optimizers.legacy:Adam", ["--execution=xla"], {}, "tf_keras"),
     "3-tf.keras-keras3-tensorflow": ("tensorflow.keras.optimizers:Adam", [], {}, "tensorflow"),
+    "3b-tf.keras-keras3-tensorflow-function": ("tensorflow.keras.optimizers:Adam", ["--execution=function"], {},
+                                               "tensorflow"),
+    "3c-tf.keras-keras3-tensorflow-xla": ("tensorflow.keras.optimizers:Adam", ["--execution=xla"], {}, "tensorflow"),
     "4-keras3-jax": ("keras.optimizers:Adam", [], {"KERAS_BACKEND": "jax"}, "jax"),
+    "4b-keras3-jax-jit": ("keras.optimizers:Adam", ["--execution=jit"], {"KERAS_BACKEND": "jax"}, "jax"),
     "5-keras3-torch": ("keras.optimizers:Adam", [], {"KERAS_BACKEND": "torch"}, "torch"),
+    "5b-keras3-torch-compile": ("keras.optimizers:Adam", ["--execution=compile"], {"KERAS_BACKEND": "torch"}, "torch"),
     "6-torch": ("torch.optim:Adam", [], {}, "torch"),
+    "6b-torch-foreach": ("torch.optim:Adam", ["--execution=foreach"], {}, "torch"),
+    "6c-torch-fused": ("torch.optim:Adam", ["--execution=fused"], {}, "torch"),
+    "6d-torch-compile": ("torch.optim:Adam", ["--execution=compile"], {}, "torch"),
     "7-torch-raw": ("torch.optim:Adam", ["--raw"], {}, "torch"),
     "8-optax-adam": ("optax:adam", [], {}, "optax"),
+    "8b-optax-adam-jit": ("optax:adam", ["--execution=jit"], {}, "optax"),
     "9-optax-amsgrad": ("optax:amsgrad", [], {}, "optax"),
+    "9b-optax-amsgrad-jit": ("optax:amsgrad", ["--execution=jit"], {}, "optax"),
 }
 
 
@@ -31,11 +44,12 @@ def available(name: str) -> bool:
     return importlib.util.find_spec(RUNS[name][3]) is not None
 
 
-def run(name: str, out: Path, cwd: Path) -> subprocess.CompletedProcess:
-    """Run the suite against one real candidate, writing its JSON results to ``out``."""
+def run(name: str, out: Path, cwd: Path, device: str = "cpu") -> subprocess.CompletedProcess:
+    """Run the suite against one real candidate on ``device``, writing its JSON results to ``out``."""
     candidate, extra, env, _ = RUNS[name]
     cmd = [sys.executable, "-m", "pytest", f"--candidate={candidate}", f"--conformance-json={out}", "-q",
-           "-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning", "--rootdir", str(cwd), *extra]
+           "-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning", "--rootdir", str(cwd), *extra,
+           f"--device={device}"]
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env={**os.environ, **env})
 
 
@@ -45,8 +59,20 @@ def verdicts(path: Path) -> dict[str, str]:
 
 
 if __name__ == "__main__":
+    # python -m tests.real_runs FOLDER [--device=gpu] [STEM ...]: every run (or the named ones), two at a time;
+    # on a GPU the files are named gpu-STEM.json.
+    from concurrent.futures import ThreadPoolExecutor
+
     folder = Path(sys.argv[1])
     folder.mkdir(parents=True, exist_ok=True)
-    for stem in RUNS:
-        proc = run(stem, (folder / f"{stem}.json").resolve(), folder.resolve())
-        print(stem, "exit", proc.returncode, proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else proc.stderr[-300:])
+    device = "gpu" if "--device=gpu" in sys.argv[2:] else "cpu"
+    stems = [a for a in sys.argv[2:] if not a.startswith("--")] or list(RUNS)
+
+    def one(stem: str) -> str:
+        name = f"gpu-{stem}" if device == "gpu" else stem
+        proc = run(stem, (folder / f"{name}.json").resolve(), folder.resolve(), device)
+        return f"{stem} exit {proc.returncode} " + (proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else proc.stderr[-300:])
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for line in pool.map(one, stems):
+            print(line, flush=True)

@@ -34,3 +34,13 @@ def test_every_correct_variant_passes_everything(matrix):
 def test_every_vector_kills_something(matrix):
     """A vector that kills no mutant tests nothing the others do not; flagged here."""
     assert matrix["vectors_killing_nothing"] == []
+
+
+#: Wrong variants that break only on kernel shapes (reference/variants.py, "kernel shapes").
+KERNEL_SHAPED = ["VectorTailSkipped", "MultiTensorFirstLaunchOnly", "EmptyTensorEndsTheCall", "FlatCopyUpdate"]
+
+
+def test_kernel_shaped_variants_are_killed_by_the_kernels_family_and_no_other(matrix):
+    for name in KERNEL_SHAPED:
+        killed = matrix["mutants"][name]["killed_by"]
+        assert killed and {k.split("/")[0] for k in killed} == {"kernels"}, (name, killed)

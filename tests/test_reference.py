@@ -195,3 +195,29 @@ def test_every_variant_left_out_of_the_diagnosis_exists_and_says_why():
     assert set(diagnose.NOT_REPLAYED) <= {cls.__name__ for cls in variants.WRONG}
     assert all(reason for reason in diagnose.NOT_REPLAYED.values())
     assert len(diagnose.CANDIDATES) == len(variants.WRONG) - len(diagnose.NOT_REPLAYED)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# |g| >= 2^-300 or 0: the sum of squares stays normal (a subnormal g * g loses the relative accuracy asserted here).
+@given(st.lists(st.floats(-1e6, 1e6).filter(lambda x: x == 0 or abs(x) >= 2.0**-300), min_size=1, max_size=6),
+       st.floats(1e-3, 1e3))
+def test_clip_by_norm_matches_mpmath(g, clipnorm):
+    """ADAM-TF2-CLIP-2: g * c / max(||g||, c), per tensor, within a few roundings of the exact value."""
+    clipped = adam.clip_by_norm(np.array(g), clipnorm)
+    with mpmath.workdps(60):
+        norm = mpmath.sqrt(mpmath.fsum(mpmath.mpf(x) ** 2 for x in g))
+        exact = [mpmath.mpf(x) * clipnorm / max(norm, mpmath.mpf(clipnorm)) for x in g]
+    # The sum of squares, its root, the product and the quotient: a few float64 roundings of |g|.
+    np.testing.assert_allclose(clipped, [float(x) for x in exact], rtol=(len(g) + 4) * 2.0**-53, atol=0)
+    assert float(np.sqrt(np.sum(clipped * clipped))) <= clipnorm * (1 + (len(g) + 4) * 2.0**-53)
+
+
+def test_clipping_helpers_on_exact_cases():
+    """The inputs of the clipping checks: dyadic in, dyadic out, norm first then value (ADAM-TF2-CLIP-2)."""
+    np.testing.assert_array_equal(adam.clip_by_norm(np.array([3.0, 4.0]), 2.5), [1.5, 2.0])
+    np.testing.assert_array_equal(adam.clip_by_norm(np.array([0.75, 1.0]), 2.5), [0.75, 1.0])  # inside: unchanged
+    np.testing.assert_array_equal(adam.clip_by_norm(np.zeros(3), 2.5), np.zeros(3))
+    np.testing.assert_array_equal(adam.clip_by_value(np.array([3.0, -4.0, 0.5]), 2.0), [2.0, -2.0, 0.5])
+    np.testing.assert_array_equal(adam.clip_gradient(np.array([3.0, 4.0]), 2.5, 1.75), [1.5, 1.75])
+    # The other order would give [1.75, 1.75]: clip_by_value first leaves a norm of 1.75 * sqrt(2) < 2.5.
+    np.testing.assert_array_equal(adam.clip_by_norm(adam.clip_by_value(np.array([3.0, 4.0]), 1.75), 2.5), [1.75, 1.75])

@@ -399,6 +399,43 @@ def _scale() -> list[Scenario]:
     ]
 
 
+#: Sizes around vector widths (4, 8, 16 lanes) and loop unrolling; then around multi-tensor chunks of 65536 elements.
+WIDTHS = (1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 33, 63, 65, 127, 129, 255, 257, 1023, 1025)
+CHUNKS = (65535, 65536, 65537, 131073)
+
+
+def _generated(seed: int, shapes: dict[str, tuple[int, ...]], n_steps: int, dtypes: list[str]) -> dict[str, Any]:
+    """Scenario fields for variables of ``shapes`` whose values and gradients all come from seeded generators."""
+    exact = tuple(dtypes)
+    names = list(shapes)
+    return {"variables": {n: Generated(seed + i, 2.0, exact) for i, n in enumerate(names)},
+            "steps": [{n: Generated(seed + 1000 * (s + 1) + i, 1.0, exact) for i, n in enumerate(names)}
+                      for s in range(n_steps)],
+            "shapes": dict(shapes), "digest": True}
+
+
+def _kernels() -> list[Scenario]:
+    f32 = ["float32"]
+    # 300 variables in one call: multi-tensor kernels launch about 100 tensors or 65536 elements at a time.
+    many = {f"t{i:03d}": ((8193,) if i % 25 == 24 else ((1, 3, 8, 17, 64, 65, 100, 257, 1000)[i % 9],)) for i in range(300)}
+    return [
+        Scenario("kernels/widths", "One call with a variable of each size around vector widths, 1 to 1025 elements.",
+                 ["ADAM-SHAPE-1", "ADAM-UPDATE-4"], **_generated(12000, {f"n{k}": (k,) for k in WIDTHS}, 3, WIDE)),
+        Scenario("kernels/chunks", "One call with variables of 65535, 65536, 65537 and 131073 elements, float32.",
+                 ["ADAM-SHAPE-1", "ADAM-UPDATE-4"], **_generated(13000, {f"n{k}": (k,) for k in CHUNKS}, 2, f32),
+                 dtypes=f32),
+        Scenario("kernels/many-tensors", "One call with 300 variables of mixed sizes (about 150,000 elements), float32.",
+                 ["ADAM-SHAPE-1", "ADAM-MULTI-1"], **_generated(14000, many, 2, f32), dtypes=f32),
+        Scenario("kernels/empty", "Empty variables, shapes (0,) and (3, 0), passed before a 2x3 variable in every call.",
+                 ["ADAM-SHAPE-1", "ADAM-MULTI-1"],
+                 **_generated(15000, {"empty": (0,), "empty_3x0": (3, 0), "after": (2, 3)}, 3, WIDE)),
+        Scenario("kernels/strided", "A transposed 4x5 variable and an every-other-element 7-vector, with gradients "
+                 "laid out the same way (where the framework has strided tensors).",
+                 ["ADAM-SHAPE-1", "ADAM-UPDATE-4"], **_generated(16000, {"matrix": (4, 5), "vector": (7,)}, 3, WIDE),
+                 flags=["non-contiguous"]),
+    ]
+
+
 FAMILIES: dict[str, Any] = {
     "dense": _dense,
     "discriminating": _discriminating,
@@ -412,6 +449,7 @@ FAMILIES: dict[str, Any] = {
     "dtypes": _dtypes,
     "tf2": _tf2,
     "recipes": _recipes,
+    "kernels": _kernels,
     "scale": _scale,
 }
 
@@ -428,6 +466,8 @@ FAMILY_DESCRIPTIONS = {
     "dtypes": "float16, bfloat16, float32 and float64 variables on one trajectory (ADAM-DTYPE-1).",
     "tf2": "TF 2.0 details: float32-stored hyperparameters, epsilon 0, low-precision rounding (ADAM-TF2-*).",
     "recipes": "Adam as training recipes use it: published hyperparameters, warm-up schedules, float32 and bfloat16.",
+    "kernels": "Kernel shapes: sizes around vector widths and chunk boundaries, 300 variables in one call, empty and "
+               "non-contiguous variables (ADAM-SHAPE-1).",
     "scale": "Large variables from seeded generators, expectations stored as sha256 digests; run with --scale.",
 }
 
@@ -444,5 +484,6 @@ NOTES = {
     "none-gradient": "A variable is passed with a None gradient.",
     "non-finite": "Some gradient elements are NaN or infinite (allowed in inputs only with this flag).",
     "large": "Inputs come from seeded generators and expectations are digests; collected only with --scale.",
+    "non-contiguous": "Variables and gradients are strided or transposed views, where the framework has them.",
     "v-underflows": "v underflows in the vector's dtype: the error model's bound is wide there by necessity.",
 }

@@ -34,9 +34,15 @@ class Adapter:
     framework = ""
     claims_v2_api = False  # the optimizer_v2 API of the page (get_slot, get_weights, ...)
     observes_liveness = True  # the harness's callables and schedule are called by the candidate itself
+    #: Execution modes (``--execution``): name -> how the candidate's step runs, in words; the first is the default.
+    executions = {"eager": "the candidate's step called directly"}
 
-    def __init__(self, candidate: Any, *, raw: bool = False, device: str = "cpu") -> None:
+    def __init__(self, candidate: Any, *, raw: bool = False, device: str = "cpu", execution: str | None = None) -> None:
         self.candidate, self.raw, self.device = candidate, raw, device
+        self.execution = execution or next(iter(self.executions))
+        if self.execution not in self.executions:
+            raise ValueError(f"the {self.name} adapter has no execution mode {self.execution!r} "
+                             f"(it has: {', '.join(self.executions)})")
         #: Features found absent when the candidate was probed, or declared absent (--without), with the reason.
         self.absent: dict[Feature, str] = {}
 
@@ -57,9 +63,15 @@ class Adapter:
         """Features the framework cannot express, with the reason (known without running the candidate)."""
         return {}
 
+    #: Whether the adapter can hand the candidate strided and transposed views (Feature.NON_CONTIGUOUS).
+    strided = False
+
     def missing(self) -> dict[Feature, str]:
         """Everything this candidate is not run with: what its framework lacks and what was found or declared absent."""
-        return {**self.lacking(), **self.absent}
+        out = {} if self.strided else {
+            Feature.NON_CONTIGUOUS: f"the {self.name} adapter's tensors are always contiguous: a strided or transposed "
+                                    "view cannot be expressed"}
+        return {**out, **self.lacking(), **self.absent}
 
     def unsupported(self, vector: Any, dtype: str) -> str | None:
         """Why this vector cannot be run for this candidate, or None."""
@@ -97,6 +109,10 @@ class Adapter:
     def v2_api(self) -> Any:
         """Helpers for the optimizer_v2 API checks (only when ``claims_v2_api``)."""
         raise Unsupported(f"the {self.name} adapter's candidate does not claim the optimizer_v2 API")
+
+    def page_aliases(self) -> dict[str, Any]:
+        """ADAM-API-ALIAS-1: each name the page lists for the class -> what it is in the installed TensorFlow."""
+        raise Unsupported("the page's names are TensorFlow's; a candidate outside TensorFlow has none")
 
 
 class Batches:
@@ -147,6 +163,14 @@ def algorithm1_epsilon(epsilon: float, beta_2: float, t: int) -> float:
 def subnormal(dtype: str) -> float:
     """The smallest positive subnormal of ``dtype``, for flush-to-zero probes."""
     return FORMATS[dtype].smallest_subnormal
+
+
+def strided_view(empty: Callable[[tuple[int, ...]], Any], shape: tuple[int, ...]) -> Any:
+    """A non-contiguous view of ``shape`` over a new buffer from ``empty`` (NumPy or torch): transposed for a matrix,
+    every other element of a twice-as-long last axis otherwise (Feature.NON_CONTIGUOUS, the ``kernels`` family)."""
+    if len(shape) == 2:
+        return empty(shape[::-1]).T
+    return empty((*shape[:-1], 2 * shape[-1]))[..., ::2]
 
 
 def densify(grad: Any, shape: tuple[int, ...], dtype: Any) -> np.ndarray:

@@ -7,6 +7,13 @@ with ``build()`` before the first step, since Keras 3 refuses variables it
 first sees later; on the JAX and torch backends a sparse gradient is
 densified.  Slots are read from Keras's ``_momentums`` / ``_velocities`` /
 ``_velocity_hats`` lists.
+
+Execution modes (``--execution``): ``eager``; on the TensorFlow backend
+``function`` and ``xla`` (``apply_gradients`` inside ``tf.function``, the
+second with ``jit_compile=True``, as ``model.fit`` runs it); on the JAX
+backend ``jit`` (``stateless_apply`` under ``jax.jit``, as the JAX trainer
+runs every step); on the torch backend ``compile`` (``torch.compile``).  In those modes the variables are always registered with
+``build()`` first, since a compiled step cannot create them.
 """
 
 from __future__ import annotations
@@ -50,15 +57,26 @@ def _device_scope(device: str) -> Any:
     return keras.device("gpu:0" if device == "gpu" else "cpu:0")
 
 
+#: What a Python callable or schedule of the harness becomes inside a compiled step.
+TRACED = ("a Python callable or schedule is evaluated once, when the compiled step is traced, so it cannot change "
+          "between calls")
+COMPILED = {"tensorflow": {"function": "apply_gradients inside tf.function, as model.fit runs it",
+                           "xla": "apply_gradients inside tf.function(jit_compile=True), compiled by XLA"},
+            "jax": {"jit": "stateless_apply under jax.jit, as Keras's JAX trainer runs it"},
+            "torch": {"compile": "apply_gradients under torch.compile, as Keras's torch trainer runs it with "
+                                 "jit_compile=True"}}
+
+
 class Keras3Adapter(Adapter):
     name = "keras3"
     framework = "keras"
+    executions = {"eager": "apply_gradients called directly", **COMPILED.get(BACKEND, {})}
 
     @property
     def translations(self) -> list[str]:
-        if self.raw:
-            return []
         out = ["variables registered with build() before the first step"]
+        if self.raw:
+            return out if self.execution != "eager" else []
         if BACKEND == "jax":
             out.append("JAX 64-bit mode enabled, so float64 variables stay float64")
         if BACKEND != "tensorflow":
@@ -84,6 +102,8 @@ class Keras3Adapter(Adapter):
         out[Feature.DECAY] = "Keras 3 ignores the legacy decay keyword (with a warning)"
         if self.raw and BACKEND != "tensorflow":
             out[Feature.SPARSE] = f"Keras 3 on the {BACKEND} backend has no IndexedSlices gradient"
+        if self.execution != "eager":
+            out[Feature.CALLABLE_LEARNING_RATE] = out[Feature.SCHEDULE] = TRACED
         return out
 
     def flushes_subnormals(self, dtype: str) -> bool:
@@ -93,20 +113,66 @@ class Keras3Adapter(Adapter):
         return float(keras.ops.convert_to_numpy(keras.ops.cast(x, "float64"))) == 0.0
 
     def start(self, spec: Any) -> "Keras3Session":
-        return Keras3Session(self.candidate, spec, self.device, self.raw)
+        return Keras3Session(self.candidate, spec, self.device, self.raw, self.execution)
+
+    def page_aliases(self) -> dict[str, Any]:
+        """ADAM-API-ALIAS-1, on the TensorFlow backend only (on another backend the kit does not import TensorFlow)."""
+        if BACKEND != "tensorflow":
+            return super().page_aliases()
+        from conformance.adapters.tf_ops import page_aliases
+
+        return page_aliases()
+
+    def environment(self) -> dict[str, Any]:
+        """Flush-to-zero, and on the TensorFlow backend what the page's names resolve to (shown in the header)."""
+        out = super().environment()
+        if BACKEND == "tensorflow":
+            from conformance.adapters.tf_ops import describe_aliases, page_aliases
+
+            out["page_aliases"] = describe_aliases(page_aliases())
+        return out
 
 
 class Keras3Session:
-    def __init__(self, cls: Any, spec: Any, device: str, raw: bool) -> None:
-        self.spec, self.device = spec, device
+    def __init__(self, cls: Any, spec: Any, device: str, raw: bool, execution: str = "eager") -> None:
+        self.spec, self.device, self.execution = spec, device, execution
         with _device_scope(device):
             self.opt = cls(**constructor_kwargs(spec, _Schedule))
             if spec.round_trip:
                 self.opt = type(self.opt).from_config(self.opt.get_config())
             self.vars = {n: keras.Variable(v.astype(NUMPY_DTYPES[spec.dtype]), dtype=spec.dtype, name=n)
                          for n, v in spec.variables.items()}
-            if not raw:
+            if not raw or execution != "eager":
                 self.opt.build(list(self.vars.values()))
+        self.step = self._apply
+        if execution in ("function", "xla"):
+            import tensorflow as tf
+
+            self.step = tf.function(self._apply, jit_compile=execution == "xla")
+        elif execution == "compile":
+            import torch
+
+            self.step = torch.compile(self._apply)
+        elif execution == "jit":
+            import jax
+
+            self.stateless = jax.jit(self.opt.stateless_apply)
+            self.step = self._apply_stateless
+
+    def _apply(self, names: tuple, grads: list) -> None:
+        # Variables are closed over, not passed: a tf.function would turn them into tensors.
+        self.opt.apply_gradients([(g, self.vars[n]) for n, g in zip(names, grads)])
+
+    def _apply_stateless(self, names: tuple, grads: list) -> None:
+        """One jitted ``stateless_apply`` over every built variable, then the new values assigned back."""
+        given = {id(self.vars[n]): g for n, g in zip(names, grads)}
+        grads = [given.get(id(var)) for var in self.opt._trainable_variables]
+        new_vars, new_opt = self.stateless([v.value for v in self.opt.variables], grads,
+                                           [v.value for v in self.opt._trainable_variables])
+        for var, value in zip(self.opt._trainable_variables, new_vars):
+            var.assign(value)
+        for var, value in zip(self.opt.variables, new_opt):
+            var.assign(value)
 
     def _grad(self, g: Any, var: Any) -> Any:
         if g is None:
@@ -119,7 +185,7 @@ class Keras3Session:
 
     def apply(self, grads: dict[str, Any], step: int) -> None:
         with _device_scope(self.device):
-            self.opt.apply_gradients([(self._grad(g, self.vars[n]), self.vars[n]) for n, g in grads.items()])
+            self.step(tuple(grads), [self._grad(g, self.vars[n]) for n, g in grads.items()])
 
     def _slots(self, var: Any) -> dict[str, Any]:
         """Keras 3 keeps slots in lists indexed like its variables; empty before build()."""

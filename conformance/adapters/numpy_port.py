@@ -15,7 +15,7 @@ import numpy as np
 
 import reference
 from conformance.adapters import Unsupported
-from conformance.adapters.base import Adapter, Batches, weights_in_spec_order
+from conformance.adapters.base import Adapter, Batches, strided_view, weights_in_spec_order
 from conformance.dtypes import NUMPY_DTYPES
 
 #: What ``get_slot`` may raise for a slot it does not have (yet, or at all): the slot is then not observed.
@@ -55,6 +55,7 @@ class NumpyPortAdapter(Adapter):
     name = "numpy"
     framework = "numpy"
     claims_v2_api = True
+    strided = True
 
     def versions(self) -> dict[str, str]:
         return {"numpy": np.__version__}
@@ -72,12 +73,22 @@ class NumpySession:
         self.opt = cls(**constructor_kwargs(spec))
         if spec.round_trip:
             self.opt = round_trip(self.opt)
-        self.vars = {n: v.astype(self.dtype) for n, v in spec.variables.items()}
+        self.strided = spec.non_contiguous
+        self.vars = {n: self._array(v) for n, v in spec.variables.items()}
         self.batches = Batches()
+
+    def _array(self, values: Any) -> np.ndarray:
+        """A copy in the vector's dtype; a strided or transposed view for a non-contiguous vector."""
+        values = np.asarray(values)
+        if not self.strided:
+            return values.astype(self.dtype)
+        out = strided_view(lambda shape: np.empty(shape, dtype=self.dtype), values.shape)
+        out[...] = values
+        return out
 
     def _grad(self, g: Any) -> Any:
         if g is None or not hasattr(g, "indices"):
-            return None if g is None else np.asarray(g).astype(self.dtype)
+            return None if g is None else self._array(g)
         return reference.IndexedSlices(np.asarray(g.values).astype(self.dtype), np.asarray(g.indices), g.dense_shape)
 
     def apply(self, grads: dict[str, Any], step: int) -> None:
@@ -127,5 +138,38 @@ class NumpyApi:
     def numpy(self, x: Any) -> np.ndarray:
         return np.array(x, dtype=np.float64) if not isinstance(x, (int, np.integer)) else np.array(int(x))
 
-    def minimize(self, opt: Any, loss: Any, var_list: list) -> Any:
-        raise Unsupported("the NumPy-port protocol has no minimize (no automatic differentiation)")
+    def dtype(self, name: str) -> Any:
+        """The NumPy dtype for ``name``."""
+        return NUMPY_DTYPES[name]
+
+    # minimize, get_gradients and get_updates differentiate a loss; the protocol passes gradients instead, and a
+    # port that computes its own would only repeat apply_gradients, which the vectors already check.
+    NO_AUTODIFF = "the NumPy-port protocol has no automatic differentiation (no minimize, get_gradients, get_updates)"
+
+    def linear_loss(self, terms: list, reduce: bool = True) -> Any:
+        raise Unsupported(self.NO_AUTODIFF)
+
+    def minimize(self, opt: Any, loss: Any, var_list: Any, grad_loss: Any = None) -> Any:
+        raise Unsupported(self.NO_AUTODIFF)
+
+    def in_graph(self, kwargs: dict, values: list, coefficients: list, call: str) -> dict[str, Any]:
+        raise Unsupported(self.NO_AUTODIFF)
+
+    def tensor(self, value: float) -> Any:
+        raise Unsupported("the NumPy-port protocol has no tensors: a hyperparameter is a float or a callable")
+
+    scalar_variable = tensor
+
+    def assign(self, variable: Any, value: Any) -> None:
+        raise Unsupported("the NumPy-port protocol has no tensors: a hyperparameter is a float or a callable")
+
+    def set_iterations(self, opt: Any, n: int) -> None:
+        """ADAM-API-ITER-2: ``opt.iterations = n``; a port whose counter is read-only does not implement it."""
+        opt.iterations  # noqa: B018 - a port without a counter: AttributeError, reported as "it has no iterations"
+        try:
+            opt.iterations = n
+        except AttributeError as exc:
+            raise NotImplementedError(f"iterations cannot be assigned ({exc})") from exc
+
+    def custom_schedule(self) -> tuple[type, Any]:
+        raise Unsupported("the NumPy-port protocol does not serialize schedules (get_config keeps the object)")

@@ -10,10 +10,16 @@ not passed yet gets a zero gradient (its moments stay zero, so it does not
 move); a None gradient for a variable already updated cannot be expressed
 (optax would decay its moments).
 JAX runs with 64-bit floats enabled so float64 vectors run in float64.
+
+Execution modes (``--execution``): ``eager`` (each JAX operation dispatched on
+its own) and ``jit`` (the whole step, ``update`` and ``apply_updates``, under
+``jax.jit`` with the hyperparameters as traced arguments, as a training loop
+compiles it).
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 from typing import Any
 
@@ -35,6 +41,8 @@ NAMES = {"learning_rate": "learning_rate", "beta_1": "b1", "beta_2": "b2", "epsi
 class OptaxAdapter(Adapter):
     name = "optax"
     framework = "optax"
+    executions = {"eager": "update and apply_updates dispatched operation by operation",
+                  "jit": "the step (update, apply_updates) under jax.jit, hyperparameters traced"}
 
     @property
     def is_amsgrad(self) -> bool:
@@ -75,11 +83,24 @@ class OptaxAdapter(Adapter):
         return float(x * jnp.ones((), dtype=x.dtype)) == 0.0
 
     def start(self, spec: Any) -> "OptaxSession":
-        return OptaxSession(self.candidate, spec, self._device(), self.raw)
+        return OptaxSession(self.candidate, spec, self._device(), self.raw, self.execution)
+
+
+def _step(factory: Any, params: Any, state: Any, grads: Any, hp: dict[str, float]) -> tuple[Any, Any]:
+    """One step: the transformation built from this step's hyperparameters, its update, and the new parameters."""
+    tx = factory(**{NAMES[k]: v for k, v in hp.items()}, eps_root=0.0)
+    updates, state = tx.update(grads, state, params)
+    return optax.apply_updates(params, updates), state
+
+
+@functools.lru_cache(maxsize=None)
+def _jitted(factory: Any) -> Any:
+    """``_step`` for ``factory`` under ``jax.jit``, one per factory, so items of the same shapes share compilations."""
+    return jax.jit(functools.partial(_step, factory))
 
 
 class OptaxSession:
-    def __init__(self, factory: Any, spec: Any, device: Any, raw: bool) -> None:
+    def __init__(self, factory: Any, spec: Any, device: Any, raw: bool, execution: str = "eager") -> None:
         self.spec, self.raw, self.dtype, self.device = spec, raw, NUMPY_DTYPES[spec.dtype], device
         self.factory = factory
         sig = inspect.signature(factory).parameters
@@ -87,6 +108,7 @@ class OptaxSession:
         self.own_defaults["learning_rate"] = 0.001  # optax requires a learning rate: the page's default
         self.params = {n: jax.device_put(jnp.asarray(v.astype(self.dtype)), device) for n, v in spec.variables.items()}
         self.state = self._transform(self.own_defaults).init(self.params)
+        self.step = _jitted(factory) if execution == "jit" else functools.partial(_step, factory)
 
     def _transform(self, hp: dict[str, float]) -> Any:
         return self.factory(**{NAMES[k]: v for k, v in hp.items()}, eps_root=0.0)
@@ -99,8 +121,7 @@ class OptaxSession:
         for n, p in self.params.items():
             g = grads.get(n)
             full[n] = jnp.zeros_like(p) if g is None else jnp.asarray(densify(g, tuple(p.shape), self.dtype))
-        updates, self.state = self._transform(hp).update(full, self.state, self.params)
-        self.params = optax.apply_updates(self.params, updates)
+        self.params, self.state = self.step(self.params, self.state, full, hp)
 
     def _inner(self) -> Any:
         return self.state[0]  # ScaleByAdamState / ScaleByAmsgradState, then the learning-rate scaling's state

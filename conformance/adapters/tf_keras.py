@@ -3,6 +3,12 @@
 Hyperparameter callables and a ``LearningRateSchedule`` go to the optimizer
 as they are; nothing is translated.  TF rejects a callable epsilon, which is
 reported as unsupported.
+
+Execution modes (``--execution``): ``eager``; ``function``, every
+``apply_gradients`` call inside one ``tf.function`` as ``model.fit`` runs it;
+``xla``, the same with ``jit_compile=True``.  A ``tf.function`` may create
+variables only when first traced, so in those modes every variable's slots are
+created before the first step (as ``model.fit`` does on its first trace).
 """
 
 from __future__ import annotations
@@ -15,8 +21,13 @@ import tf_keras
 
 from conformance.adapters.base import Adapter, Batches, weights_in_spec_order
 from conformance.adapters.numpy_port import constructor_kwargs
-from conformance.adapters.tf_ops import TF_DTYPES, indexed_slices, tf_device, tf_flushes, tf_gradient
-from conformance.features import Feature
+from conformance.adapters.tf_ops import (TF_DTYPES, describe_aliases, indexed_slices, page_aliases, tf_device,
+                                       tf_flushes, tf_gradient)
+from conformance.features import HYPERPARAMETERS, Feature
+
+#: What a Python callable or schedule of the harness becomes inside a traced step.
+TRACED = ("a Python callable or schedule is evaluated once, when tf.function traces the step, so it cannot change "
+          "between calls of the compiled step")
 
 
 class _Schedule(tf_keras.optimizers.schedules.LearningRateSchedule):
@@ -34,6 +45,16 @@ class TfKerasLegacyAdapter(Adapter):
     name = "tf_keras"
     framework = "tensorflow"
     claims_v2_api = True
+    executions = {"eager": "eager apply_gradients, as in the page's examples",
+                  "function": "apply_gradients inside tf.function, as model.fit runs it",
+                  "xla": "apply_gradients inside tf.function(jit_compile=True), compiled by XLA"}
+
+    @property
+    def translations(self) -> list[str]:
+        if self.execution == "eager":
+            return []
+        return ["slots created for every variable before the first step (tf.function creates variables only when "
+                "first traced)"]
 
     def versions(self) -> dict[str, str]:
         return {"tensorflow": tf.__version__, "tf_keras": tf_keras.__version__}
@@ -46,20 +67,33 @@ class TfKerasLegacyAdapter(Adapter):
         out = {Feature.CALLABLE_EPSILON: "TensorFlow optimizers reject a callable epsilon (convert_to_tensor of a function)"}
         if self.device == "gpu":
             out[Feature.BFLOAT16] = "TensorFlow has no GPU bfloat16 Adam kernel"
+        if self.execution != "eager":
+            out.update({Feature.callable(k): TRACED for k in HYPERPARAMETERS if k != "epsilon"})
+            out[Feature.SCHEDULE] = TRACED
+        if self.execution == "xla":
+            out[Feature.AMSGRAD] = ("XLA cannot compile ResourceApplyAdamWithAmsgrad (TensorFlow registers no XLA kernel "
+                                    "for it: InvalidArgumentError when the step is compiled)")
         return out
 
     def flushes_subnormals(self, dtype: str) -> bool:
         return tf_flushes(dtype, tf_device(self.device))
 
     def start(self, spec: Any) -> "TfSession":
-        return TfSession(self.candidate, spec, tf_device(self.device))
+        return TfSession(self.candidate, spec, tf_device(self.device), self.execution)
 
     def v2_api(self) -> Any:
         return TfApi(self.candidate, tf_device(self.device))
 
+    def page_aliases(self) -> dict[str, Any]:
+        return page_aliases()
+
+    def environment(self) -> dict[str, Any]:
+        """Flush-to-zero, and what the page's names resolve to here (ADAM-API-ALIAS-1; shown in the header)."""
+        return {**super().environment(), "page_aliases": describe_aliases(page_aliases())}
+
 
 class TfSession:
-    def __init__(self, cls: Any, spec: Any, device: str) -> None:
+    def __init__(self, cls: Any, spec: Any, device: str, execution: str = "eager") -> None:
         self.device, self.dtype, self.amsgrad = device, TF_DTYPES[spec.dtype], spec.amsgrad
         with tf.device(device):
             self.opt = cls(**constructor_kwargs(spec, _Schedule))
@@ -67,10 +101,19 @@ class TfSession:
                 self.opt = type(self.opt).from_config(self.opt.get_config())
             self.vars = {n: tf.Variable(v, dtype=self.dtype, name=n) for n, v in spec.variables.items()}
         self.batches = Batches()
+        self.step = self.opt.apply_gradients
+        if execution != "eager":
+            with tf.device(device):
+                self.opt._create_all_weights(list(self.vars.values()))
+            self.batches.note(dict.fromkeys(self.vars, True))  # get_weights lists the slots in creation order
+            self.step = tf.function(self._apply, jit_compile=execution == "xla")
+
+    def _apply(self, pairs: list) -> None:
+        self.opt.apply_gradients(pairs)  # in a graph it returns an Operation, which a tf.function may not return
 
     def apply(self, grads: dict[str, Any], step: int) -> None:
         with tf.device(self.device):
-            self.opt.apply_gradients([(tf_gradient(g, self.dtype), self.vars[n]) for n, g in grads.items()])
+            self.step([(tf_gradient(g, self.dtype), self.vars[n]) for n, g in grads.items()])
         self.batches.note(grads)
 
     def read(self) -> dict:
@@ -87,6 +130,9 @@ class TfSession:
     def load(self, state: dict) -> None:
         """Through the optimizer's own ``set_weights`` (ADAM-API-WEIGHTS-2), then the variables."""
         dt = self.dtype.as_numpy_dtype
+        # Slots made before the first step (function and xla) exist while the oracle's are still absent: zero.
+        zeros = lambda n, x: np.zeros_like(state[n]["variable"]) if x is None else x  # noqa: E731
+        state = {**state, **{n: {k: zeros(n, x) for k, x in state[n].items()} for n in self.vars}}
         self.opt.set_weights(weights_in_spec_order(state, self.batches, self.amsgrad, lambda x: x.astype(dt)))
         for n, var in self.vars.items():
             var.assign(state[n]["variable"].astype(dt))
@@ -115,10 +161,78 @@ class TfApi:
         x = x.numpy() if hasattr(x, "numpy") else x
         return np.asarray(x, dtype=np.int64 if np.asarray(x).dtype.kind in "iu" else np.float64)
 
-    def minimize(self, opt: Any, loss: Any, var_list: list) -> Any:
-        """``loss`` maps the list of variables to a scalar; TF differentiates it."""
+    def linear_loss(self, terms: list[tuple[Any, Any]], reduce: bool = True) -> Any:
+        """A zero-argument loss ``sum_i sum(c_i * x_i)``: its gradient with respect to ``x_i`` is ``c_i``, exactly.
+
+        ``x_i`` is a variable, or a zero-argument callable returning one (so a variable can be created by the
+        loss's first call, ADAM-API-MIN-1).  With ``reduce=False`` (one term) the loss is the tensor ``c * x``.
+        """
+        def loss() -> Any:
+            parts = [tf.constant(np.array(c), dtype=x.dtype) * x for c, x in
+                     ((c, x() if callable(x) else x) for c, x in terms)]
+            return parts[0] if not reduce else tf.add_n([tf.reduce_sum(p) for p in parts])
+        return loss
+
+    def minimize(self, opt: Any, loss: Any, var_list: Any, grad_loss: Any = None) -> Any:
+        """``opt.minimize(loss, var_list, grad_loss)``: TF differentiates ``loss`` (ADAM-API-MIN-1/2)."""
         with tf.device(self.device):
-            return opt.minimize(lambda: loss(var_list), var_list)
+            return opt.minimize(loss, var_list, grad_loss=None if grad_loss is None else self.gradient(grad_loss))
+
+    def in_graph(self, kwargs: dict, values: list, coefficients: list, call: str) -> dict[str, Any]:
+        """``get_gradients`` or ``get_updates`` (ADAM-API-GRADS-1, ADAM-API-UPDATES-1), which work on graph tensors only.
+
+        In a TF1 graph: float32 variables from ``values``, the loss ``sum_i sum(c_i * x_i)`` over the entries
+        whose ``c_i`` is not None (the others have no gradient), ``opt = cls(**kwargs)``, then
+        ``opt.<call>(loss, variables)`` run in a session.  Returns ``{"gradients": [...]}`` or, for
+        ``get_updates``, ``{"iterations": n, "m": [...], "v": [...]}`` as NumPy arrays.
+        """
+        with tf.Graph().as_default():
+            xs = [tf.Variable(np.array(v), dtype=tf.float32) for v in values]
+            loss = tf.add_n([tf.reduce_sum(tf.constant(np.array(c), tf.float32) * x)
+                             for c, x in zip(coefficients, xs) if c is not None])
+            opt = self.cls(**kwargs)
+            out = getattr(opt, call)(loss, xs)
+            with tf.compat.v1.Session() as session:
+                session.run(tf.compat.v1.global_variables_initializer())
+                if call == "get_gradients":
+                    return {"gradients": [np.asarray(g, np.float64) for g in session.run(out)]}
+                session.run(out)
+                return {"iterations": int(session.run(opt.iterations)),
+                        **{s: [np.asarray(session.run(opt.get_slot(x, s)), np.float64) for x in xs] for s in ("m", "v")}}
+
+    def dtype(self, name: str) -> Any:
+        """The framework's dtype object for ``name``."""
+        return TF_DTYPES[name]
+
+    def tensor(self, value: float) -> Any:
+        """A constant float32 Tensor (a hyperparameter given as "A Tensor", ADAM-API-LR-1)."""
+        return tf.constant(value, dtype=tf.float32)
+
+    def scalar_variable(self, value: float) -> Any:
+        """A float32 ``tf.Variable`` holding ``value`` (ADAM-API-LR-1)."""
+        return tf.Variable(value, dtype=tf.float32)
+
+    def assign(self, variable: Any, value: Any) -> None:
+        """Assign a scalar or a counter: ``variable.assign(value)``."""
+        variable.assign(value)
+
+    def set_iterations(self, opt: Any, n: int) -> None:
+        """ADAM-API-ITER-2: ``iterations`` is a variable; the user assigns it."""
+        opt.iterations.assign(n)
+
+    def custom_schedule(self) -> tuple[type, Any]:
+        """A user-defined schedule class (``HalvingSchedule``: ``lr * 2**-step``) and an instance (ADAM-API-CONFIG-3)."""
+        class HalvingSchedule(tf_keras.optimizers.schedules.LearningRateSchedule):
+            def __init__(self, initial: float) -> None:
+                self.initial = initial
+
+            def __call__(self, step: Any) -> Any:
+                return self.initial * tf.pow(0.5, tf.cast(step, tf.float32))
+
+            def get_config(self) -> dict:
+                return {"initial": self.initial}
+
+        return HalvingSchedule, HalvingSchedule(2.0**-7)
 
     def raises(self) -> tuple[type[BaseException], ...]:
         return (ValueError, tf.errors.InvalidArgumentError)

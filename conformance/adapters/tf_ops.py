@@ -45,3 +45,25 @@ def tf_gradient(g: Any, dtype: Any) -> Any:
     if hasattr(g, "indices"):
         return indexed_slices(g.values, g.indices, g.dense_shape, dtype)
     return tf.constant(np.asarray(g), dtype=dtype)
+
+
+#: ADAM-API-ALIAS-1: the page's name for the class, then its aliases.
+PAGE_NAMES = ("tf.keras.optimizers.Adam", "tf.optimizers.Adam", "tf.compat.v2.keras.optimizers.Adam",
+              "tf.compat.v2.optimizers.Adam", "tf.compat.v1.keras.optimizers.Adam")
+
+
+def page_aliases() -> dict[str, Any]:
+    """Each of ``PAGE_NAMES`` -> the object it names in the installed TensorFlow (None where it names nothing)."""
+    out: dict[str, Any] = {}
+    for name in PAGE_NAMES:
+        obj: Any = tf
+        for part in name.split(".")[1:]:
+            obj = getattr(obj, part, None)
+        out[name] = obj
+    return out
+
+
+def describe_aliases(aliases: dict[str, Any]) -> dict[str, str]:
+    """The same, as ``module.qualname`` strings for the report header."""
+    return {k: "absent" if v is None else f"{getattr(v, '__module__', '?')}.{getattr(v, '__qualname__', repr(v))}"
+            for k, v in aliases.items()}

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from reference import adam as oracle
+
 LR, B1, B2, EPS = 2.0**-7, 0.875, 1.0 - 2.0**-10, 2.0**-23
 HP = {"learning_rate": LR, "beta_1": B1, "beta_2": B2, "epsilon": EPS}
 
@@ -160,3 +162,226 @@ def test_apply_gradients_does_not_clip(adam_api):
         _step(adam_api, clipped, [(g, a)])
         _step(adam_api, plain, [(g, b)])
     np.testing.assert_array_equal(adam_api.numpy(clipped.get_slot(a, "m")), adam_api.numpy(plain.get_slot(b, "m")))
+
+
+# --- minimize, get_gradients, get_updates (ADAM-API-MIN, -GRADS, -UPDATES; ADAM-TF2-CLIP-2) --------------------------
+# The losses are linear, sum(c * x), so the gradient is c exactly; m and v after one step are then exact too, and the
+# oracle's update_m / update_v (and clip_gradient) give their values.
+
+
+def _first_moments(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The oracle's m and v after one step from zero slots with gradient ``g`` (exact for these dyadic inputs)."""
+    return oracle.update_m(np.zeros_like(g), g, B1), oracle.update_v(np.zeros_like(g), g, B2)
+
+
+def _assert_slots(api, opt, var, g, what):
+    m, v = _first_moments(np.array(g, dtype=np.float64))
+    np.testing.assert_array_equal(api.numpy(opt.get_slot(var, "m")), m, err_msg=f"m: {what}")
+    np.testing.assert_array_equal(api.numpy(opt.get_slot(var, "v")), v, err_msg=f"v: {what}")
+
+
+@pytest.mark.clause("ADAM-API-MIN-1")
+@pytest.mark.parametrize("kind", ["list", "tuple", "callable"])
+def test_minimize_var_list(adam_api, kind):
+    """minimize(loss, var_list): a list, a tuple, or a callable whose variable the loss's first call creates."""
+    opt, created, c = adam_api.make(**HP), [], [0.5, -0.25]
+
+    def var():
+        if not created:
+            created.append(adam_api.variable([1.0, 2.0]))
+        return created[0]
+
+    loss = adam_api.linear_loss([(c, var)])
+    if kind != "callable":
+        var()
+    adam_api.minimize(opt, loss, {"list": created, "tuple": tuple(created), "callable": lambda: created}[kind])
+    assert int(adam_api.numpy(opt.iterations)) == 1, "minimize is one apply_gradients call"
+    _assert_slots(adam_api, opt, created[0], c, "minimize must apply the gradient of the loss")
+
+
+@pytest.mark.clause("ADAM-API-MIN-2")
+def test_minimize_grad_loss(adam_api):
+    """grad_loss weights the loss's elements: the gradient of c * x is grad_loss * c."""
+    opt, var = adam_api.make(**HP), adam_api.variable([1.0, 2.0])
+    c, w = np.array([0.5, 2.0]), np.array([2.0, -0.5])
+    adam_api.minimize(opt, adam_api.linear_loss([(c, var)], reduce=False), [var], grad_loss=w)
+    _assert_slots(adam_api, opt, var, c * w, "the gradient must be grad_loss * d(loss)/d(var)")
+
+
+@pytest.mark.clause("ADAM-API-MIN-3")
+@pytest.mark.parametrize("bad", ["ndarray", "float"])
+def test_minimize_rejects_what_is_not_a_variable(adam_api, bad):
+    opt, var = adam_api.make(**HP), adam_api.variable([1.0, 2.0])
+    loss = adam_api.linear_loss([([0.5, -0.25], var)])
+    with pytest.raises(ValueError):
+        adam_api.minimize(opt, loss, [var, np.array([1.0, 2.0]) if bad == "ndarray" else 3.0])
+
+
+CLIPS = {  # id -> (clipping keywords, the gradients of the loss); per tensor: the second tensor is inside the ball
+    "norm": ({"clipnorm": 2.5}, [[3.0, 4.0], [0.75, 1.0], [0.0, 0.0]]),
+    "value": ({"clipvalue": 2.0}, [[3.0, -4.0, 0.5]]),
+    # Value first would give [1.75, 1.75] (its norm, 1.75 * sqrt(2), is inside 2.5); norm first gives [1.5, 1.75].
+    "norm-then-value": ({"clipnorm": 2.5, "clipvalue": 1.75}, [[3.0, 4.0]]),
+}
+
+
+def _minimize_clipped(api, clip):
+    kwargs, grads = CLIPS[clip]
+    opt, xs = api.make(**HP, **kwargs), [api.variable(np.ones(len(g))) for g in grads]
+    api.minimize(opt, api.linear_loss(list(zip(grads, xs))), xs)
+    for x, g in zip(xs, grads):
+        _assert_slots(api, opt, x, oracle.clip_gradient(np.array(g), **kwargs), f"{kwargs} on the gradient {g}")
+
+
+@pytest.mark.clause("ADAM-TF2-CLIP-2")
+@pytest.mark.parametrize("clip", ["norm", "value"])
+def test_minimize_clips(adam_api, clip):
+    """minimize clips each gradient (by its own norm, or its values) before the update; m and v show how."""
+    _minimize_clipped(adam_api, clip)
+
+
+@pytest.mark.clause("ADAM-TF2-CLIP-2")
+def test_minimize_clips_norm_then_value(adam_api):
+    """With clipnorm and clipvalue both set, the norm is clipped first."""
+    _minimize_clipped(adam_api, "norm-then-value")
+
+
+@pytest.mark.clause("ADAM-API-GRADS-1")
+def test_get_gradients(adam_api):
+    """get_gradients(loss, params) in a graph: the gradients; ValueError where one cannot be computed (None)."""
+    got = adam_api.in_graph({}, [[1.0, 2.0], [3.0]], [[0.5, -0.25], [2.0]], "get_gradients")["gradients"]
+    for g, c in zip(got, ([0.5, -0.25], [2.0])):
+        np.testing.assert_array_equal(g, c)
+    with pytest.raises(ValueError):
+        adam_api.in_graph({}, [[1.0, 2.0], [3.0]], [[0.5, -0.25], None], "get_gradients")
+
+
+@pytest.mark.clause("ADAM-TF2-CLIP-2")
+def test_get_gradients_clips(adam_api):
+    kwargs, grads = CLIPS["norm-then-value"]
+    got = adam_api.in_graph(kwargs, [np.ones(2)], grads, "get_gradients")["gradients"]
+    np.testing.assert_array_equal(got[0], oracle.clip_gradient(np.array(grads[0]), **kwargs),
+                                  err_msg="get_gradients must clip as minimize does")
+
+
+@pytest.mark.clause("ADAM-API-UPDATES-1")
+def test_get_updates(adam_api):
+    """get_updates(loss, params) in a graph: one apply_gradients of get_gradients' gradients."""
+    out = adam_api.in_graph(HP, [[1.0, 2.0], [3.0]], [[0.5, -0.25], [2.0]], "get_updates")
+    assert out["iterations"] == 1
+    for m, v, c in zip(out["m"], out["v"], ([0.5, -0.25], [2.0])):
+        em, ev = _first_moments(np.array(c))
+        np.testing.assert_array_equal(m, em)
+        np.testing.assert_array_equal(v, ev)
+
+
+# --- the rest of the page's API ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.clause("ADAM-API-VARS-1")
+def test_variables_is_weights(adam_api):
+    opt = adam_api.make(**HP, amsgrad=adam_api.amsgrad)
+    assert list(opt.variables()) == [] and list(opt.weights) == []
+    _step(adam_api, opt, [([0.5, -0.25], adam_api.variable([1.0, 2.0])), ([1.0], adam_api.variable([3.0]))])
+    variables, weights = list(opt.variables()), list(opt.weights)
+    assert len(variables) == len(weights)
+    for a, b in zip(variables, weights):
+        np.testing.assert_array_equal(adam_api.numpy(a), adam_api.numpy(b), err_msg="variables() must list weights, in order")
+
+
+@pytest.mark.clause("ADAM-API-ADDWEIGHT-1")
+def test_add_weight(adam_api):
+    opt = adam_api.make(**HP)
+    _step(adam_api, opt, [([0.5, -0.25], adam_api.variable([1.0, 2.0]))])
+    before = len(opt.weights)
+    w = opt.add_weight("extra", shape=[2])
+    assert adam_api.numpy(w).shape == (2,) and np.all(adam_api.numpy(w) == 0.0), "zeros by default"
+    assert "float32" in str(w.dtype), f"float32 by default, not {w.dtype}"
+    ones = adam_api.numpy(opt.add_weight("ones", shape=[3], dtype=adam_api.dtype("float64"), initializer="ones"))
+    np.testing.assert_array_equal(ones, np.ones(3))
+    assert len(opt.weights) == before, "an added weight is not one of the optimizer's weights"
+
+
+@pytest.mark.clause("ADAM-API-APPLY-1")
+@pytest.mark.parametrize("malformed", ["none", "number", "bare-entry"])
+def test_malformed_grads_and_vars_raise_type_error(adam_api, malformed):
+    opt = adam_api.make(**HP)
+    with pytest.raises(TypeError):
+        opt.apply_gradients({"none": None, "number": 5, "bare-entry": [0.5]}[malformed])
+
+
+@pytest.mark.clause("ADAM-API-CONFIG-3")
+def test_from_config_custom_objects_schedule(adam_api):
+    """A schedule of the user's own class comes back from get_config through custom_objects, by its class name."""
+    schedule_class, schedule = adam_api.custom_schedule()
+    opt = adam_api.make(**{**HP, "learning_rate": schedule})
+    config = opt.get_config()
+    with pytest.raises((ValueError, TypeError)):  # at from_config (TF 2.0) or, at the latest, at the first step
+        _step(adam_api, type(opt).from_config(dict(config)), [([0.5, -0.25], adam_api.variable([1.0, 2.0]))])
+    clone = type(opt).from_config(dict(config), custom_objects={schedule_class.__name__: schedule_class})
+    a, b = adam_api.variable([1.0, 2.0]), adam_api.variable([1.0, 2.0])
+    np.testing.assert_array_equal(_trajectory(adam_api, clone, b, GRADS[:3]), _trajectory(adam_api, opt, a, GRADS[:3]))
+
+
+@pytest.mark.clause("ADAM-API-CONFIG-3")
+def test_get_config_samples_a_callable(adam_api):
+    """A callable hyperparameter is saved as its value when get_config runs: from_config cannot re-create it."""
+    box = [LR]
+    opt = adam_api.make(**{**HP, "learning_rate": lambda: box[0]})
+    assert float(opt.get_config()["learning_rate"]) == LR
+    box[0] = 2 * LR
+    assert float(opt.get_config()["learning_rate"]) == 2 * LR
+
+
+def _assert_near_oracle(actual, expected, what):
+    # float64 variables and dyadic inputs: the candidate's own rounding stays below 2^-45 of the value here, while
+    # the wrong step count or learning rate moves it by more than 2^-12 (see ADAM-API-LR-1 / ADAM-API-ITER-2).
+    np.testing.assert_allclose(actual, expected, rtol=2.0**-40, atol=0, err_msg=what)
+
+
+def _oracle_run(steps, iterations=0):
+    """The oracle's variable after ``steps``, a list of (gradient, learning rate), from [1, 2]; float64."""
+    var, slots = np.array([1.0, 2.0]), oracle.init_slots((2,), False)
+    for g, lr in steps:
+        var, slots = oracle.step(var, np.array(g), slots, oracle.Hyperparameters(lr, B1, B2, EPS),
+                                 oracle.local_step(iterations))
+        iterations += 1
+    return var
+
+
+@pytest.mark.clause("ADAM-API-LR-1")
+@pytest.mark.parametrize("given", ["tensor", "variable"])
+def test_learning_rate_tensor_or_variable(adam_api, given):
+    """"A Tensor or a floating point value": a Tensor is its value; a Variable is read anew at every call."""
+    lr = adam_api.tensor(LR) if given == "tensor" else adam_api.scalar_variable(0.0)
+    opt, var = adam_api.make(**{**HP, "learning_rate": lr}), adam_api.variable([1.0, 2.0], "float64")
+    steps = [(GRADS[0], LR)] if given == "tensor" else [(GRADS[0], 0.0), (GRADS[1], LR), (GRADS[2], 0.0)]
+    for i, (g, rate) in enumerate(steps):
+        if given == "variable":
+            adam_api.assign(lr, rate)
+        opt.apply_gradients([(adam_api.gradient(g, "float64"), var)])
+        _assert_near_oracle(adam_api.numpy(var), _oracle_run(steps[: i + 1]), f"step {i + 1} with learning rate {rate}")
+
+
+@pytest.mark.clause("ADAM-API-ITER-2")
+def test_assigned_iterations_set_the_next_step(adam_api):
+    """After the user assigns iterations = 9, the next call uses t = 10 and leaves iterations at 10."""
+    opt, var = adam_api.make(**HP), adam_api.variable([1.0, 2.0], "float64")
+    opt.apply_gradients([(adam_api.gradient(GRADS[0], "float64"), var)])
+    adam_api.set_iterations(opt, 9)
+    opt.apply_gradients([(adam_api.gradient(GRADS[1], "float64"), var)])
+    assert int(adam_api.numpy(opt.iterations)) == 10
+    first = _oracle_run([(GRADS[0], LR)])
+    m, v = _first_moments(np.array(GRADS[0]))
+    slots = oracle.Slots(m, v, None)
+    expected, _ = oracle.step(first, np.array(GRADS[1]), slots, oracle.Hyperparameters(LR, B1, B2, EPS), oracle.local_step(9))
+    _assert_near_oracle(adam_api.numpy(var), expected, "the step after iterations = 9 must use t = 10")
+
+
+@pytest.mark.clause("ADAM-API-ALIAS-1")
+def test_page_names_are_the_candidate(adam_aliases):
+    """tf.keras.optimizers.Adam and the page's aliases name one class: the candidate (see the header for what they are)."""
+    candidate, aliases = adam_aliases
+    wrong = {name: obj for name, obj in aliases.items() if obj is not candidate}
+    assert not wrong, "the page's names give another class here: " + "; ".join(
+        f"{n} -> {getattr(o, '__module__', '?')}.{getattr(o, '__qualname__', o)}" for n, o in wrong.items())

@@ -1,0 +1,364 @@
+"""The driver for large vectors: every mode's candidate steps first, then one pass over the slices does the rest.
+
+On this kind of machine a large vector's cost is set less by arithmetic than by how far the process grows:
+touching freshly mapped memory costs about 2.7 ms per MB (docs/performance.md), several times the arithmetic
+done on it.  The readable runner (``runner.run``) holds, at the step that decides, the oracle's state before and
+after the step and each mode's full-size error arrays.  This driver holds only what must outlive a slice:
+
+- the oracle's state (variable, m, v, vhat), updated in place slice by slice (the variable's array is the
+  initial values' own: every adapter copies them into its dtype when it builds the candidate);
+- the step's gradient, made into a buffer kept from step to step (and from run to run, ``buffer``);
+- trajectory mode's carried errors, overwritten in place; single-step mode's errors live for one slice.
+
+For each slice it runs the readable oracle (``reference.adam.apply_gradients``, unchanged, on the slice), hashes
+the new state for the vector's digests, evaluates both modes' error model (the compiled twin of
+``ErrorModel._chunk``, ``conformance/fused.py``) and compares every tensor of every mode (the compiled finite
+case, or the readable ``Comparison.scan`` for a slice that holds NaN or Inf).  The outcome of each step is then
+recorded in the readable order (``Comparison.record``), so the report cannot tell the two drivers apart:
+``tests/test_stream.py`` proves the outcomes, the bounds and the oracle's states identical to the readable
+runner's on every bundled vector the driver takes.
+
+A run that fails needs the oracle's state before the failing step (``port_mistakes``); it is made again by the
+readable oracle for the first failing step, and kept as a copy for the steps after it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from conformance import fused, tolerance, vector_format
+from conformance.compare import Comparison, port_mistakes
+from conformance.dtypes import NUMPY_DTYPES
+from conformance.features import Feature
+from conformance.loader import Vector, VectorError
+from reference import adam
+
+#: Elements per slice of the pass: a multiple of the model's slice (``tolerance.CHUNK``), whose per-slice
+#: tests it keeps.
+SLICE = 1 << 15
+#: Elements per call of the readable oracle inside a slice: small enough that its temporaries (64 KiB each) come
+#: from malloc's free lists instead of fresh mappings, whose first touch costs more here than the arithmetic
+#: (measured: slices of 2^16 made the pass several times slower); large enough that Python's cost stays small.
+ORACLE_SLICE = 1 << 13
+#: Buffers kept for the next run up to this many bytes in all: a 10^7-element run's are kept, a 10^8 one's freed.
+POOL_BYTES = 2 << 30
+_pool: dict[str, np.ndarray] = {}
+#: Tests set this to ``f(kind, *values)`` to see the states and bounds the pass makes (``tests/test_stream.py``).
+_tap: Callable[..., None] | None = None
+
+
+def buffer(role: str, n: int) -> np.ndarray:
+    """A float64 array of ``n`` elements for ``role``: the same one from step to step and run to run while
+    the size stays, so its pages are touched once per session (contents undefined)."""
+    have = _pool.get(role)
+    if have is None or have.size != n:
+        _pool.pop(role, None)  # freed before the new one is made, so the new one can take its pages
+        have = _pool[role] = np.empty(n)
+    return have
+
+
+def trim() -> None:
+    """Free the pooled buffers if they hold more than ``POOL_BYTES``."""
+    if sum(a.nbytes for a in _pool.values()) > POOL_BYTES:
+        _pool.clear()
+
+
+def takes(vector: Vector, dtype: str, keep: bool) -> bool:
+    """Whether this driver runs an item: a large vector stored as digests, in a dtype the kernels serve, whose
+    every step gives every variable a dense or sparse gradient (the readable runner takes everything else)."""
+    return (not keep and vector.expected is None and vector.size >= fused.MIN_ELEMENTS and fused.available(dtype)
+            and eligible(vector))
+
+
+def eligible(vector: Vector) -> bool:
+    """The shape of vector the driver handles: every variable updated at every step, contiguous tensors."""
+    names = set(vector.record["variables"])
+    return "non-contiguous" not in vector.record["flags"] and all(
+        set(step["gradients"]) == names and all(g is not None for g in step["gradients"].values())
+        for step in vector.steps)
+
+
+@dataclass
+class _Found:
+    """One tensor of one mode at one step, as far as the pass has got."""
+
+    shaped: np.ndarray  # the candidate's tensor
+    have: np.ndarray  # the same, flat
+    best: int = 0
+    ratio: float = -1.0
+    n_bad: int = 0
+    allowed: float = 0.0  # e at the worst element, before the scale
+    problem: str | None = None  # a NaN where none may be: the tensor is not compared further at this step
+
+
+def drive(adapter: Any, vector: Vector, dtype: str, lanes: list, initial: dict[str, np.ndarray], missing: dict,
+          on_step: Callable[[int], None] | None) -> None:
+    """Run every step of ``vector`` on the lanes (``runner._Lane``, candidates already built), filling their outcomes.
+
+    Raises VectorError when a generated input or the oracle's state does not match its stored sha256.
+    """
+    from conformance import runner  # the candidate's step (load, read-back check, apply, read) is the runner's
+
+    record, steps = vector.record, vector.steps
+    fields = ("variable", "m", "v", "vhat") if record["amsgrad"] else ("variable", "m", "v")
+    digests = vector.expected is None and not vector.__dict__.get("_digests_checked", False)
+    state: dict[str, Any] = {"iterations": 0}
+    for name, x in initial.items():
+        if not (x.dtype == np.float64 and x.flags.c_contiguous and x.flags.writeable):
+            x = initial[name] = np.array(x, dtype=np.float64)
+        state[name] = {"variable": x}
+        for f in fields[1:]:
+            state[name][f] = buffer(f"{name}/{f}", x.size).reshape(x.shape)
+            state[name][f].fill(0.0)  # ADAM-INIT-1: the oracle's slots start at zero
+    trajectory = [lane for lane in lanes if lane.outcome.mode == "trajectory"]
+    carried = {name: {f: buffer(f"{name}/e_{f}", x.size) for f in fields} for name, x in initial.items()} \
+        if trajectory else {}
+    last: dict[int, Any] = {}  # a trajectory lane's previous observation (None: the initial state), for port_mistakes
+    prior: dict | None = None  # the oracle's state before the step, kept once a lane has failed
+    finished = True
+    for s in range(len(steps)):
+        if on_step is not None:
+            on_step(s + 1)
+        live = [lane for lane in lanes if lane.outcome.error is None and lane.outcome.unsupported is None]
+        grads = _gradients(vector, s)
+        if any(lane.outcome.comparison.first_failing_step is not None for lane in live):
+            prior = _copy(state)
+        observed = []
+        for lane in live:
+            lane.spec.clock.step = s
+            loaded = state if lane.outcome.mode == "single-step" and s > 0 else None
+            obs = runner._step(lane, grads, s, loaded, dtype)
+            if obs is None:
+                continue
+            if Feature.SLOTS in missing:  # declared absent: judged on the variable and iterations alone
+                obs = {n: (x if n == "iterations" else {"variable": x["variable"]}) for n, x in obs.items()}
+            observed.append((lane, obs))
+        found = _pass(vector, s, state, grads, observed, carried, fields, digests)
+        state["iterations"] = s + 1
+        if not live:
+            finished = False  # the readable runner, too, makes and checks this step's state, then stops
+            break
+        for lane, obs in observed:
+            cmp = lane.outcome.comparison
+            _record(cmp, s + 1, obs, state, found[id(lane)], lane.model.scale)
+            if cmp.first_failing_step is not None:  # named only to explain a failure the numbers already show
+                before = prior if prior is not None else _replayed(vector, s)
+                prior = before
+                had = last.get(id(lane)) if lane.outcome.mode == "trajectory" else before
+                for line in port_mistakes(s + 1, before if had is None else had, obs, before, state, grads, dtype):
+                    cmp.mistake(s + 1, line)
+            if lane.outcome.mode == "trajectory":
+                last[id(lane)] = obs
+        prior = None
+    if digests and finished:
+        object.__setattr__(vector, "_digests_checked", True)  # the oracle is deterministic: once per session
+    trim()
+
+
+def _copy(state: dict) -> dict:
+    return {n: (x if n == "iterations" else {f: a.copy() for f, a in x.items()}) for n, x in state.items()}
+
+
+def _replayed(vector: Vector, s: int) -> dict:
+    """The oracle's state before step ``s`` (0-based), made again by the readable oracle (a failing run only)."""
+    if s == 0:
+        return {"iterations": 0, **{n: {"variable": x} for n, x in vector.initial().items()}}
+    for t, state in enumerate(vector_format.oracle_states(vector.record)):
+        if t == s - 1:
+            return state
+    raise AssertionError("unreachable")
+
+
+def _gradients(vector: Vector, s: int) -> dict[str, Any]:
+    """Step ``s``'s gradients; a generated dense one is made into the variable's gradient buffer."""
+    shapes = vector_format.shapes(vector.record)
+    out = {}
+    for name, spec in vector.steps[s]["gradients"].items():
+        shape = shapes[name]
+        if "dense" in spec and isinstance(spec["dense"], dict):
+            into = buffer(f"{name}/g", int(np.prod(shape, dtype=np.int64)))
+            out[name] = vector._wrap(lambda: vector_format.tensor(spec["dense"], shape, into), f"steps[{s}].gradients")
+        else:
+            out[name] = vector._wrap(lambda: vector_format.gradient_value(spec, shape), f"steps[{s}].gradients")
+    return out
+
+
+def _width() -> int:
+    """The pass's slice: slices start where the model's do, so its per-slice tests are the same."""
+    return max(SLICE // tolerance.CHUNK, 1) * tolerance.CHUNK
+
+
+def _pass(vector: Vector, s: int, state: dict, grads: dict, observed: list, carried: dict, fields: tuple,
+          digests: bool) -> dict[int, dict[tuple[str, str], _Found]]:
+    """Step ``s`` of the oracle (``state`` updated in place), its digests, both modes' bounds and comparisons."""
+    record = vector.record
+    hp = vector_format.hyperparameters_at(record, s)
+    amsgrad = record["amsgrad"]
+    chunk = tolerance.CHUNK
+    width = _width()
+    found: dict[int, dict[tuple[str, str], _Found]] = {id(lane): {} for lane, _ in observed}
+    for name in record["variables"]:
+        now = state[name]
+        shape, n = now["variable"].shape, now["variable"].size
+        flat = {f: now[f].reshape(-1) for f in fields}
+        g_obj = grads[name]
+        g = adam.dense_gradient(g_obj, shape).reshape(-1)
+        hashes = {f: hashlib.sha256() for f in fields} if digests else {}
+        scratch = {f: buffer(f"slice/{f}", width) for f in fields}  # the state before the step, one slice
+        lanes = []
+        for lane, obs in observed:
+            model = lane.model
+            e_g = model._gradient_error(g_obj, g.reshape(shape))
+            cmp = lane.outcome.comparison
+            tensors = {}
+            for f in fields:
+                have = obs.get(name, {}).get(f)
+                if have is None:
+                    continue
+                have = np.asarray(have)
+                label = f"{name}.{f}"
+                if (have.shape == shape and have.dtype == NUMPY_DTYPES[cmp.dtype] and n
+                        and not any(p.startswith(f"{label}:") for p in cmp.problems)):
+                    tensors[f] = found[id(lane)][(name, f)] = _Found(have, np.ascontiguousarray(have).reshape(-1))
+            if isinstance(e_g, np.ndarray) and e_g.ndim:
+                e_g = e_g.reshape(-1)
+            lanes.append((lane, model, model.scalars(s), e_g, tensors))
+        for start in range(0, n, width):
+            part = slice(start, min(start + width, n))
+            old = {f: scratch[f][:part.stop - start] for f in fields}  # the state before the step, this slice
+            for f in fields:
+                np.copyto(old[f], flat[f][part])
+            for sub in range(start, part.stop, ORACLE_SLICE):
+                q = slice(sub, min(sub + ORACLE_SLICE, part.stop))
+                r = slice(q.start - start, q.stop - start)
+                slots = adam.Slots(old["m"][r], old["v"][r], old["vhat"][r] if "vhat" in old else None)
+                new_vars, new_slots, _ = adam.apply_gradients({name: old["variable"][r]}, {name: slots}, {name: g[q]},
+                                                              hp, s, amsgrad)
+                flat["variable"][q], flat["m"][q], flat["v"][q] = new_vars[name], new_slots[name].m, new_slots[name].v
+                if "vhat" in flat:
+                    flat["vhat"][q] = new_slots[name].vhat
+            new = {f: flat[f][part] for f in fields}  # the state after the step, this slice
+            for f in fields:
+                if digests:
+                    hashes[f].update(memoryview(new[f]).cast("B"))
+            if _tap is not None:
+                _tap("state", s, name, start, {f: new[f].copy() for f in fields})
+            args = [(lane, model, k, g, e_g, part, old, new, carried.get(name), s, fields, state, tensors, name)
+                    for lane, model, k, e_g, tensors in lanes]
+            same = None
+            for a in args:
+                same = _slice(*a, same if s == 0 else None)
+        if digests:
+            _check_digests(vector, s, name, {f: h.hexdigest() for f, h in hashes.items()})
+    return found
+
+
+def _slice(lane: Any, model: Any, k: Any, g: np.ndarray, e_g: Any, part: slice, old: dict, new: dict,
+           carried: dict | None, s: int, fields: tuple, state: dict, tensors: dict[str, _Found], name: str,
+           same: dict | None) -> dict[str, np.ndarray]:
+    """One mode's bounds on one slice (the compiled model) and the comparison of its tensors there; returns the bounds.
+
+    ``same``: the bounds another mode made on this slice at the first step, where both modes start from the same
+    errors (those of handing over the initial values), so that the model runs once.
+    """
+    n = part.stop - part.start
+    trajectory = lane.outcome.mode == "trajectory"
+    # Trajectory mode overwrites its carried errors in place (element-wise, as ErrorModel(reuse=True) does);
+    # single-step mode's errors are needed for this slice only.
+    out = {f: carried[f][part] for f in fields} if trajectory else {f: buffer(f"slice/e_{f}", _width())[:n]
+                                                                      for f in fields}
+    if same is not None:
+        for f in fields:
+            np.copyto(out[f], same[f])
+    else:
+        _bounds(model, k, g, e_g, part, old, new, out, s, trajectory, fields)
+    if _tap is not None:
+        _tap("bound", lane.outcome.mode, s, name, part.start, {f: out[f].copy() for f in fields})
+    _compare(lane, model.scale, part, state[name], out, tensors, s, name)
+    return out
+
+
+def _bounds(model: Any, k: Any, g: np.ndarray, e_g: Any, part: slice, old: dict, new: dict, out: dict, s: int,
+            trajectory: bool, fields: tuple) -> None:
+    """``ErrorModel.step`` of one mode on one slice, written into ``out`` (the compiled twin, ``fused.model_step``)."""
+    n = part.stop - part.start
+    if s == 0:  # both modes: the errors brought in are those of handing over the initial values
+        state0: dict | None = {"variable": old["variable"], "m": None, "v": None, "vhat": None}
+    elif trajectory:
+        state0 = None
+    else:  # single-step: the rounding of the oracle's state just loaded
+        state0 = {f: old.get(f) for f in tolerance.FIELDS}
+    inputs = {"g": g[part], "e_g": e_g[part] if isinstance(e_g, np.ndarray) and e_g.ndim else e_g,
+              "m0": old["m"], "v0": old["v"], "m1": new["m"], "v1": new["v"],
+              "w": new["vhat"] if "vhat" in fields else new["v"], "x1": new["variable"],
+              **{f"e_{f}": out[f] if trajectory and s > 0 and f in out else 0.0 for f in tolerance.FIELDS}}
+    fused.model_step(model, k, inputs, state0, out, n, tolerance.CHUNK)
+
+
+def _compare(lane: Any, scale: float, part: slice, now: dict, out: dict, tensors: dict[str, _Found], s: int,
+             name: str) -> None:
+    """The comparison of one mode's tensors on one slice, continuing what earlier slices found."""
+    for f, t in tensors.items():
+        if t.problem is not None:
+            continue
+        want, bound = now[f], out[f]
+        done, best, ratio, n_bad = fused.compare_finite(t.have[part], want.reshape(-1)[part], bound, scale)
+        if done:
+            if ratio > t.ratio:
+                t.best, t.ratio, t.allowed = part.start + best, ratio, float(bound[best])
+            t.n_bad += n_bad
+            continue
+        # NaN or Inf in this slice: the readable comparison, over the model's slices of it.
+        scratch = Comparison(lane.outcome.comparison.dtype)
+        parts = [slice(i, min(i + tolerance.CHUNK, part.stop)) for i in range(part.start, part.stop, tolerance.CHUNK)]
+        result = scratch.scan(f"{name}.{f}", s + 1, t.shaped, want, want, bound, scale, parts, (t.best, t.ratio, t.n_bad),
+                              err_start=part.start)
+        if result is None:
+            t.problem = scratch.problems[0]
+            continue
+        if result[1] > t.ratio:
+            t.allowed = float(bound[result[0] - part.start] if bound.size > 1 else bound[0])
+        t.best, t.ratio, t.n_bad = result
+
+
+def _check_digests(vector: Vector, s: int, name: str, have: dict[str, str]) -> None:
+    """The oracle's state of one variable after step ``s`` against the vector's stored sha256 (as ``Vector.states``)."""
+    for f, digest in vector.steps[s]["expected"]["variables"][name].items():
+        mine = have.get(f)
+        if (digest is None) != (mine is None) or (mine is not None and mine != digest["sha256"]):
+            raise VectorError(vector.path, "stale: the oracle's state does not match the stored sha256 "
+                              "(regenerate with `adam-conformance generate`)", vector.id,
+                              f"steps[{s}].expected.variables.{name}.{f}")
+
+
+def _record(cmp: Comparison, s: int, obs: dict, state: dict, found: dict[tuple[str, str], _Found], scale: float) -> None:
+    """``Comparison.add_step`` of step ``s`` (1-based) from what the pass found, in the readable order."""
+    if obs.get("iterations") is None:
+        cmp.not_exposed.add("iterations")
+    else:
+        cmp.checked.add("iterations")
+        if int(obs["iterations"]) != state["iterations"]:
+            cmp._fail(s, f"step {s}: iterations is {obs['iterations']}, expected {state['iterations']}")
+    for name, now in state.items():
+        if name == "iterations":
+            continue
+        for f, want in now.items():
+            have = obs.get(name, {}).get(f)
+            label = f"{name}.{f}"
+            if have is None:
+                if f == "variable":
+                    cmp._fail(s, f"step {s}: {label} missing from the candidate's output")
+                cmp.not_exposed.add(f)
+                continue
+            cmp.checked.add(f)
+            t = found.get((name, f))
+            if t is None:  # not compared element by element: its structural problem is recorded here
+                cmp.comparable(label, s, np.asarray(have), want)
+            elif t.problem is not None:
+                cmp._fail(s, t.problem)
+            else:
+                cmp.record(label, s, np.asarray(have), want, t.best, t.ratio, t.n_bad, scale * t.allowed)

@@ -1,0 +1,138 @@
+"""The fast path for large vectors (conformance/fused.py) against the readable definitions, bit for bit.
+
+What is compared, on every bundled vector except the ``scale`` family, in float32 and float64 (the fast
+path's dtypes, whatever dtypes the vector lists: the model is defined for any), in both modes, with and
+without flush-to-zero: the error model's bound of every tensor at every step, ``np.array_equal`` with
+NaN equal to NaN, and the sign bits.  The readable model's slice length is made 4 elements, so that its
+per-slice tests (``np.any`` of the gradient error, of the overflow mask) fall at many slice boundaries
+inside these small vectors; the kernels take the same slice length.
+
+Why the ``scale`` vectors are checked on smaller instances: they are 10^6 to 10^8 elements, and both
+paths are element-wise functions of the same inputs (the same generators, the same oracle), so what
+decides identity is the arithmetic per element and the slice boundaries, which the instances below
+exercise: the same generator specs, hyperparameters and steps at 3 * 2^12 + 5 elements, with the
+readable slice length at its real value (one slice) and at 1024 (13 slices, the last one short).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+from conformance import fused, tolerance
+from conformance.compare import Comparison
+from conformance.loader import bundled_paths, load_file, verify_record
+
+pytestmark = pytest.mark.skipif(fused.kernels() is None, reason="numba is not installed")
+
+
+def _vectors() -> list:
+    out = []
+    for path in bundled_paths():
+        vectors, errors = load_file(path)
+        assert not errors
+        out += [v for v in vectors if v.family != "scale"]
+    return out
+
+
+def _small_scale() -> list:
+    """The scale family's vectors at 3 * 2^12 + 5 elements: same generators, hyperparameters and steps."""
+    from vectors.generate import build
+    from vectors.scenarios import FAMILIES
+
+    out = []
+    for scenario in FAMILIES["scale"]():
+        scenario = copy.deepcopy(scenario)
+        scenario.digest = False
+        n = 3 * 4096 + 5
+        scenario.shapes = {name: (n,) if len(shape) == 1 else (n // 10, 10) for name, shape in scenario.shapes.items()}
+        for step in scenario.steps:
+            for g in step.values():
+                if hasattr(g, "indices"):
+                    g.indices = [i % (n // 10) for i in g.indices]
+        out.append(verify_record("<test>", "scale", build(scenario)))
+    return out
+
+
+def _bounds(vector, dtype: str, carried: bool, ftz: bool, fast: bool) -> list:
+    model = tolerance.ErrorModel(vector, dtype, carried=carried, ftz=ftz)
+    model.fused = fast
+    out = []
+    for s, state in enumerate(vector.states()):
+        errors = model.step(s, vector.gradients(s), state)
+        out.append({n: {f: None if x is None else np.array(x, copy=True) for f, x in fields.items()}
+                    for n, fields in errors.items()})
+    return out
+
+
+def _assert_same(readable: list, fast: list, what: str) -> None:
+    for s, (a, b) in enumerate(zip(readable, fast, strict=True)):
+        for name in a:
+            for f in a[name]:
+                x, y = a[name][f], b[name][f]
+                assert (x is None) == (y is None), (what, s, name, f)
+                if x is None:
+                    continue
+                x, y = np.broadcast_arrays(np.asarray(x), np.asarray(y))
+                assert np.array_equal(x, y, equal_nan=True), (what, s, name, f)
+                assert np.array_equal(np.signbit(x), np.signbit(y)), (what, s, name, f)
+
+
+@pytest.mark.parametrize("chunk, which", [(4, "bundled"), (tolerance.CHUNK, "bundled"), (1024, "scale"),
+                                          (tolerance.CHUNK, "scale")])
+def test_bounds_are_bit_identical_on_every_vector(monkeypatch: pytest.MonkeyPatch, chunk: int, which: str) -> None:
+    monkeypatch.setattr(tolerance, "CHUNK", chunk)
+    vectors = _vectors() if which == "bundled" else _small_scale()
+    for vector in vectors:
+        for dtype in fused.DTYPES:
+            for carried in (True, False):
+                for ftz in (False, True):
+                    what = (vector.id, dtype, carried, ftz)
+                    _assert_same(_bounds(vector, dtype, carried, ftz, False), _bounds(vector, dtype, carried, ftz, True), what)
+
+
+def test_comparison_fast_path_matches() -> None:
+    """compare_finite gives the readable comparison's worst element, ratio and count of elements out of bound."""
+    rng = np.random.default_rng(7)
+    want = rng.standard_normal(70_001)
+    err = np.abs(rng.standard_normal(want.size)) * 1e-7
+    err[::97] = 0.0
+    for dtype, have in (("float32", (want + rng.standard_normal(want.size) * 2e-7).astype(np.float32)),
+                        ("float64", want + rng.standard_normal(want.size) * 2e-7)):
+        cmp = Comparison(dtype)
+        cmp._tensor("a.variable", 1, have, want, err, 4.0, want)
+        ok, best, ratio, n_bad = fused.compare_finite(have, want, err, 4.0)
+        w = cmp.worst["a.variable"]
+        assert ok and w.index == (best,) and w.ratio == ratio
+        assert cmp.violations[0].mismatched[0] == n_bad
+    assert not fused.compare_finite(np.array([np.nan]), np.array([1.0]), np.array([1.0]), 1.0)[0]
+
+
+def test_same_in() -> None:
+    want = np.array([1.0, np.nan, 2.0 ** -140, 1e39, 0.1])
+    for dtype in fused.DTYPES:
+        with np.errstate(over="ignore"):
+            held = want.astype(dtype)
+        assert fused.same_in(held, want, dtype)
+        held[4] = 0.2
+        assert not fused.same_in(held, want, dtype)
+
+
+@pytest.mark.parametrize("seed, scale, exact, n", [(1, 2.0, ["float32"], 200_003), (2, 1.0, ["float32", "float64"], 65_536),
+                                                   (3, 0.3, ["float16"], 1000), (4, 1.0, ["float64"], 2 * 65_536 + 1),
+                                                   (5, 1.0, [], 0)])
+def test_generated_values_are_those_of_one_call(seed: int, scale: float, exact: list, n: int) -> None:
+    """The generator, made slice by slice, gives the bytes of the one-call formula of its docstring."""
+    import math
+
+    from conformance.dtypes import PRECISION, exact_in
+    from conformance.vector_format import generated_values
+
+    p = min((PRECISION[d] for d in exact), default=53)
+    k = (np.random.PCG64(seed).random_raw(n) >> np.uint64(64 - p)).astype(np.int64) - (1 << (p - 1))
+    want = k.astype(np.float64) * (scale * 2.0 ** (1 - p))
+    if math.frexp(scale)[0] != 0.5:
+        want = exact_in(want, exact)
+    assert generated_values(seed, scale, exact, (n,)).tobytes() == want.tobytes()

@@ -1,0 +1,199 @@
+"""The driver for large vectors (conformance/stream.py) against the readable runner, bit for bit.
+
+Every bundled vector the driver takes (``stream.eligible``: every variable updated at every step) is run
+through ``runner.run`` twice, once by the readable runner and once by the driver, in float32 and float64
+(the kernels' dtypes), both modes, with a conforming port and with ports that fail in different ways
+(out of bound, NaN where none may be, a wrong shape, frozen iterations, slots that do not follow, a raise).
+What must be equal: every outcome field the report shows (worst elements, violations, problems in their
+order, named port mistakes, curves, what was checked, errors, liveness), and, seen through the driver's tap,
+the oracle's state after every step and every mode's bound of every tensor at every step, against the
+readable oracle (``Vector.states``) and the readable model (``ErrorModel`` on full arrays, with and
+without flush-to-zero).
+
+The slice lengths are made small (the model's slice 4 elements, the pass's 8, the oracle's calls 4) so
+that the driver's slice boundaries, the model's per-slice tests and the combination of worst elements
+across slices fall inside these small vectors; one case keeps the real lengths.
+
+The ``scale`` vectors are 10^6 to 10^8 elements; they run here at 3 * 2^12 + 5 elements with the same
+generators, hyperparameters and steps (the argument of tests/test_fused.py: both drivers are element-wise
+in the same inputs, so the arithmetic per element and the slice boundaries decide), stored as sha256
+digests like the real ones, so that the driver's own digest checks run; a stale digest must stop both
+drivers with the same error.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import pkgutil
+
+import numpy as np
+import pytest
+
+from conformance import adapters, fused, runner, stream, tolerance
+from conformance.loader import VectorError, bundled_paths, load_file, verify_record
+
+pytestmark = pytest.mark.skipif(fused.kernels() is None, reason="numba is not installed")
+
+CANDIDATES = ["reference:Adam", "reference.variants:EpsilonInsideSqrt", "tests.candidates:NaNAtStepTwo",
+              "tests.candidates:FlatSlots", "tests.candidates:StuckIterations", "tests.candidates:StaleSlots",
+              "tests.candidates:RaisesOnSparse"]
+
+
+def _bundled() -> list:
+    out = []
+    for path in bundled_paths():
+        vectors, errors = load_file(path)
+        assert not errors
+        out += [v for v in vectors if v.family != "scale"]
+    return out
+
+
+def _small_scale(digest: bool = True) -> list:
+    """The scale family at 3 * 2^12 + 5 elements: same generators, hyperparameters and steps, stored as digests."""
+    from vectors.generate import build
+    from vectors.scenarios import FAMILIES
+
+    out = []
+    for scenario in FAMILIES["scale"]():
+        scenario = copy.deepcopy(scenario)
+        scenario.digest = digest
+        n = 3 * 4096 + 5
+        scenario.shapes = {name: (n,) if len(shape) == 1 else (n // 10, 10) for name, shape in scenario.shapes.items()}
+        for step in scenario.steps:
+            for g in step.values():
+                if hasattr(g, "indices"):
+                    g.indices = [i % (n // 10) for i in g.indices]
+        out.append(verify_record("<test>", "scale", build(scenario)))
+    return out
+
+
+def _adapter(spec: str, ftz: bool = False):
+    adapter = adapters.load(adapters.choose(spec))(pkgutil.resolve_name(spec))
+    if ftz:
+        adapter.flush_to_zero = lambda dtype: True
+    return adapter
+
+
+def _summary(outcomes: list) -> list:
+    """What the report can show of each outcome (sets in a fixed order; NaN compared by repr)."""
+    out = []
+    for o in outcomes:
+        c = o.comparison
+        out.append(repr((o.mode, o.error, o.error_step, o.liveness, o.unsupported, o.scale, c.first_failing_step,
+                         c.problems, c.mistakes, [dataclasses.astuple(w) for w in c.violations],
+                         {k: dataclasses.astuple(w) for k, w in c.worst.items()}, c.curve, sorted(c.checked),
+                         sorted(c.not_exposed))))
+    return out
+
+
+def _run(monkeypatch: pytest.MonkeyPatch, adapter, vector, dtype: str, streamed: bool, tap=None):
+    monkeypatch.setattr(stream, "takes", (lambda v, d, keep: stream.eligible(v)) if streamed else (lambda v, d, keep: False))
+    monkeypatch.setattr(stream, "_tap", tap)
+    try:
+        return _summary(runner.run(adapter, vector, dtype, runner.MODES, keep=False))
+    except Exception as exc:  # noqa: BLE001 - both drivers must raise the same
+        return repr(exc)
+
+
+class _Tap:
+    """Collects the driver's states and bounds, slice by slice, into full arrays."""
+
+    def __init__(self) -> None:
+        self.parts: dict[tuple, list] = {}
+
+    def __call__(self, kind: str, *args) -> None:
+        if kind == "state":
+            s, name, start, arrays = args
+            key_prefix = ("state", s, name)
+        else:
+            mode, s, name, start, arrays = args
+            key_prefix = ("bound", mode, s, name)
+        for f, a in arrays.items():
+            self.parts.setdefault(key_prefix + (f,), []).append((start, a))
+
+    def full(self, *key) -> np.ndarray:
+        return np.concatenate([a for _, a in sorted(self.parts[key], key=lambda p: p[0])])
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    a, b = np.asarray(a, dtype=np.float64).reshape(-1), np.asarray(b, dtype=np.float64).reshape(-1)
+    return a.shape == b.shape and np.array_equal(a, b, equal_nan=True) and np.array_equal(np.signbit(a), np.signbit(b))
+
+
+def _check_tap(tap: _Tap, vector, dtype: str, ftz: bool) -> None:
+    """The driver's states against the readable oracle, its bounds against the readable model, at every step."""
+    states = list(vector.states())
+    for s, state in enumerate(states):
+        for name, fields in state.items():
+            if name != "iterations":
+                for f, want in fields.items():
+                    assert _same(tap.full("state", s, name, f), want), (vector.id, s, name, f)
+    for mode in runner.MODES:
+        model = tolerance.ErrorModel(vector, dtype, carried=mode == "trajectory", ftz=ftz)
+        for s, state in enumerate(states):
+            if ("bound", mode, s, next(iter(vector.record["variables"])), "variable") not in tap.parts:
+                break  # the lane stopped (an error) before this step
+            for name, fields in model.step(s, vector.gradients(s), state).items():
+                for f, e in fields.items():
+                    assert _same(tap.full("bound", mode, s, name, f), np.broadcast_to(e, state[name][f].shape)), \
+                        (vector.id, mode, s, name, f)
+
+
+def _small_slices(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tolerance, "CHUNK", 4)
+    monkeypatch.setattr(stream, "SLICE", 8)
+    monkeypatch.setattr(stream, "ORACLE_SLICE", 4)
+
+
+@pytest.mark.parametrize("which", ["bundled", "scale"])
+def test_outcomes_are_those_of_the_readable_runner(monkeypatch: pytest.MonkeyPatch, which: str) -> None:
+    if which == "bundled":
+        _small_slices(monkeypatch)
+    vectors = [v for v in (_bundled() if which == "bundled" else _small_scale()) if stream.eligible(v)]
+    assert len(vectors) >= (40 if which == "bundled" else 3)
+    for spec in CANDIDATES:
+        adapter = _adapter(spec)
+        for vector in vectors:
+            for dtype in fused.DTYPES:
+                readable = _run(monkeypatch, adapter, vector, dtype, False)
+                assert _run(monkeypatch, adapter, vector, dtype, True) == readable, (spec, vector.id, dtype)
+
+
+@pytest.mark.parametrize("ftz", [False, True])
+@pytest.mark.parametrize("which", ["bundled", "scale"])
+def test_states_and_bounds_are_bit_identical(monkeypatch: pytest.MonkeyPatch, which: str, ftz: bool) -> None:
+    _small_slices(monkeypatch)
+    adapter = _adapter("reference:Adam", ftz)
+    for vector in [v for v in (_bundled() if which == "bundled" else _small_scale()) if stream.eligible(v)]:
+        for dtype in fused.DTYPES:
+            tap = _Tap()
+            _run(monkeypatch, adapter, vector, dtype, True, tap)
+            monkeypatch.setattr(stream, "_tap", None)
+            _check_tap(tap, vector, dtype, ftz)
+
+
+def test_a_stale_digest_stops_both_drivers_alike(monkeypatch: pytest.MonkeyPatch) -> None:
+    adapter = _adapter("reference:Adam")
+    for vector in _small_scale():
+        for s, field in ((0, "m"), (len(vector.steps) - 1, "variable")):
+            broken = copy.deepcopy(vector.record)
+            name = next(iter(broken["variables"]))
+            broken["steps"][s]["expected"]["variables"][name][field]["sha256"] = "0" * 64
+            bad = dataclasses.replace(vector, record=broken)
+            dtype = bad.dtypes[0]
+            readable = _run(monkeypatch, adapter, bad, dtype, False)
+            assert "VectorError" in readable and "stale" in readable
+            assert _run(monkeypatch, adapter, dataclasses.replace(vector, record=copy.deepcopy(broken)), dtype, True) \
+                == readable
+
+
+def test_the_driver_takes_only_large_digest_vectors() -> None:
+    small = _small_scale()
+    assert all(stream.eligible(v) for v in small)
+    assert not any(stream.takes(v, "float32", False) for v in small)  # too small: the readable runner
+    vectors, _ = load_file([p for p in bundled_paths() if p.stem == "scale"][0])
+    big = [v for v in vectors if v.size >= fused.MIN_ELEMENTS]
+    assert big and all(stream.takes(v, "float32", False) for v in big)
+    assert not any(stream.takes(v, "float16", False) for v in big)
+    assert not any(stream.takes(v, "float32", True) for v in big)  # observations kept: the readable runner
