@@ -13,6 +13,8 @@ the records ``conformance.record``, the texts ``conformance.report``.
 
 from __future__ import annotations
 
+import argparse
+import math
 import time
 import warnings
 from pathlib import Path
@@ -76,8 +78,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="examples per property in the property tier (default 30); the seed is --hypothesis-seed")
     group.addoption(EXPORT, metavar="DIR",
                     help="write each property's shrunk counterexample as a vector file in DIR (run it with --vectors)")
-    group.addoption(SCALE, action="store_true",
-                    help="also run the vectors flagged 'large' (10^6 to 10^7 elements; deselected by default)")
+    group.addoption(SCALE, nargs="?", const=10**7, default=None, type=_elements, metavar="N",
+                    help="also run the vectors flagged 'large' of at most N elements (deselected by default); plain "
+                         "--scale: N = 1e7 (the 10^6 and 10^7 ones), --scale=1e8 adds the 10^8 one")
     group.addoption(MODE, choices=["both", "trajectory", "single-step"], default="both",
                     help="trajectory: the candidate runs free and the bound grows with the steps; single-step: the "
                          "candidate is given the oracle's state before every step; both (default)")
@@ -214,6 +217,19 @@ def _result(item: pytest.Item) -> Any:
     return found
 
 
+def _record(item: pytest.Item) -> dict:
+    """The vector record behind an item, or {} for an item without one."""
+    return getattr(getattr(item, "vector", None), "record", {})
+
+
+def _elements(text: str) -> int:
+    """``--scale``'s setting: a number of elements, written as ``1e8`` or ``100000000``."""
+    try:
+        return int(float(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of elements: {text!r} (write --scale=1e8)") from None
+
+
 def conformance_id(item: pytest.Item) -> str:
     """The id expectations match: the vector id, or ``api/<check>`` for an API check."""
     return _result(item).vector
@@ -223,8 +239,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     state = config.stash.get(STATE, None)
     if state is None:
         return
-    large = [] if config.getoption(SCALE) else [
-        i for i in items if "large" in getattr(getattr(i, "vector", None), "record", {}).get("flags", ())]
+    limit = config.getoption(SCALE)
+    large = [i for i in items if "large" in _record(i).get("flags", ())
+             and (limit is None or sum(math.prod(v["shape"]) for v in _record(i)["variables"].values()) > limit)]
     other_level = [i for i in items if _result(i).level not in (None, *state.levels)]
     for item in other_level:
         level = _result(item).level

@@ -15,7 +15,7 @@ def test_readme_opens_with_the_main_job_and_the_test_command():
     assert README.index(main_job) < README.index("## ")  # before the first section
     assert "--candidate=tf_keras.optimizers.legacy:Adam" in main_job and "--conformance-html=" in main_job
     assert "pip install --no-deps tf-keras==2.21.0" in main_job and "pip install --no-deps tf-keras==2.21.0" in tests
-    assert tests.endswith("&& pytest")
+    assert tests.endswith("&& pytest -n 2")  # two workers: the machine CI runs on has two cores
 
 
 def test_ci_runs_exactly_the_readme_test_command():

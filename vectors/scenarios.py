@@ -396,6 +396,10 @@ def _scale() -> list[Scenario]:
         Scenario("scale/sparse-1e6", "A 100000 x 10 variable with 5000 sorted, repeating row indices per step.",
                  ["ADAM-SPARSE-1", "ADAM-SPARSE-2"], {"a": Generated(9020, 2.0, f32)}, sparse_steps,
                  dtypes=["float32"], shapes={"a": (100_000, 10)}, digest=True, flags=["large", "duplicate-indices"]),
+        # Past what --scale runs: only --scale=1e8 (about 6 GiB for the kit, docs/performance.md).
+        Scenario("scale/dense-1e8", "A 10^8-element variable, two steps, float32; run with --scale=1e8.",
+                 ["ADAM-UPDATE-4"], {"a": Generated(9030, 2.0, f32)}, [{"a": Generated(9031 + s, 1.0, f32)} for s in range(2)],
+                 dtypes=["float32"], shapes={"a": (100_000_000,)}, digest=True, flags=["large"]),
     ]
 
 
