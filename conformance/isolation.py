@@ -96,7 +96,7 @@ class Isolation:
             caps = self._ask(("probe", without), timeout)
         except (CandidateCrash, TimeoutError):
             caps = Capabilities({f: f"declared absent with --without: {f.value}" for f in without})
-        self.args = self.args[:4] + (dict(caps.absent),)
+        self.args = self.args[:5] + (dict(caps.absent),)
         return caps
 
     def run(self, vector: Any, dtype: str, modes: tuple[str, ...], timeout: float) -> list:

@@ -206,7 +206,7 @@ def run(adapter: Adapter, vector: Vector, dtype: str, modes: tuple[str, ...] = (
             except Exception as exc:  # noqa: BLE001 - whatever the candidate raises is reported
                 lane.outcome.error, lane.outcome.error_step = str(CandidateError(0, exc)), 0
     if stream.takes(vector, dtype, keep):  # large vectors: one pass per step, in little memory (conformance/stream.py)
-        stream.drive(adapter, vector, dtype, lanes, initial, missing, on_step)
+        stream.drive(adapter, vector, dtype, lanes, initial, missing, on_step, _step)
         return _finish(adapter, vector, lanes)
     start = {"iterations": 0, **{n: {"variable": v} for n, v in initial.items()}}
     last = {id(lane): start for lane in lanes}  # each lane's state before the step, for port_mistakes

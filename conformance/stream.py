@@ -96,13 +96,13 @@ class _Found:
 
 
 def drive(adapter: Any, vector: Vector, dtype: str, lanes: list, initial: dict[str, np.ndarray], missing: dict,
-          on_step: Callable[[int], None] | None) -> None:
+          on_step: Callable[[int], None] | None, candidate_step: Callable[..., dict | None]) -> None:
     """Run every step of ``vector`` on the lanes (``runner._Lane``, candidates already built), filling their outcomes.
 
-    Raises VectorError when a generated input or the oracle's state does not match its stored sha256.
+    ``candidate_step`` is the runner's own step of a lane (load, read-back check, apply, read), passed in so that
+    this module does not import the runner. Raises VectorError when a generated input or the oracle's state does
+    not match its stored sha256.
     """
-    from conformance import runner  # the candidate's step (load, read-back check, apply, read) is the runner's
-
     record, steps = vector.record, vector.steps
     fields = ("variable", "m", "v", "vhat") if record["amsgrad"] else ("variable", "m", "v")
     digests = vector.expected is None and not vector.__dict__.get("_digests_checked", False)
@@ -131,7 +131,7 @@ def drive(adapter: Any, vector: Vector, dtype: str, lanes: list, initial: dict[s
         for lane in live:
             lane.spec.clock.step = s
             loaded = state if lane.outcome.mode == "single-step" and s > 0 else None
-            obs = runner._step(lane, grads, s, loaded, dtype)
+            obs = candidate_step(lane, grads, s, loaded, dtype)
             if obs is None:
                 continue
             if Feature.SLOTS in missing:  # declared absent: judged on the variable and iterations alone

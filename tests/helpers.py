@@ -10,6 +10,21 @@ from vectors.scenarios import Scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 
+#: API checks that no NumPy port can run, whatever it implements: check name -> the protocol's reason.
+NO_AUTODIFF = "the NumPy-port protocol has no automatic differentiation (no minimize, get_gradients, get_updates)"
+NUMPY_PROTOCOL = {
+    **dict.fromkeys([*(f"test_minimize_var_list[{k}]" for k in ("list", "tuple", "callable")), "test_minimize_grad_loss",
+                     "test_minimize_rejects_what_is_not_a_variable[ndarray]",
+                     "test_minimize_rejects_what_is_not_a_variable[float]", "test_minimize_clips[norm]",
+                     "test_minimize_clips[value]", "test_minimize_clips_norm_then_value", "test_get_gradients",
+                     "test_get_gradients_clips", "test_get_updates"], NO_AUTODIFF),
+    **dict.fromkeys([f"test_learning_rate_tensor_or_variable[{k}]" for k in ("tensor", "variable")],
+                    "the NumPy-port protocol has no tensors: a hyperparameter is a float or a callable"),
+    "test_from_config_custom_objects_schedule": "the NumPy-port protocol does not serialize schedules (get_config "
+                                                "keeps the object)",
+    "test_page_names_are_the_candidate": "the page's names are TensorFlow's; a candidate outside TensorFlow has none",
+}
+
 
 def vector_from(scenario: Scenario) -> Vector:
     """A loaded, verified Vector built straight from a scenario (no file)."""

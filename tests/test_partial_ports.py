@@ -8,6 +8,7 @@ import pytest
 
 from conformance.loader import bundled_paths, load_paths
 from conformance.runner import KEEP_LIMIT
+from tests.helpers import NUMPY_PROTOCOL as PROTOCOL  # the API checks no NumPy port can run
 from tests.helpers import ROOT
 
 VECTORS, _ = load_paths(bundled_paths())
@@ -28,22 +29,6 @@ def run(pytester, tmp_path):
         return result, json.loads(out.read_text()) if out.exists() else None
 
     return _run
-
-
-#: API checks that no NumPy port can run, whatever it implements, with the protocol's reasons (asserted in test_a_port_without_amsgrad).
-NO_AUTODIFF = "the NumPy-port protocol has no automatic differentiation (no minimize, get_gradients, get_updates)"
-PROTOCOL = {
-    **dict.fromkeys([*(f"test_minimize_var_list[{k}]" for k in ("list", "tuple", "callable")), "test_minimize_grad_loss",
-                     "test_minimize_rejects_what_is_not_a_variable[ndarray]",
-                     "test_minimize_rejects_what_is_not_a_variable[float]", "test_minimize_clips[norm]",
-                     "test_minimize_clips[value]", "test_minimize_clips_norm_then_value", "test_get_gradients",
-                     "test_get_gradients_clips", "test_get_updates"], NO_AUTODIFF),
-    **dict.fromkeys([f"test_learning_rate_tensor_or_variable[{k}]" for k in ("tensor", "variable")],
-                    "the NumPy-port protocol has no tensors: a hyperparameter is a float or a callable"),
-    "test_from_config_custom_objects_schedule": "the NumPy-port protocol does not serialize schedules (get_config "
-                                                "keeps the object)",
-    "test_page_names_are_the_candidate": "the page's names are TensorFlow's; a candidate outside TensorFlow has none",
-}
 
 
 def _by_verdict(doc: dict, family: str | None = None) -> dict[str, set[str]]:

@@ -36,13 +36,18 @@ def _vector_items(doc: dict) -> dict[str, dict]:
     return {f"{r['vector']}[{r['dtype']}]": r for r in doc["results"] if r["family"] != "api"}
 
 
+#: The items a process candidate cannot run: the pipe carries contiguous tensors only (Feature.NON_CONTIGUOUS).
+STRIDED = {"kernels/strided[float32]", "kernels/strided[float64]"}
+
+
 def test_the_oracle_through_the_pipe_gives_the_in_process_verdicts_and_numbers(run):
     piped, pdoc = run(f"--candidate-command={ORACLE}")
     direct, ddoc = run("--candidate=reference:Adam")
     assert piped.ret == direct.ret == 0
     p, d = _vector_items(pdoc), _vector_items(ddoc)
     assert p.keys() == d.keys()
-    for item in p:
+    assert {i for i, r in p.items() if r["verdict"] == "unsupported"} == STRIDED  # a process gets contiguous bytes
+    for item in set(p) - STRIDED:
         assert p[item]["verdict"] == d[item]["verdict"], item
         for mode, out in d[item]["modes"].items():
             assert p[item]["modes"][mode]["worst"] == out["worst"], (item, mode)
@@ -137,8 +142,9 @@ def test_the_worked_ports_conform(run, request, port):
     items = _vector_items(doc)
     assert {r["verdict"] for r in items.values()} <= {"pass", "unsupported"}
     ran = {i for i, r in items.items() if r["verdict"] == "pass"}
-    # Every vector in float32 and float64 runs and passes; the half-precision ones only where the port declares them.
-    assert {i for i in items if i.endswith(("[float32]", "[float64]"))} <= ran
+    # Every vector in float32 and float64 runs and passes, but the strided ones a byte stream cannot express; the
+    # half-precision ones only where the port declares them.
+    assert {i for i in items if i.endswith(("[float32]", "[float64]"))} - ran == STRIDED
 
 
 @pytest.mark.parametrize("port", ["js", "c"])
