@@ -125,6 +125,15 @@ class Comparison:
             self.problems.append(problem)
         self.first_failing_step = self.first_failing_step or s
 
+    def check_iterations(self, s: int, observed: dict, expected: int) -> None:
+        """ADAM-ITER-1 at step ``s``: the candidate's counter, when it exposes one, equals the oracle's."""
+        if observed.get("iterations") is None:
+            self.not_exposed.add("iterations")
+        else:
+            self.checked.add("iterations")
+            if int(observed["iterations"]) != expected:
+                self._fail(s, f"step {s}: iterations is {observed['iterations']}, expected {expected}")
+
     def add_step(self, s: int, observed: dict, expected: dict, errors: dict, scale: float,
                  oracle: dict | None = None) -> None:
         """Compare step ``s`` (1-based): ``{"iterations": n, var: {tensor: array}}`` against the expected state.
@@ -133,12 +142,7 @@ class Comparison:
         expected state is the oracle's); the allowed error is ``scale * e`` (spec E-7).
         """
         oracle = expected if oracle is None else oracle
-        if observed.get("iterations") is None:
-            self.not_exposed.add("iterations")
-        else:
-            self.checked.add("iterations")
-            if int(observed["iterations"]) != expected["iterations"]:
-                self._fail(s, f"step {s}: iterations is {observed['iterations']}, expected {expected['iterations']}")
+        self.check_iterations(s, observed, expected["iterations"])
         for name, fields in errors.items():
             for tensor, bound in fields.items():
                 want = expected[name].get(tensor)

@@ -337,12 +337,7 @@ def _check_digests(vector: Vector, s: int, name: str, have: dict[str, str]) -> N
 
 def _record(cmp: Comparison, s: int, obs: dict, state: dict, found: dict[tuple[str, str], _Found], scale: float) -> None:
     """``Comparison.add_step`` of step ``s`` (1-based) from what the pass found, in the readable order."""
-    if obs.get("iterations") is None:
-        cmp.not_exposed.add("iterations")
-    else:
-        cmp.checked.add("iterations")
-        if int(obs["iterations"]) != state["iterations"]:
-            cmp._fail(s, f"step {s}: iterations is {obs['iterations']}, expected {state['iterations']}")
+    cmp.check_iterations(s, obs, state["iterations"])
     for name, now in state.items():
         if name == "iterations":
             continue

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
-from conformance.loader import Vector, verify_record
+from conformance.loader import Vector, bundled_paths, load_file, verify_record
 from vectors.generate import build
 from vectors.scenarios import Scenario
 
@@ -24,6 +25,35 @@ NUMPY_PROTOCOL = {
                                                 "keeps the object)",
     "test_page_names_are_the_candidate": "the page's names are TensorFlow's; a candidate outside TensorFlow has none",
 }
+
+
+def bundled_vectors() -> list[Vector]:
+    """Every bundled vector outside the ``scale`` family, loaded and verified."""
+    out = []
+    for path in bundled_paths():
+        vectors, errors = load_file(path)
+        assert not errors
+        out += [v for v in vectors if v.family != "scale"]
+    return out
+
+
+def small_scale(digest: bool) -> list[Vector]:
+    """The scale family at 3 * 2^12 + 5 elements: same generators, hyperparameters and steps; expectations stored
+    as digests (``digest``) or as literal values."""
+    from vectors.scenarios import FAMILIES
+
+    out = []
+    for scenario in FAMILIES["scale"]():
+        scenario = copy.deepcopy(scenario)
+        scenario.digest = digest
+        n = 3 * 4096 + 5
+        scenario.shapes = {name: (n,) if len(shape) == 1 else (n // 10, 10) for name, shape in scenario.shapes.items()}
+        for step in scenario.steps:
+            for g in step.values():
+                if hasattr(g, "indices"):
+                    g.indices = [i % (n // 10) for i in g.indices]
+        out.append(verify_record("<test>", "scale", build(scenario)))
+    return out
 
 
 def vector_from(scenario: Scenario) -> Vector:

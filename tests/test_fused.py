@@ -16,44 +16,15 @@ readable slice length at its real value (one slice) and at 1024 (13 slices, the 
 
 from __future__ import annotations
 
-import copy
 
 import numpy as np
 import pytest
 
 from conformance import fused, tolerance
 from conformance.compare import Comparison
-from conformance.loader import bundled_paths, load_file, verify_record
+from tests.helpers import bundled_vectors, small_scale
 
 pytestmark = pytest.mark.skipif(fused.kernels() is None, reason="numba is not installed")
-
-
-def _vectors() -> list:
-    out = []
-    for path in bundled_paths():
-        vectors, errors = load_file(path)
-        assert not errors
-        out += [v for v in vectors if v.family != "scale"]
-    return out
-
-
-def _small_scale() -> list:
-    """The scale family's vectors at 3 * 2^12 + 5 elements: same generators, hyperparameters and steps."""
-    from vectors.generate import build
-    from vectors.scenarios import FAMILIES
-
-    out = []
-    for scenario in FAMILIES["scale"]():
-        scenario = copy.deepcopy(scenario)
-        scenario.digest = False
-        n = 3 * 4096 + 5
-        scenario.shapes = {name: (n,) if len(shape) == 1 else (n // 10, 10) for name, shape in scenario.shapes.items()}
-        for step in scenario.steps:
-            for g in step.values():
-                if hasattr(g, "indices"):
-                    g.indices = [i % (n // 10) for i in g.indices]
-        out.append(verify_record("<test>", "scale", build(scenario)))
-    return out
 
 
 def _bounds(vector, dtype: str, carried: bool, ftz: bool, fast: bool) -> list:
@@ -84,7 +55,7 @@ def _assert_same(readable: list, fast: list, what: str) -> None:
                                           (tolerance.CHUNK, "scale")])
 def test_bounds_are_bit_identical_on_every_vector(monkeypatch: pytest.MonkeyPatch, chunk: int, which: str) -> None:
     monkeypatch.setattr(tolerance, "CHUNK", chunk)
-    vectors = _vectors() if which == "bundled" else _small_scale()
+    vectors = bundled_vectors() if which == "bundled" else small_scale(digest=False)
     if chunk == 4:  # slices of 4 put boundaries everywhere; the kernels family's 10^5-element vectors take the real length
         vectors = [v for v in vectors if v.size <= 5000]
     for vector in vectors:

@@ -33,41 +33,14 @@ import numpy as np
 import pytest
 
 from conformance import adapters, fused, runner, stream, tolerance
-from conformance.loader import bundled_paths, load_file, verify_record
+from conformance.loader import bundled_paths, load_file
+from tests.helpers import bundled_vectors, small_scale
 
 pytestmark = pytest.mark.skipif(fused.kernels() is None, reason="numba is not installed")
 
 CANDIDATES = ["reference:Adam", "reference.variants:EpsilonInsideSqrt", "tests.candidates:NaNAtStepTwo",
               "tests.candidates:FlatSlots", "tests.candidates:StuckIterations", "tests.candidates:StaleSlots",
               "tests.candidates:RaisesOnSparse"]
-
-
-def _bundled() -> list:
-    out = []
-    for path in bundled_paths():
-        vectors, errors = load_file(path)
-        assert not errors
-        out += [v for v in vectors if v.family != "scale"]
-    return out
-
-
-def _small_scale(digest: bool = True) -> list:
-    """The scale family at 3 * 2^12 + 5 elements: same generators, hyperparameters and steps, stored as digests."""
-    from vectors.generate import build
-    from vectors.scenarios import FAMILIES
-
-    out = []
-    for scenario in FAMILIES["scale"]():
-        scenario = copy.deepcopy(scenario)
-        scenario.digest = digest
-        n = 3 * 4096 + 5
-        scenario.shapes = {name: (n,) if len(shape) == 1 else (n // 10, 10) for name, shape in scenario.shapes.items()}
-        for step in scenario.steps:
-            for g in step.values():
-                if hasattr(g, "indices"):
-                    g.indices = [i % (n // 10) for i in g.indices]
-        out.append(verify_record("<test>", "scale", build(scenario)))
-    return out
 
 
 def _adapter(spec: str, ftz: bool = False):
@@ -158,7 +131,7 @@ def _slices(monkeypatch: pytest.MonkeyPatch, vector, scale: bool = False) -> Non
 
 @pytest.mark.parametrize("which", ["bundled", "scale"])
 def test_outcomes_are_those_of_the_readable_runner(monkeypatch: pytest.MonkeyPatch, which: str) -> None:
-    vectors = [v for v in (_bundled() if which == "bundled" else _small_scale()) if stream.eligible(v)]
+    vectors = [v for v in (bundled_vectors() if which == "bundled" else small_scale(digest=True)) if stream.eligible(v)]
     assert len(vectors) >= (40 if which == "bundled" else 3)
     for spec in CANDIDATES:
         adapter = _adapter(spec)
@@ -177,7 +150,7 @@ def test_outcomes_are_those_of_the_readable_runner(monkeypatch: pytest.MonkeyPat
 @pytest.mark.parametrize("which", ["bundled", "scale"])
 def test_states_and_bounds_are_bit_identical(monkeypatch: pytest.MonkeyPatch, which: str, ftz: bool) -> None:
     adapter = _adapter("reference:Adam", ftz)
-    for vector in [v for v in (_bundled() if which == "bundled" else _small_scale()) if stream.eligible(v)]:
+    for vector in [v for v in (bundled_vectors() if which == "bundled" else small_scale(digest=True)) if stream.eligible(v)]:
         _slices(monkeypatch, vector, scale=which == "scale")
         for dtype in fused.DTYPES:
             tap = _Tap()
@@ -188,7 +161,7 @@ def test_states_and_bounds_are_bit_identical(monkeypatch: pytest.MonkeyPatch, wh
 
 def test_a_stale_digest_stops_both_drivers_alike(monkeypatch: pytest.MonkeyPatch) -> None:
     adapter = _adapter("reference:Adam")
-    for vector in _small_scale():
+    for vector in small_scale(digest=True):
         for s, field in ((0, "m"), (len(vector.steps) - 1, "variable")):
             broken = copy.deepcopy(vector.record)
             name = next(iter(broken["variables"]))
@@ -202,7 +175,7 @@ def test_a_stale_digest_stops_both_drivers_alike(monkeypatch: pytest.MonkeyPatch
 
 
 def test_the_driver_takes_only_large_digest_vectors() -> None:
-    small = _small_scale()
+    small = small_scale(digest=True)
     assert all(stream.eligible(v) for v in small)
     assert not any(stream.takes(v, "float32", False) for v in small)  # too small: the readable runner
     vectors, _ = load_file([p for p in bundled_paths() if p.stem == "scale"][0])
