@@ -68,7 +68,8 @@ class Worst:
 class Comparison:
     """The outcome of comparing one run with its vector, built step by step."""
 
-    dtype: str
+    dtype: str  # the run's: a dtype, or "mixed"
+    dtypes: dict[str, str] = field(default_factory=dict)  # a variable's own dtype (ADAM-DTYPE-2)
     worst: dict[str, Worst] = field(default_factory=dict)
     first_failing_step: int | None = None
     problems: list[str] = field(default_factory=list)  # structural: shapes, dtypes, NaN positions, iterations
@@ -77,6 +78,10 @@ class Comparison:
     checked: set[str] = field(default_factory=set)  # what was compared: "iterations", "variable", "m", "v", "vhat"
     not_exposed: set[str] = field(default_factory=set)  # what the oracle has and the candidate did not show
     mistakes: list[str] = field(default_factory=list)  # common port mistakes seen (``port_mistakes``), listed first
+
+    def dtype_of(self, label: str) -> str:
+        """The dtype of the tensor ``label`` ("a.m"): its variable's own in a mixed run, the run's otherwise."""
+        return self.dtypes.get(label.rsplit(".", 1)[0], self.dtype)
 
     def mistake(self, s: int, text: str) -> None:
         """Record a port mistake once per kind, ahead of the other problems."""
@@ -166,7 +171,7 @@ class Comparison:
         flat_err = err.reshape(-1) if err.shape == want.shape else np.full(1, float(err.reshape(-1)[0]))  # one value for all
         best, best_ratio, n_bad = 0, -1.0, 0
         done = False
-        if want.size >= fused.MIN_ELEMENTS and fused.available(self.dtype):  # one compiled pass; the loop below if not finite
+        if want.size >= fused.MIN_ELEMENTS and fused.available(self.dtype_of(label)):  # one compiled pass; the loop below if not finite
             done, best, best_ratio, n_bad = fused.compare_finite(have, want, err, scale)
         found = self.scan(label, s, have, want, exact, flat_err, scale, [] if done else chunks(want.size),
                           (best, best_ratio, n_bad))
@@ -180,8 +185,8 @@ class Comparison:
         if have.shape != want.shape:
             self._fail(s, f"{label}: shape {list(have.shape)}, expected {list(want.shape)} (step {s})")
             return False
-        if have.dtype != NUMPY_DTYPES[self.dtype]:
-            self._fail(s, f"{label}: dtype {have.dtype}, expected {self.dtype} (step {s}; ADAM-DTYPE-1)")
+        if have.dtype != NUMPY_DTYPES[self.dtype_of(label)]:
+            self._fail(s, f"{label}: dtype {have.dtype}, expected {self.dtype_of(label)} (step {s}; ADAM-DTYPE-1)")
             return False
         return bool(want.size)
 
@@ -194,7 +199,7 @@ class Comparison:
         all elements, or the bound's e of the flat elements from ``err_start`` on.
         """
         flat = (have.reshape(-1), want.reshape(-1), exact.reshape(-1))
-        largest = float(finfo(self.dtype).max)
+        largest = float(finfo(self.dtype_of(label)).max)
         best, best_ratio, n_bad = found
         for part in parts:
             h, w, x = flat[0][part].astype(np.float64), flat[1][part], flat[2][part]
@@ -221,7 +226,7 @@ class Comparison:
         k = np.unravel_index(best, want.shape)
         x, y = float(have[k]), float(want[k])
         diff = 0.0 if (np.isnan(y) or (x == y and np.isinf(y))) else abs(x - y)
-        spacing = ulp_of(y, self.dtype)
+        spacing = ulp_of(y, self.dtype_of(label))
         worst = Worst(label, s, tuple(map(int, k)), x, y, diff, diff / abs(y) if y else (0.0 if diff == 0 else math.inf),
                       diff / spacing, allowed / spacing, best_ratio)
         self.curve.setdefault(label, []).append([json_number(worst.ulps), json_number(worst.ulps_allowed)])
@@ -279,11 +284,12 @@ def _moved(dtype: str, after: Any, before: Any) -> float:
 
 
 def port_mistakes(s: int, before: dict, after: dict, expected_before: dict, expected: dict, grads: dict,
-                  dtype: str) -> list[str]:
+                  dtypes: dict[str, str]) -> list[str]:
     """The common port mistakes visible in one step, as structural lines naming the clause they break.
 
     ``before`` and ``after`` are the candidate's states around step ``s`` (1-based), ``expected_before`` and
     ``expected`` the oracle's; a mistake is named only where the oracle's own state shows the opposite.
+    ``dtypes`` maps every variable to its dtype.
     """
     out = []
     it_before, it_after = before.get("iterations"), after.get("iterations")
@@ -293,7 +299,7 @@ def port_mistakes(s: int, before: dict, after: dict, expected_before: dict, expe
     for name, want in expected.items():
         if name == "iterations" or name not in expected_before:
             continue
-        have, had, want_before = after.get(name) or {}, before.get(name) or {}, expected_before[name]
+        have, had, want_before, dtype = after.get(name) or {}, before.get(name) or {}, expected_before[name], dtypes[name]
         var, var_before = have.get("variable"), had.get("variable")
         if var is not None and var_before is not None and np.shape(var) == np.shape(var_before):
             unchanged = _same_in(dtype, var, var_before)

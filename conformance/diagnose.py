@@ -165,14 +165,14 @@ def localise(cmp: Comparison, mode: str, structural: list[str] = ()) -> Localisa
 # --- replays -----------------------------------------------------------------------------------------------------
 
 
-def _comparable(observed: dict, want: dict, dtype: str) -> dict:
-    """The candidate's observation with slots of a wrong dtype cast to the run's and slots of a wrong shape left out:
-    the structural problem is reported by the comparison with the spec; the diagnosis looks at the values."""
-    dt = NUMPY_DTYPES[dtype]
+def _comparable(observed: dict, want: dict, cmp: Comparison) -> dict:
+    """The candidate's observation with slots of a wrong dtype cast to their variable's and slots of a wrong shape left
+    out: the structural problem is reported by the comparison with the spec; the diagnosis looks at the values."""
     out: dict = {"iterations": observed.get("iterations")}
     for name, fields in observed.items():
         if name == "iterations":
             continue
+        dt = NUMPY_DTYPES[cmp.dtype_of(f"{name}.variable")]
         out[name] = {}
         for f, x in fields.items():
             w = (want.get(name) or {}).get(f)
@@ -223,10 +223,10 @@ def _describe(cls: type) -> tuple[str, str]:
 
 def _compare(outcome: Outcome, replay: Outcome) -> Comparison:
     """The candidate's observations against a replay's, under the candidate's bounds."""
-    cmp = Comparison(outcome.comparison.dtype)
+    cmp = Comparison(outcome.comparison.dtype, outcome.comparison.dtypes)
     for s, (observed, expected, errors) in enumerate(zip(outcome.observed, replay.observed, outcome.errors), 1):
         want = as_state(expected)
-        cmp.add_step(s, _comparable(observed, want, cmp.dtype), want, errors, outcome.scale)
+        cmp.add_step(s, _comparable(observed, want, cmp), want, errors, outcome.scale)
     return cmp
 
 

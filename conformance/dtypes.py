@@ -15,6 +15,9 @@ import numpy as np
 
 #: The dtypes a vector may list, narrowest first.
 DTYPES = ("float16", "bfloat16", "float32", "float64")
+#: What a vector lists instead when each of its variables has a dtype of its own (ADAM-DTYPE-2): it is run once,
+#: every variable in its own dtype, in one call.
+MIXED = "mixed"
 
 NUMPY_DTYPES = {
     "float16": np.dtype(np.float16),
@@ -60,6 +63,12 @@ FORMATS = {"float64": Format(53, -1022), "float32": Format(24, -126), "float16":
 
 #: Significand bits (with the implicit one) of each dtype.
 PRECISION = {name: fmt.p for name, fmt in FORMATS.items()}
+
+
+def variable_dtypes(record: dict, dtype: str) -> dict[str, str]:
+    """The dtype of every variable of a vector run in ``dtype``: the variable's own where it has one (a ``mixed``
+    vector, ADAM-DTYPE-2), the run's otherwise."""
+    return {name: v.get("dtype", dtype) for name, v in record["variables"].items()}
 
 
 @functools.lru_cache(maxsize=None)

@@ -9,6 +9,7 @@ A file lists the candidates it applies to and its entries::
       - id: "sparse/duplicate*"     # fnmatch pattern on the vector id, "api/<check>" or "property/<check>"
         dtypes: [float32]          # optional
         executions: [fused]        # optional: the --execution modes the entry applies to (default: all)
+        backends: [torch]          # optional: the Keras 3 backends the entry applies to (default: the file's)
         clause: ADAM-SPARSE-1
         reason: "why the candidate differs"
     property_tier:                 # optional: features the property tier does not draw, for divergences listed above
@@ -45,6 +46,7 @@ class Entry:
     reason: str
     dtypes: list[str] | None = None
     executions: list[str] | None = None  # the --execution modes it applies to (None: all)
+    backends: list[str] | None = None  # the Keras 3 backends it applies to (None: all the file's)
     matched: int = 0
 
     def matches(self, conformance_id: str, dtype: str | None) -> bool:
@@ -73,9 +75,10 @@ class Expectations:
         """The file's name as reports show it: relative for a bundled file, so results do not carry local paths."""
         return f"expectations/{self.path.name}" if self.path.parent == BUNDLED else str(self.path)
 
-    def for_execution(self, execution: str) -> "Expectations":
-        """The file as it applies to a run in ``execution`` mode: entries scoped to other modes left out."""
-        kept = [e for e in self.entries if e.executions is None or execution in e.executions]
+    def for_run(self, execution: str, backend: str | None) -> "Expectations":
+        """The file as it applies to a run in ``execution`` mode on ``backend``: entries scoped to others left out."""
+        kept = [e for e in self.entries if (e.executions is None or execution in e.executions)
+                and (e.backends is None or backend in e.backends)]
         return dataclasses.replace(self, entries=kept)
 
     def stale(self) -> list[Entry]:
@@ -99,11 +102,12 @@ def load(path: Path | str) -> Expectations:
         dtypes = raw.get("dtypes")
         if dtypes is not None and not (isinstance(dtypes, list) and all(isinstance(d, str) for d in dtypes)):
             raise ExpectationsError(f"{path}: entry {i} ('{raw['id']}'): field 'dtypes': a list of dtype names is required")
-        executions = raw.get("executions")
-        if executions is not None and not (isinstance(executions, list) and all(isinstance(x, str) for x in executions)):
-            raise ExpectationsError(f"{path}: entry {i} ('{raw['id']}'): field 'executions': a list of execution mode "
-                                    "names is required")
-        entries.append(Entry(raw["id"], raw["clause"], raw["reason"].strip(), dtypes, executions))
+        scopes = {}
+        for key, what in (("executions", "execution mode names"), ("backends", "Keras 3 backend names")):
+            scopes[key] = raw.get(key)
+            if scopes[key] is not None and not (isinstance(scopes[key], list) and all(isinstance(x, str) for x in scopes[key])):
+                raise ExpectationsError(f"{path}: entry {i} ('{raw['id']}'): field '{key}': a list of {what} is required")
+        entries.append(Entry(raw["id"], raw["clause"], raw["reason"].strip(), dtypes, **scopes))
     avoid = (doc.get("property_tier") or {}).get("avoid") or {}
     if not isinstance(avoid, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in avoid.items()):
         raise ExpectationsError(f"{path}: field 'property_tier.avoid': a mapping of feature names to reasons is required")

@@ -30,6 +30,7 @@ class Feature(str, Enum):
     STATE_LOADING = "state loading"  # the oracle's state can be given to the candidate (single-step mode)
     SLOTS = "slots"  # m, v and vhat can be read back
     NON_CONTIGUOUS = "non-contiguous"  # variables and gradients as strided or transposed views (kernels family)
+    MIXED_DTYPES = "mixed dtypes"  # variables of several dtypes in one call (ADAM-DTYPE-2)
     FLOAT16 = "float16"
     BFLOAT16 = "bfloat16"
     FLOAT32 = "float32"
@@ -70,6 +71,9 @@ def features(record: dict) -> list[Feature]:
     out.append(Feature.AMSGRAD if record["amsgrad"] else Feature.PLAIN_ADAM)
     if "non-contiguous" in record["flags"]:
         out.append(Feature.NON_CONTIGUOUS)
+    own = [v["dtype"] for v in record["variables"].values() if "dtype" in v]
+    if own:
+        out += [Feature.MIXED_DTYPES] + [Feature(d) for d in dict.fromkeys(own)]
     seen: set[str] = set()
     for s, step in enumerate(record["steps"]):
         grads = step["gradients"]

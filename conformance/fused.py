@@ -3,8 +3,10 @@
 The readable definitions stay in ``conformance/tolerance.py`` (``ErrorModel._chunk``) and
 ``conformance/compare.py`` (``Comparison._tensor``); this module computes the same numbers element by
 element, in the same operation order, with numba, so that a 10^7-element step costs one pass instead of
-some forty NumPy passes and no full-size temporaries.  ``tests/test_fused.py`` proves the bounds
-bit-identical to the readable model on every bundled vector.
+some forty NumPy passes and no full-size temporaries.  A tensor's elements are shared among the cores by
+threads (the kernels let go of the GIL), in ranges that start where the model's slices start, and the ranges'
+results are combined in order, so the numbers do not depend on how many threads there are.
+``tests/test_fused.py`` proves the bounds bit-identical to the readable model on every bundled vector.
 
 Used only for vectors that keep no per-step arrays (``ErrorModel(reuse=True)``: more than
 ``runner.KEEP_LIMIT`` elements), for float32 and float64, and only where numba imports; everything else
@@ -15,7 +17,9 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Any
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable
 
 import numpy as np
 
@@ -24,6 +28,60 @@ DTYPES = ("float32", "float64")
 #: Tensors at least this large take the fast path: below it, numba's import and the loading of its cached code
 #: (about 0.5 s, measured) cost more than the pass saves.
 MIN_ELEMENTS = 1 << 22
+
+
+#: Threads a tensor is shared among; ``ADAM_CONFORMANCE_THREADS`` sets it (1: no threads).
+THREADS = int(os.environ.get("ADAM_CONFORMANCE_THREADS", "0")) or (
+    len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+#: Elements per slice of the comparison.
+COMPARE_SLICE = 1 << 15
+#: A tensor is shared among threads only when each gets at least this many elements (a thread's hand-off costs
+#: some tens of microseconds).
+MIN_SHARE = 1 << 15
+
+
+@functools.lru_cache(maxsize=1)
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=max(THREADS - 1, 1), thread_name_prefix="adam-conformance-fused")
+
+
+def _shared(n: int, align: int, work: Callable[[int, int], Any]) -> list[Any]:
+    """``work(lo, hi)`` over ranges covering range(n), one per thread, each starting at a multiple of ``align``;
+    the results in the ranges' order.  The last range runs in the calling thread."""
+    parts = max(min(THREADS, n // MIN_SHARE), 1)
+    step = -(-max(n, 1) // parts // align) * align  # ceil(n / parts), rounded up to a multiple of align
+    bounds = [(lo, min(lo + step, n)) for lo in range(0, max(n, 1), step)]
+    futures = [_pool().submit(work, lo, hi) for lo, hi in bounds[:-1]]
+    last = work(*bounds[-1])
+    return [f.result() for f in futures] + [last]
+
+
+def _constant(value: float, n: int) -> np.ndarray:
+    """n copies of ``value``: a scalar input that the kernels read as an array (so that they vectorise)."""
+    return _filled(np.float64(value).tobytes(), n)  # by its bits: -0.0 is not 0.0, and a NaN is itself
+
+
+@functools.lru_cache(maxsize=16)
+def _filled(bits: bytes, n: int) -> np.ndarray:
+    return _readonly(np.full(n, np.frombuffer(bits)[0]))
+
+
+def _readonly(x: np.ndarray) -> np.ndarray:
+    """A read-only view: every input of a kernel is one, so that each kernel is compiled for one type of input."""
+    out = x.view()
+    out.flags.writeable = False
+    return out
+
+
+_scratch = threading.local()
+
+
+def _rows(n: int) -> np.ndarray:
+    """This thread's four output rows of ``n`` elements (the model writes a slice there, then copies it out)."""
+    rows = getattr(_scratch, "rows", None)
+    if rows is None or rows.shape[1] != n:
+        rows = _scratch.rows = np.empty((4, n))
+    return rows
 
 
 @functools.lru_cache(maxsize=1)
@@ -46,13 +104,11 @@ def available(dtype: str) -> bool:
     return dtype in DTYPES and kernels() is not None
 
 
-def _flat(x: Any) -> tuple[np.ndarray, int]:
-    """An input as (flat float64 array, stride): stride 0 broadcasts a scalar (None counts as 0)."""
-    if x is None:
-        return np.zeros(1), 0
+def _flat(x: Any, n: int = 1) -> tuple[np.ndarray, int]:
+    """An input as (flat float64 array, stride): stride 0 is a scalar, as ``n`` copies of it (None counts as 0)."""
     if isinstance(x, np.ndarray) and x.ndim:
-        return np.ascontiguousarray(x, dtype=np.float64).reshape(-1), 1
-    return np.full(1, float(x)), 0
+        return _readonly(np.ascontiguousarray(x, dtype=np.float64).reshape(-1)), 1
+    return _constant(0.0 if x is None else float(x), max(n, 1)), 0
 
 
 def model_step(model: Any, k: Any, inputs: dict, state0: dict | None, new: dict, n: int, chunk: int) -> None:
@@ -65,26 +121,35 @@ def model_step(model: Any, k: Any, inputs: dict, state0: dict | None, new: dict,
     kern = kernels()
     args = []
     for key in ("g", "e_g", "m0", "v0", "m1", "v1", "w", "x1", "e_variable", "e_m", "e_v", "e_vhat"):
-        args.extend(_flat(inputs[key]))
+        args.extend(_flat(inputs[key], chunk))
     loaded = state0 is not None
     for f in ("variable", "m", "v", "vhat"):
-        args.extend(_flat(state0.get(f) if loaded else None))
+        args.extend(_flat(state0.get(f) if loaded else None, chunk))
     out = [new[f].reshape(-1) if f in new else np.empty(0) for f in ("variable", "m", "v", "vhat")]
-    kern.model(n, chunk, *args, *out, loaded, model.dtype == "float32", model.ftz, model.amsgrad, model.u, model.eta,
-               model.tiny, model.largest, k.b1, k.b2, k.eps, k.d_b1, k.d_b2, k.d_eps, k.alpha, k.r_alpha, k.eps_lo)
+    rest = (*out, loaded, model.dtype == "float32", model.ftz, model.amsgrad, model.u, model.eta, model.tiny,
+            model.largest, k.b1, k.b2, k.eps, k.d_b1, k.d_b2, k.d_eps, k.alpha, k.r_alpha, k.eps_lo)
+    _shared(n, chunk, lambda lo, hi: kern.model(lo, hi, n, chunk, *args, *rest, _rows(max(chunk, 1))))
 
 
 def compare_finite(have: np.ndarray, want: np.ndarray, err: np.ndarray, scale: float) -> tuple[bool, int, float, int]:
     """The finite case of ``Comparison._tensor`` in one pass: (all finite, index of the largest ratio, that ratio,
     elements over their bound).  When some element is not finite the caller takes the readable path."""
     kern = kernels()
-    e, stride = _flat(err) if err.shape == want.shape else (np.full(1, float(err.reshape(-1)[0])), 0)
-    return kern.compare(np.ascontiguousarray(have).reshape(-1), np.ascontiguousarray(want, np.float64).reshape(-1),
-                        e, stride, scale)
+    chunk = COMPARE_SLICE
+    e, stride = _flat(err) if err.shape == want.shape else _flat(float(err.reshape(-1)[0]), chunk)
+    have, want = _readonly(np.ascontiguousarray(have).reshape(-1)), _flat(want)[0]
+    parts = _shared(want.size, 1, lambda lo, hi: kern.compare(lo, hi, chunk, have, want, e, stride, scale,
+                                                             _rows(chunk)[0]))
+    if not all(p[0] for p in parts):
+        return False, 0, 0.0, 0
+    best, ratio = parts[0][1], parts[0][2]
+    for p in parts[1:]:  # the first element with the largest ratio, as one pass in order finds it
+        if p[2] > ratio:
+            best, ratio = p[1], p[2]
+    return True, int(best), float(ratio), sum(int(p[3]) for p in parts)
 
 
 def same_in(have: np.ndarray, want: np.ndarray, dtype: str) -> bool:
     """``array_equal(have.astype(dtype), want.astype(dtype), equal_nan=True)`` without full-size temporaries."""
     kern = kernels()
-    return bool(kern.same(np.ascontiguousarray(have).reshape(-1), np.ascontiguousarray(want, np.float64).reshape(-1),
-                          dtype == "float32"))
+    return bool(kern.same(_readonly(np.ascontiguousarray(have).reshape(-1)), _flat(want)[0], dtype == "float32"))

@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 import os
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -22,7 +23,7 @@ import yaml
 
 from conformance import vector_format
 from conformance.compare import first_mismatch
-from conformance.dtypes import is_exact_in
+from conformance.dtypes import MIXED, is_exact_in
 from conformance.vector_format import SCHEMA_PATH, VECTOR_DIR
 
 #: The YAML loader: libyaml's when present; a safe loader never constructs Python objects.
@@ -118,6 +119,17 @@ class Vector:
     family: str
     record: dict
     expected: tuple[dict, ...] | None  # per step: {"iterations": int, var: {field: float64 array or None}}
+    source: str = ""  # the sha256 of the file it came from
+
+    @property
+    def digests_verified(self) -> bool:
+        """Whether a large vector's stored digests were found to be the oracle's: by a run in this session, or by an
+        earlier run of this kit on the same file (the verified-vector cache)."""
+        return self.__dict__.get("_digests_checked", False)
+
+    def mark_digests_verified(self) -> None:
+        """The oracle is deterministic: a large vector's digests are checked once."""
+        object.__setattr__(self, "_digests_checked", True)
 
     @property
     def id(self) -> str:
@@ -172,7 +184,7 @@ class Vector:
             yield from self.expected
             return
         states = self._wrap(lambda: vector_format.oracle_states(self.record, initial, gradients), "steps")
-        checked = self.__dict__.get("_digests_checked", False)  # the oracle is deterministic: once per session
+        checked = self.digests_verified
         for s, stored in enumerate(self.steps):
             state = self._wrap(lambda: next(states), f"steps[{s}]")
             for name, fields in ({} if checked else stored["expected"]["variables"]).items():
@@ -183,7 +195,7 @@ class Vector:
                                           "(regenerate with `adam-conformance generate`)", self.id,
                                           f"steps[{s}].expected.variables.{name}.{f}")
             yield state
-        object.__setattr__(self, "_digests_checked", True)
+        self.mark_digests_verified()
 
 
 @functools.lru_cache(maxsize=1)
@@ -219,7 +231,8 @@ def load_file(path: Path | str, verified: set[str] | None = None) -> tuple[list[
     """Load one family file; returns (good vectors, one error per bad vector or for the whole file).
 
     ``verified`` holds the sha256 of files that passed every check before, with this kit (``fingerprint``): such
-    a file is parsed but not checked again.  A file that passes is added to it.
+    a file is parsed but not checked again.  A file that passes is added to it.  It also holds ``verified_key`` of
+    the large vectors whose digests a run of this kit found to be the oracle's: they are not hashed again.
     """
     path = Path(path)
     try:
@@ -234,7 +247,8 @@ def load_file(path: Path | str, verified: set[str] | None = None) -> tuple[list[
     if verified is not None and file_digest in verified:
         try:
             document = yaml.load(text, Loader=YAML_LOADER)
-            return [_trusted(path, document["family"], record) for record in document["vectors"]], []
+            return _sourced([_trusted(path, document["family"], record) for record in document["vectors"]],
+                            file_digest, verified), []
         except Exception:  # noqa: BLE001 - anything odd: check it properly below
             pass
     refused = unbounded(text)
@@ -281,7 +295,22 @@ def load_file(path: Path | str, verified: set[str] | None = None) -> tuple[list[
             errors.append(VectorError(path, f"cannot check this vector: {type(exc).__name__}: {exc}", record.get("id")))
     if verified is not None and not errors:
         verified.add(file_digest)
-    return vectors, errors
+    return _sourced(vectors, file_digest, verified), errors
+
+
+def verified_key(vector: Vector) -> str:
+    """The verified-vector cache's entry for a large vector whose digests were checked: its file's sha256 and id."""
+    return f"{vector.source}:{vector.id}"
+
+
+def _sourced(vectors: list[Vector], file_digest: str, verified: set[str] | None) -> list[Vector]:
+    """The vectors with the sha256 of their file; a large one whose digests were verified before, marked so."""
+    out = [dataclasses.replace(v, source=file_digest) for v in vectors]
+    for vector in out:
+        if vector.expected is None and verified is not None and file_digest in verified \
+                and verified_key(vector) in verified:
+            vector.mark_digests_verified()
+    return out
 
 
 def _trusted(path: Path, family: str, record: dict) -> Vector:
@@ -341,26 +370,30 @@ def _check_exact(path: Path, vid: str, field: str, arr: np.ndarray, dtypes: list
             raise VectorError(path, f"value not exactly representable in {name}, a dtype this vector lists", vid, field)
 
 
-def _inputs(path: Path, record: dict) -> Iterator[tuple[str, np.ndarray | None]]:
-    """Check shapes and names of every input; yield (field, array) pairs for the value checks.
+def _inputs(path: Path, record: dict) -> Iterator[tuple[str, np.ndarray | None, list[str]]]:
+    """Check shapes and names of every input; yield (field, array, dtypes it must be exact in) for the value checks.
 
     A generator spec yields None: its values are produced, and checked against
-    their sha256, when the vector runs.
+    their sha256, when the vector runs.  A variable's inputs must be exact in its dtypes (its own in a mixed
+    vector, ADAM-DTYPE-2), a hyperparameter in every dtype of the vector.
     """
     vid, variables, n = record["id"], record["variables"], len(record["steps"])
+    listed = [d for d in record["dtypes"] if d != MIXED]
+    dtypes = {name: [var["dtype"]] if "dtype" in var else listed for name, var in variables.items()}
     shapes = {}
     for name, var in variables.items():
         shapes[name] = tuple(var["shape"])
-        yield _input(path, vid, f"variables.{name}.initial", var["initial"], shapes[name], record["dtypes"])
+        yield _input(path, vid, f"variables.{name}.initial", var["initial"], shapes[name], dtypes[name])
+    everywhere = sorted(set(listed).union(*dtypes.values()))
     for key, spec in record["hyperparameters"].items():
         field = f"hyperparameters.{key}"
         if isinstance(spec, dict):
             values = next(iter(spec.values()))
             if len(values) != n:
                 raise VectorError(path, f"{len(values)} per-step values for {n} steps", vid, field)
-            yield field, np.asarray(values, dtype=np.float64)
+            yield field, np.asarray(values, dtype=np.float64), everywhere
         else:
-            yield field, np.asarray(spec, dtype=np.float64)
+            yield field, np.asarray(spec, dtype=np.float64), everywhere
     for s, step in enumerate(record["steps"]):
         for name, g in step["gradients"].items():
             field = f"steps[{s}].gradients.{name}"
@@ -370,7 +403,7 @@ def _inputs(path: Path, record: dict) -> Iterator[tuple[str, np.ndarray | None]]
                 continue
             shape = shapes[name]
             if "dense" in g:
-                yield _input(path, vid, field + ".dense", g["dense"], shape, record["dtypes"])
+                yield _input(path, vid, field + ".dense", g["dense"], shape, dtypes[name])
                 continue
             if tuple(g["dense_shape"]) != shape:
                 raise VectorError(path, f"dense_shape {g['dense_shape']} is not the variable's shape {list(shape)}", vid, field)
@@ -378,19 +411,34 @@ def _inputs(path: Path, record: dict) -> Iterator[tuple[str, np.ndarray | None]]
                 raise VectorError(path, "a sparse gradient needs a variable with at least one axis", vid, field)
             if any(i >= shape[0] for i in g["indices"]):
                 raise VectorError(path, f"index out of range for {shape[0]} rows", vid, field + ".indices")
-            yield _input(path, vid, field + ".values", g["values"], (len(g["indices"]),) + shape[1:], record["dtypes"])
+            yield _input(path, vid, field + ".values", g["values"], (len(g["indices"]),) + shape[1:], dtypes[name])
         if set(step["expected"]["variables"]) != set(shapes):
             raise VectorError(path, "expected states must list every declared variable", vid, f"steps[{s}].expected.variables")
 
 
-def _input(path: Path, vid: str, field: str, spec: Any, shape: tuple[int, ...], dtypes: list[str]) -> tuple[str, Any]:
+def _check_mixed(path: Path, record: dict) -> None:
+    """ADAM-DTYPE-2: a vector lists ``mixed`` alone, and then every variable has a dtype of its own; else none has."""
+    vid, mixed = record["id"], MIXED in record["dtypes"]
+    if mixed and len(record["dtypes"]) != 1:
+        raise VectorError(path, "'mixed' must be the only dtype a vector lists", vid, "dtypes")
+    if mixed and record["oracle"] != "exact":
+        raise VectorError(path, "a mixed vector needs oracle 'exact' (the tf2 oracle rounds to one dtype)", vid, "oracle")
+    for name, var in record["variables"].items():
+        if ("dtype" in var) != mixed:
+            why = "a variable of a mixed vector needs a dtype" if mixed else "only a vector listing 'mixed' gives a " \
+                                                                            "variable a dtype of its own"
+            raise VectorError(path, why, vid, f"variables.{name}.dtype")
+
+
+def _input(path: Path, vid: str, field: str, spec: Any, shape: tuple[int, ...],
+           dtypes: list[str]) -> tuple[str, Any, list[str]]:
     if not isinstance(spec, dict):
-        return field, _array(path, vid, field, spec, shape)
+        return field, _array(path, vid, field, spec, shape), dtypes
     missing = sorted(set(dtypes) - set(spec["exact_in"]))
     if missing:
         raise VectorError(path, f"generated values are not made exact in {missing[0]}, a dtype this vector lists", vid,
                           field + ".exact_in")
-    return field, None
+    return field, None, dtypes
 
 
 def _is_digest(record: dict) -> bool:
@@ -407,19 +455,20 @@ def verify_record(path: Path, family: str, record: dict) -> Vector:
     vid = record["id"]
     if record["oracle"] == "tf2" and len(record["dtypes"]) != 1:
         raise VectorError(path, "a vector with oracle 'tf2' must list exactly one dtype", vid, "dtypes")
+    _check_mixed(path, record)
     exact_hypers = record["oracle"] == "exact" and record["construct"] == "explicit"
     # NaN and Inf gradients are allowed only in vectors that declare them (ADAM-UPDATE-5); never elsewhere.
     nonfinite_ok = "non-finite" in record["flags"]
-    for field, arr in _inputs(path, record):
+    for field, arr, dtypes in _inputs(path, record):
         if arr is None:
             continue
         if not (nonfinite_ok and ".gradients." in field):
             _check_finite(path, vid, field, arr)
         if field.startswith("hyperparameters."):
             if exact_hypers:
-                _check_exact(path, vid, field, arr, sorted(set(record["dtypes"]) | {"float32"}))
+                _check_exact(path, vid, field, arr, sorted(set(dtypes) | {"float32"}))
         else:
-            _check_exact(path, vid, field, np.where(np.isfinite(arr), arr, 0.0), record["dtypes"])
+            _check_exact(path, vid, field, np.where(np.isfinite(arr), arr, 0.0), dtypes)
     if not all(math.isfinite(float(h)) for st in record["steps"] for h in st["hyperparameters"].values()):
         raise VectorError(path, "non-finite resolved hyperparameter", vid, "steps.hyperparameters")
     if _is_digest(record):

@@ -158,7 +158,7 @@ def pytest_configure(config: pytest.Config) -> None:
             spec, config.getoption(RAW), adapter.versions().get("backend"))
     except expectations.ExpectationsError as exc:
         raise pytest.UsageError(str(exc)) from None
-    exp = exp.for_execution(adapter.execution) if exp else None
+    exp = exp.for_run(adapter.execution, adapter.versions().get("backend")) if exp else None
     state = State(spec, adapter, config.getoption(MODE), config.getoption(TIMEOUT), _vector_paths(config), exp,
                   capabilities=caps, levels=levels, device=adapter.device_used(), environment=_environment(adapter))
     state.isolation = isolation
@@ -409,6 +409,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if state is None:
         return
     if state.verified is not None and getattr(session.config, "cache", None) is not None:
+        state.remember_verified()
         session.config.cache.set(state.cache_key, sorted(state.verified))
     if hasattr(session.config, "workerinput"):
         return

@@ -28,11 +28,11 @@ from conformance import fused, stream
 from conformance.adapters import Unsupported
 from conformance.adapters.base import Adapter
 from conformance.compare import Comparison, port_mistakes
-from conformance.dtypes import NUMPY_DTYPES
+from conformance.dtypes import MIXED, NUMPY_DTYPES, variable_dtypes
 from conformance.errors import NOT_IMPLEMENTED, CandidateError, first_line, not_implemented
 from conformance.features import Feature
 from conformance.loader import Vector
-from conformance.tolerance import ErrorModel
+from conformance.tolerance import ErrorModel, MixedErrorModel
 
 MODES = ("trajectory", "single-step")
 #: Observations and bounds of vectors up to this many elements are kept, for the diagnosis.
@@ -83,11 +83,16 @@ class RunSpec:
     hyper: dict[str, Any]  # learning_rate, beta_1, beta_2, epsilon: float | StepCallable | StepSchedule; decay: float
     amsgrad: bool
     defaults: bool  # construct with no hyperparameter argument
-    dtype: str
+    dtype: str  # the run's: a dtype, or "mixed" (every variable has its own, ``dtypes``)
     variables: dict[str, np.ndarray]  # float64 initial values
     clock: Clock
     round_trip: bool = False  # build the optimizer, then use from_config(get_config()) of it (ADAM-API-CONFIG-2)
     non_contiguous: bool = False  # variables and gradients as strided / transposed views (Feature.NON_CONTIGUOUS)
+    dtypes: dict[str, str] = field(default_factory=dict)  # a variable's own dtype (ADAM-DTYPE-2)
+
+    def dtype_of(self, name: str) -> str:
+        """The dtype of variable ``name``: the variable's own in a mixed run, the run's otherwise."""
+        return self.dtypes.get(name, self.dtype)
 
 
 @dataclass
@@ -128,14 +133,15 @@ def hyper_inputs(vector: Vector, clock: Clock) -> dict[str, Any]:
     return out
 
 
-def _same(read: dict, loaded: dict, dtype: str) -> str | None:
+def _same(read: dict, loaded: dict, dtypes: dict[str, str]) -> str | None:
     """What differs between a state read back from the candidate and the (float64) state just loaded, or None."""
     if read["iterations"] is not None and int(read["iterations"]) != loaded["iterations"]:
         return f"iterations reads back as {read['iterations']}, {loaded['iterations']} was set"
-    dt = NUMPY_DTYPES[dtype]
     for name, fields in loaded.items():
         if name == "iterations":
             continue
+        dtype = dtypes[name]
+        dt = NUMPY_DTYPES[dtype]
         for f, want in fields.items():
             have = read.get(name, {}).get(f)
             if want is None or have is None:
@@ -170,12 +176,19 @@ def run(adapter: Adapter, vector: Vector, dtype: str, modes: tuple[str, ...] = (
     Raises Unsupported (what the candidate cannot express, or does not implement in any mode) and VectorError
     (a broken large vector).
     """
+    if (dtype == MIXED) != (MIXED in vector.dtypes):
+        raise ValueError(f"{vector.id} runs in {', '.join(vector.dtypes)}: not in {dtype}")
     reason = adapter.unsupported(vector, dtype)
     if reason:
         raise Unsupported(reason)
     missing = adapter.missing()
     keep = vector.size <= KEEP_LIMIT if keep is None else keep
-    initial, ftz = vector.initial(), adapter.flush_to_zero(dtype)
+    ftz = {d: adapter.flush_to_zero(d) for d in {*variable_dtypes(vector.record, dtype).values(), dtype} - {MIXED}}
+    if stream.takes(vector, dtype, keep):  # large vectors: one pass per step, in little memory (conformance/stream.py)
+        lanes = [_lane(vector, dtype, mode, ftz, keep, {}) for mode in modes]  # the driver makes the initial values
+        stream.drive(adapter, vector, dtype, lanes, missing, on_step, _begin, _step)
+        return _finish(adapter, vector, lanes)
+    initial = vector.initial()
     made: dict[int, dict] = {}
 
     def gradients(s: int) -> dict:
@@ -185,29 +198,9 @@ def run(adapter: Adapter, vector: Vector, dtype: str, modes: tuple[str, ...] = (
             made[s] = vector.gradients(s)
         return made[s]
 
-    lanes = []
-    for mode in modes:
-        clock = Clock()
-        spec = RunSpec(hyper=hyper_inputs(vector, clock), amsgrad=vector.record["amsgrad"],
-                       defaults=vector.record["construct"] == "defaults", dtype=dtype, variables=initial, clock=clock,
-                       non_contiguous="non-contiguous" in vector.record["flags"])
-        model = ErrorModel(vector, dtype, carried=mode == "trajectory", ftz=ftz, initial=initial, reuse=not keep)
-        lane = _Lane(spec, model, Outcome(mode, Comparison(dtype), scale=model.scale,
-                                          observed=[] if keep else None, errors=[] if keep else None))
-        lanes.append(lane)
-        if mode == "single-step" and Feature.STATE_LOADING in missing:
-            lane.outcome.unsupported = missing[Feature.STATE_LOADING]
-            continue
-        with _timed(lane.outcome):
-            try:
-                lane.session = adapter.start(spec)
-            except NOT_IMPLEMENTED as exc:
-                lane.outcome.unsupported = not_implemented(exc, " while being built")
-            except Exception as exc:  # noqa: BLE001 - whatever the candidate raises is reported
-                lane.outcome.error, lane.outcome.error_step = str(CandidateError(0, exc)), 0
-    if stream.takes(vector, dtype, keep):  # large vectors: one pass per step, in little memory (conformance/stream.py)
-        stream.drive(adapter, vector, dtype, lanes, initial, missing, on_step, _step)
-        return _finish(adapter, vector, lanes)
+    lanes = [_lane(vector, dtype, mode, ftz, keep, initial) for mode in modes]
+    for lane in lanes:
+        _begin(adapter, lane, missing)
     start = {"iterations": 0, **{n: {"variable": v} for n, v in initial.items()}}
     last = {id(lane): start for lane in lanes}  # each lane's state before the step, for port_mistakes
     previous: dict | None = None
@@ -220,7 +213,7 @@ def run(adapter: Adapter, vector: Vector, dtype: str, modes: tuple[str, ...] = (
         grads = gradients(s)
         for lane in live:
             lane.spec.clock.step = s
-            observed = _step(lane, grads, s, previous if lane.outcome.mode == "single-step" else None, dtype)
+            observed = _step(lane, grads, s, previous if lane.outcome.mode == "single-step" else None)
             if observed is None:
                 continue
             if Feature.SLOTS in missing:  # declared absent: judged on the variable and iterations alone
@@ -230,7 +223,7 @@ def run(adapter: Adapter, vector: Vector, dtype: str, modes: tuple[str, ...] = (
             cmp.add_step(s + 1, observed, expected, errors, lane.model.scale)
             if cmp.first_failing_step is not None:  # named only to explain a failure the numbers already show
                 before = last[id(lane)] if lane.outcome.mode == "trajectory" else previous or start
-                for line in port_mistakes(s + 1, before, observed, previous or start, expected, grads, dtype):
+                for line in port_mistakes(s + 1, before, observed, previous or start, expected, grads, lane.spec.dtypes):
                     cmp.mistake(s + 1, line)
             last[id(lane)] = observed
             if keep:
@@ -238,6 +231,35 @@ def run(adapter: Adapter, vector: Vector, dtype: str, modes: tuple[str, ...] = (
                 lane.outcome.errors.append(errors)
         previous = expected
     return _finish(adapter, vector, lanes)
+
+
+def _lane(vector: Vector, dtype: str, mode: str, ftz: dict[str, bool], keep: bool, initial: dict[str, np.ndarray]) -> _Lane:
+    """One mode's lane, its candidate not built yet."""
+    clock, dtypes = Clock(), variable_dtypes(vector.record, dtype)
+    spec = RunSpec(hyper=hyper_inputs(vector, clock), amsgrad=vector.record["amsgrad"],
+                   defaults=vector.record["construct"] == "defaults", dtype=dtype, variables=initial, clock=clock,
+                   non_contiguous="non-contiguous" in vector.record["flags"], dtypes=dtypes)
+    carried = mode == "trajectory"
+    if dtype == MIXED:
+        model: Any = MixedErrorModel(vector, dtypes, carried=carried, ftz=ftz, initial=initial)
+    else:
+        model = ErrorModel(vector, dtype, carried=carried, ftz=ftz[dtype], initial=initial, reuse=not keep)
+    return _Lane(spec, model, Outcome(mode, Comparison(dtype, dtypes), scale=model.scale,
+                                      observed=[] if keep else None, errors=[] if keep else None))
+
+
+def _begin(adapter: Adapter, lane: _Lane, missing: dict) -> None:
+    """Build a lane's candidate from ``lane.spec`` (timed); what it lacks, or an error, ends the lane here."""
+    if lane.outcome.mode == "single-step" and Feature.STATE_LOADING in missing:
+        lane.outcome.unsupported = missing[Feature.STATE_LOADING]
+        return
+    with _timed(lane.outcome):
+        try:
+            lane.session = adapter.start(lane.spec)
+        except NOT_IMPLEMENTED as exc:
+            lane.outcome.unsupported = not_implemented(exc, " while being built")
+        except Exception as exc:  # noqa: BLE001 - whatever the candidate raises is reported
+            lane.outcome.error, lane.outcome.error_step = str(CandidateError(0, exc)), 0
 
 
 def _finish(adapter: Adapter, vector: Vector, lanes: list[_Lane]) -> list[Outcome]:
@@ -260,7 +282,7 @@ def _timed(outcome: Outcome) -> Iterator[None]:
         outcome.candidate_seconds += time.perf_counter() - start
 
 
-def _step(lane: _Lane, grads: dict, s: int, loaded: dict | None, dtype: str) -> dict | None:
+def _step(lane: _Lane, grads: dict, s: int, loaded: dict | None) -> dict | None:
     """One call of the candidate (after loading the oracle's state in single-step mode); None if it failed."""
     out = lane.outcome
     if loaded is not None:
@@ -268,7 +290,7 @@ def _step(lane: _Lane, grads: dict, s: int, loaded: dict | None, dtype: str) -> 
             with _timed(out), np.errstate(over="ignore"):  # a value past the dtype's range is loaded as +-Inf
                 lane.session.load(loaded)
                 read_back = lane.session.read()
-            problem = _same(read_back, loaded, dtype)  # the kit's check: not counted as the candidate's time
+            problem = _same(read_back, loaded, lane.spec.dtypes)  # the kit's check: not counted as the candidate's time
         except NOT_IMPLEMENTED as exc:
             out.unsupported = "single-step mode: " + not_implemented(exc, " to load a state")
             return None

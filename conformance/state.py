@@ -28,7 +28,7 @@ class State:
     environment: dict = field(default_factory=dict)
     trackers: dict = field(default_factory=dict)  # property tier: name -> conformance.property.Tracker
     cache_key: str = ""
-    verified: set | None = None  # sha256 of files verified by an earlier run of this kit (pytest's cache)
+    verified: set | None = None  # files, and large vectors' digests, verified by an earlier run of this kit (pytest's cache)
     families: set = field(default_factory=set)  # the families collected (vector families, "api", "property")
     deselected_levels: dict = field(default_factory=dict)  # level -> items not run because --level left it out
     results: list[dict] = field(default_factory=list)
@@ -47,6 +47,15 @@ class State:
         if key not in self._cache:
             self._cache[key] = load_file(key, self.verified)
         return self._cache[key]
+
+    def remember_verified(self) -> None:
+        """Add to the verified-vector cache the large vectors whose digests this session checked."""
+        from conformance.loader import verified_key
+
+        for vectors, _ in self._cache.values():
+            for vector in vectors:
+                if vector.expected is None and vector.digests_verified and vector.source in self.verified:
+                    self.verified.add(verified_key(vector))
 
     def stale_expectations(self) -> list:
         """Entries that matched nothing, among those about a family this run collected (``api/...``, ``sparse/...``)."""

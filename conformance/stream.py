@@ -1,19 +1,23 @@
 """The driver for large vectors: every mode's candidate steps first, then one pass over the slices does the rest.
 
 On this kind of machine a large vector's cost is set less by arithmetic than by how far the process grows:
-touching freshly mapped memory costs about 2.7 ms per MB (docs/performance.md), several times the arithmetic
-done on it.  The readable runner (``runner.run``) holds, at the step that decides, the oracle's state before and
-after the step and each mode's full-size error arrays.  This driver holds only what must outlive a slice:
+touching fresh memory costs 0.4 to 2.5 ms per MB (docs/performance.md), more than the arithmetic done on it.
+The readable runner (``runner.run``) holds, at the step that decides, the oracle's state before and after the
+step and each mode's full-size error arrays.  This driver holds only what must outlive a slice, in buffers kept
+from step to step and from run to run (``buffer``):
 
 - the oracle's state (variable, m, v, vhat), updated in place slice by slice (the variable's array is the
   initial values' own: every adapter copies them into its dtype when it builds the candidate);
-- the step's gradient, made into a buffer kept from step to step (and from run to run, ``buffer``);
+- the step's gradient;
 - trajectory mode's carried errors, overwritten in place; single-step mode's errors live for one slice.
 
+The modes run in lockstep, one pass of the oracle per step for both; from ``ONE_AT_A_TIME`` elements on they run
+one after the other, each with a pass of its own, so that one candidate and its read-backs are held at a time.
+
 For each slice it runs the readable oracle (``reference.adam.apply_gradients``, unchanged, on the slice), hashes
-the new state for the vector's digests, evaluates both modes' error model (the compiled twin of
-``ErrorModel._chunk``, ``conformance/fused.py``) and compares every tensor of every mode (the compiled finite
-case, or the readable ``Comparison.scan`` for a slice that holds NaN or Inf).  The outcome of each step is then
+the new state for the vector's digests (on a thread of its own, beside the rest), evaluates every mode's error
+model (the compiled twin of ``ErrorModel._chunk``, ``conformance/fused.py``) and compares every tensor of every
+mode (the compiled finite case, or the readable ``Comparison.scan`` for a slice that holds NaN or Inf).  The outcome of each step is then
 recorded in the readable order (``Comparison.record``), so the report cannot tell the two drivers apart:
 ``tests/test_stream.py`` proves the outcomes, the bounds and the oracle's states identical to the readable
 runner's on every bundled vector the driver takes.
@@ -24,7 +28,11 @@ readable oracle for the first failing step, and kept as a copy for the steps aft
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import mmap
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -32,39 +40,74 @@ import numpy as np
 
 from conformance import fused, tolerance, vector_format
 from conformance.compare import Comparison, port_mistakes
-from conformance.dtypes import NUMPY_DTYPES
+from conformance.dtypes import MIXED, NUMPY_DTYPES
 from conformance.features import Feature
 from conformance.loader import Vector, VectorError
 from reference import adam
 
 #: Elements per slice of the pass: a multiple of the model's slice (``tolerance.CHUNK``), whose per-slice
-#: tests it keeps.
-SLICE = 1 << 15
-#: Elements per call of the readable oracle inside a slice: small enough that its temporaries (64 KiB each) come
-#: from malloc's free lists instead of fresh mappings, whose first touch costs more here than the arithmetic
-#: (measured: slices of 2^16 made the pass several times slower); large enough that Python's cost stays small.
-ORACLE_SLICE = 1 << 13
+#: tests it keeps, and large enough that the compiled kernels share it among the cores (``fused.MIN_SHARE``);
+#: measured at 10^7 elements against 2^15 and 2^17 (docs/performance.md).
+SLICE = 1 << 18
+#: Elements per call of the readable oracle inside a slice: its temporaries (256 KiB each) come back from
+#: malloc's free lists after the first call, and Python's cost per call stays small (2^13 took 0.23 s at 10^7
+#: elements, 2^15 0.16 s).
+ORACLE_SLICE = 1 << 15
+#: Vectors of at least this many elements run their modes one after the other (``drive``): at 10^8 float32
+#: elements, holding both modes' candidates and read-backs at once took the process past 14 GiB.
+ONE_AT_A_TIME = 1 << 25
 #: Buffers kept for the next run up to this many bytes in all: a 10^7-element run's are kept, a 10^8 one's freed.
 POOL_BYTES = 2 << 30
-_pool: dict[str, np.ndarray] = {}
+#: The buffers, one pool per thread: an item abandoned at its timeout (``items.call_with_timeout``) may still be
+#: running in its thread, and must not write into the next item's buffers.
+_pools = threading.local()
 #: Tests set this to ``f(kind, *values)`` to see the states and bounds the pass makes (``tests/test_stream.py``).
 _tap: Callable[..., None] | None = None
 
 
 def buffer(role: str, n: int) -> np.ndarray:
-    """A float64 array of ``n`` elements for ``role``: the same one from step to step and run to run while
-    the size stays, so its pages are touched once per session (contents undefined)."""
-    have = _pool.get(role)
+    """A float64 array of ``n`` elements for ``role``: the same one from step to step and run to run (in this
+    thread) while the size stays, so its pages are touched once (contents undefined)."""
+    pool = _pool()
+    have = pool.get(role)
     if have is None or have.size != n:
-        _pool.pop(role, None)  # freed before the new one is made, so the new one can take its pages
-        have = _pool[role] = np.empty(n)
+        pool.pop(role, None)  # freed before the new one is made, so the new one can take its pages
+        have = pool[role] = mapped(n)
     return have
+
+
+def _pool() -> dict[str, np.ndarray]:
+    """This thread's buffers."""
+    if not hasattr(_pools, "buffers"):
+        _pools.buffers = {}
+    return _pools.buffers
+
+
+def mapped(n: int) -> np.ndarray:
+    """A new float64 array of ``n`` zeros in a mapping of its own, its pages made present now, by this thread.
+
+    Why not ``np.empty``: NumPy asks for transparent huge pages for large arrays, and on this kind of machine the
+    first touch of a fresh huge page was measured at about 2.5 ms per MB, against 0.4 to 0.8 ms per MB for ordinary
+    pages made present by the kernel at once (``MAP_POPULATE``; docs/performance.md).  Why now: first touches from
+    several threads at once (the compiled model's) contend for the process's page tables, several times slower.
+    """
+    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_POPULATE", 0)
+    out = np.frombuffer(mmap.mmap(-1, max(n, 1) * 8, flags=flags), dtype=np.float64)[:n]
+    if not getattr(mmap, "MAP_POPULATE", 0):
+        out.fill(0.0)
+    return out
 
 
 def trim() -> None:
     """Free the pooled buffers if they hold more than ``POOL_BYTES``."""
-    if sum(a.nbytes for a in _pool.values()) > POOL_BYTES:
-        _pool.clear()
+    if sum(a.nbytes for a in _pool().values()) > POOL_BYTES:
+        _pool().clear()
+
+
+@functools.lru_cache(maxsize=1)
+def _hasher() -> ThreadPoolExecutor:
+    """One thread, so that a tensor's slices are hashed in their order."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="adam-conformance-sha256")
 
 
 def takes(vector: Vector, dtype: str, keep: bool) -> bool:
@@ -75,9 +118,9 @@ def takes(vector: Vector, dtype: str, keep: bool) -> bool:
 
 
 def eligible(vector: Vector) -> bool:
-    """The shape of vector the driver handles: every variable updated at every step, contiguous tensors."""
+    """The shape of vector the driver handles: every variable updated at every step, contiguous tensors, one dtype."""
     names = set(vector.record["variables"])
-    return "non-contiguous" not in vector.record["flags"] and all(
+    return "non-contiguous" not in vector.record["flags"] and MIXED not in vector.dtypes and all(
         set(step["gradients"]) == names and all(g is not None for g in step["gradients"].values())
         for step in vector.steps)
 
@@ -95,25 +138,43 @@ class _Found:
     problem: str | None = None  # a NaN where none may be: the tensor is not compared further at this step
 
 
-def drive(adapter: Any, vector: Vector, dtype: str, lanes: list, initial: dict[str, np.ndarray], missing: dict,
-          on_step: Callable[[int], None] | None, candidate_step: Callable[..., dict | None]) -> None:
-    """Run every step of ``vector`` on the lanes (``runner._Lane``, candidates already built), filling their outcomes.
+def drive(adapter: Any, vector: Vector, dtype: str, lanes: list, missing: dict, on_step: Callable[[int], None] | None,
+          begin: Callable[..., None], candidate_step: Callable[..., dict | None]) -> None:
+    """Run every step of ``vector`` on the lanes (``runner._Lane``, candidates not built yet), filling their outcomes.
 
-    ``candidate_step`` is the runner's own step of a lane (load, read-back check, apply, read), passed in so that
-    this module does not import the runner. Raises VectorError when a generated input or the oracle's state does
-    not match its stored sha256.
+    The lanes run in lockstep over one pass of the oracle per step; a vector of ``ONE_AT_A_TIME`` elements or
+    more runs them one after the other, the oracle's pass made again for each, so that one candidate and one
+    read-back are held at a time.  ``begin`` and ``candidate_step`` are the runner's own (build a lane's
+    candidate; load, read-back check, apply, read), passed in so that this module does not import the runner.
+    Raises VectorError when a generated input or the oracle's state does not match its stored sha256.
     """
+    for group in [lanes] if vector.size < ONE_AT_A_TIME else [[lane] for lane in lanes]:
+        _drive(adapter, vector, dtype, group, missing, on_step, begin, candidate_step)
+        for lane in group:
+            lane.session = None  # the candidate's memory goes before the next one is built
+    trim()
+
+
+def _drive(adapter: Any, vector: Vector, dtype: str, lanes: list, missing: dict,
+           on_step: Callable[[int], None] | None, begin: Callable[..., None],
+           candidate_step: Callable[..., dict | None]) -> None:
+    """One pass of the oracle per step, for the lanes given (see ``drive``)."""
     record, steps = vector.record, vector.steps
     fields = ("variable", "m", "v", "vhat") if record["amsgrad"] else ("variable", "m", "v")
-    digests = vector.expected is None and not vector.__dict__.get("_digests_checked", False)
+    digests = vector.expected is None and not vector.digests_verified
+    # The initial values' sha256 is checked now: the pass updates them in place (they are the oracle's variable).
+    initial = {name: vector._wrap(lambda: vector_format.tensor(v["initial"], shape, _into(f"{name}/initial", shape)),
+                                  f"variables.{name}.initial")
+               for name, v in record["variables"].items() for shape in [tuple(v["shape"])]}
     state: dict[str, Any] = {"iterations": 0}
     for name, x in initial.items():
-        if not (x.dtype == np.float64 and x.flags.c_contiguous and x.flags.writeable):
-            x = initial[name] = np.array(x, dtype=np.float64)
-        state[name] = {"variable": x}
+        state[name] = {"variable": x}  # updated in place: every adapter copies the initial values when it builds
         for f in fields[1:]:
             state[name][f] = buffer(f"{name}/{f}", x.size).reshape(x.shape)
             state[name][f].fill(0.0)  # ADAM-INIT-1: the oracle's slots start at zero
+    for lane in lanes:
+        lane.spec.variables = initial
+        begin(adapter, lane, missing)
     trajectory = [lane for lane in lanes if lane.outcome.mode == "trajectory"]
     carried = {name: {f: buffer(f"{name}/e_{f}", x.size) for f in fields} for name, x in initial.items()} \
         if trajectory else {}
@@ -124,20 +185,24 @@ def drive(adapter: Any, vector: Vector, dtype: str, lanes: list, initial: dict[s
         if on_step is not None:
             on_step(s + 1)
         live = [lane for lane in lanes if lane.outcome.error is None and lane.outcome.unsupported is None]
-        grads = _gradients(vector, s)
+        grads, checks = _gradients(vector, s)
         if any(lane.outcome.comparison.first_failing_step is not None for lane in live):
             prior = _copy(state)
         observed = []
         for lane in live:
             lane.spec.clock.step = s
             loaded = state if lane.outcome.mode == "single-step" and s > 0 else None
-            obs = candidate_step(lane, grads, s, loaded, dtype)
+            obs = candidate_step(lane, grads, s, loaded)
             if obs is None:
                 continue
             if Feature.SLOTS in missing:  # declared absent: judged on the variable and iterations alone
                 obs = {n: (x if n == "iterations" else {"variable": x["variable"]}) for n, x in obs.items()}
             observed.append((lane, obs))
+        # The gradients' sha256 is checked on the hashing thread, beside the pass (which does not change them).
+        checking = [_hasher().submit(check) for check in checks]
         found = _pass(vector, s, state, grads, observed, carried, fields, digests)
+        for job in checking:
+            job.result()  # raises the VectorError of a generated gradient that does not match its sha256
         state["iterations"] = s + 1
         if not live:
             finished = False  # the readable runner, too, makes and checks this step's state, then stops
@@ -149,14 +214,14 @@ def drive(adapter: Any, vector: Vector, dtype: str, lanes: list, initial: dict[s
                 before = prior if prior is not None else _replayed(vector, s)
                 prior = before
                 had = last.get(id(lane)) if lane.outcome.mode == "trajectory" else before
-                for line in port_mistakes(s + 1, before if had is None else had, obs, before, state, grads, dtype):
+                for line in port_mistakes(s + 1, before if had is None else had, obs, before, state, grads,
+                                          lane.spec.dtypes):
                     cmp.mistake(s + 1, line)
             if lane.outcome.mode == "trajectory":
                 last[id(lane)] = obs
         prior = None
     if digests and finished:
-        object.__setattr__(vector, "_digests_checked", True)  # the oracle is deterministic: once per session
-    trim()
+        vector.mark_digests_verified()
 
 
 def _copy(state: dict) -> dict:
@@ -173,18 +238,25 @@ def _replayed(vector: Vector, s: int) -> dict:
     raise AssertionError("unreachable")
 
 
-def _gradients(vector: Vector, s: int) -> dict[str, Any]:
-    """Step ``s``'s gradients; a generated dense one is made into the variable's gradient buffer."""
+def _gradients(vector: Vector, s: int) -> tuple[dict[str, Any], list[Callable[[], None]]]:
+    """Step ``s``'s gradients (a generated dense one made into the variable's gradient buffer), and the checks of
+    the generated ones' sha256 still to be made (each raises VectorError)."""
     shapes = vector_format.shapes(vector.record)
-    out = {}
+    out, checks = {}, []
     for name, spec in vector.steps[s]["gradients"].items():
-        shape = shapes[name]
+        shape, field = shapes[name], f"steps[{s}].gradients"
         if "dense" in spec and isinstance(spec["dense"], dict):
-            into = buffer(f"{name}/g", int(np.prod(shape, dtype=np.int64)))
-            out[name] = vector._wrap(lambda: vector_format.tensor(spec["dense"], shape, into), f"steps[{s}].gradients")
+            g, made = spec["dense"], _into(f"{name}/g", shape)
+            out[name] = vector_format.generated_values(g["seed"], g["scale"], g["exact_in"], shape, made)
+            checks.append(functools.partial(vector._wrap, functools.partial(vector_format.check_generated, g, made), field))
         else:
-            out[name] = vector._wrap(lambda: vector_format.gradient_value(spec, shape), f"steps[{s}].gradients")
-    return out
+            out[name] = vector._wrap(lambda: vector_format.gradient_value(spec, shape), field)
+    return out, checks
+
+
+def _into(role: str, shape: tuple[int, ...]) -> np.ndarray:
+    """The pooled buffer of ``role``, shaped."""
+    return buffer(role, int(np.prod(shape, dtype=np.int64))).reshape(shape)
 
 
 def _width() -> int:
@@ -208,6 +280,7 @@ def _pass(vector: Vector, s: int, state: dict, grads: dict, observed: list, carr
         g_obj = grads[name]
         g = adam.dense_gradient(g_obj, shape).reshape(-1)
         hashes = {f: hashlib.sha256() for f in fields} if digests else {}
+        hashed = []  # the hashing runs beside the pass, in order, on one thread of its own (hashlib lets go of the GIL)
         scratch = {f: buffer(f"slice/{f}", width) for f in fields}  # the state before the step, one slice
         lanes = []
         for lane, obs in observed:
@@ -244,7 +317,7 @@ def _pass(vector: Vector, s: int, state: dict, grads: dict, observed: list, carr
             new = {f: flat[f][part] for f in fields}  # the state after the step, this slice
             for f in fields:
                 if digests:
-                    hashes[f].update(memoryview(new[f]).cast("B"))
+                    hashed.append(_hasher().submit(hashes[f].update, memoryview(new[f]).cast("B")))
             if _tap is not None:
                 _tap("state", s, name, start, {f: new[f].copy() for f in fields})
             args = [(lane, model, k, g, e_g, part, old, new, carried.get(name), s, fields, state, tensors, name)
@@ -252,6 +325,8 @@ def _pass(vector: Vector, s: int, state: dict, grads: dict, observed: list, carr
             same = None
             for a in args:
                 same = _slice(*a, same if s == 0 else None)
+        for job in hashed:
+            job.result()
         if digests:
             _check_digests(vector, s, name, {f: h.hexdigest() for f, h in hashes.items()})
     return found

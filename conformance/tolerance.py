@@ -131,7 +131,7 @@ class ErrorModel:
         if loaded:
             self.err = {n: {f: 0.0 for f in FIELDS} for n in self.previous}
         out: dict[str, dict[str, np.ndarray | None]] = {}
-        for name, now in ((n, v) for n, v in state.items() if n != "iterations"):
+        for name, now in ((n, v) for n, v in state.items() if n in self.previous):  # this model's variables
             before, e = self.previous[name], self.err[name]
             shape = now["variable"].shape
             g_obj = grads.get(name)
@@ -227,6 +227,28 @@ class ErrorModel:
                 em, ev, ex = (np.where(over, np.inf, x) for x in (em, ev, ex))
                 eh = np.where(over, np.inf, eh) if self.amsgrad else eh
         return {"variable": ex, "m": em, "v": ev, "vhat": eh}
+
+
+class MixedErrorModel:
+    """E-1..E-7 for a vector whose variables have dtypes of their own (ADAM-DTYPE-2): each variable's bound is that of
+    its dtype, as if it were alone in the call (one ``ErrorModel`` per dtype, over its variables).
+
+    The errors it returns are already the allowed errors (``scale`` is 1): the factor of E-7 depends on the dtype.
+    """
+
+    scale = 1.0
+
+    def __init__(self, vector: Any, dtypes: dict[str, str], *, carried: bool, ftz: dict[str, bool],
+                 initial: dict[str, np.ndarray]) -> None:
+        self.models = [ErrorModel(vector, d, carried=carried, ftz=ftz[d],
+                                  initial={n: initial[n] for n, own in dtypes.items() if own == d})
+                       for d in dict.fromkeys(dtypes.values())]
+
+    def step(self, s: int, grads: dict[str, Any], state: dict) -> dict[str, dict[str, np.ndarray | None]]:
+        """Every variable's allowed errors after step ``s`` (0-based): its dtype's ``scale`` times its model's e."""
+        allowed = {name: {f: None if e is None else model.scale * e for f, e in fields.items()}
+                   for model in self.models for name, fields in model.step(s, grads, state).items()}
+        return {name: allowed[name] for name in state if name in allowed}  # in the vector's order
 
 
 @dataclass(frozen=True)

@@ -70,10 +70,15 @@ def tensor(spec: Any, shape: tuple[int, ...], out: np.ndarray | None = None) -> 
     """
     if isinstance(spec, dict):
         values = generated_values(spec["seed"], spec["scale"], spec["exact_in"], shape, out)
-        if array_digest(values) != spec["sha256"]:
-            raise ValueError("generated values do not match their recorded sha256 (the generator changed?)")
+        check_generated(spec, values)
         return values
     return np.asarray(spec, dtype=np.float64)
+
+
+def check_generated(spec: dict, values: np.ndarray) -> None:
+    """ValueError when values made from a generator spec do not match its recorded sha256."""
+    if array_digest(values) != spec["sha256"]:
+        raise ValueError("generated values do not match their recorded sha256 (the generator changed?)")
 
 
 def shapes(vector: dict) -> dict[str, tuple[int, ...]]:

@@ -103,7 +103,7 @@ class Server:
             raise NotImplementedError("the served class has no set_weights")
         state = {n: {k: None if a is None else decode(a) for k, a in v.items()} for n, v in req["variables"].items()}
         state["iterations"] = req["iterations"]
-        s["opt"].set_weights(weights_in_spec_order(state, s["batches"], s["opt"].amsgrad, lambda x: x))
+        s["opt"].set_weights(weights_in_spec_order(state, s["batches"], s["opt"].amsgrad, lambda n, x: x))
         for n, var in s["vars"].items():
             var[...] = state[n]["variable"]
         return {}

@@ -461,12 +461,44 @@ class FlatCopyUpdate(Adam):
         var.reshape(-1)[...] = out.reshape(-1)  # a view only when var is contiguous
 
 
+class FirstDtypeForTheCall(Adam):
+    """ADAM-DTYPE-2: a call of several dtypes is computed in its first variable's dtype, then stored in each one's own."""
+
+    def update_all(self, present, values, t):
+        dtype = present[0][1].dtype
+        for grad, var in present:
+            slots = self._slots[id(var)]
+            if var.dtype == dtype:
+                self._update(var, grad, slots, self.hyperparameters_for(values, dtype), t)
+                continue
+            work = var.astype(dtype)
+            held = {k: s.astype(dtype) for k, s in slots.items()}
+            self._update(work, self.dense_gradient(grad, var.shape).astype(dtype), held,
+                         self.hyperparameters_for(values, dtype), t)
+            var[...] = work.astype(var.dtype)
+            for k, s in held.items():
+                slots[k][...] = s.astype(var.dtype)
+
+
+class StepSizeInFirstDtype(Adam):
+    """ADAM-DTYPE-2: a call of several dtypes computes the step size alpha once, in its first variable's dtype."""
+
+    def update_all(self, present, values, t):
+        first = present[0][1].dtype
+        self._alpha = float(NativePaperForm.step_size(self, self.hyperparameters_for(values, first), t, first))
+        super().update_all(present, values, t)
+
+    def step_size(self, hp, t, work):
+        return self._alpha
+
+
 WRONG = [
     EpsilonInsideSqrt, Algorithm1Epsilon, StepOffByOne, NoFirstMomentCorrection, NoSecondMomentCorrection,
     NoBiasCorrection, RunningProductBetas, SwappedBetas, PerVariableStep, IterationsFrozen, SkipsNonFiniteSteps, AmsgradIgnored, AmsgradNotStored,
     AmsgradOverCorrectedV, LazySparse, LastDuplicateWins, SquaredDuplicates, FrozenCallables, ScheduleOneBased,
     DecayIgnored, DecayOneBased, DefaultEpsilon1e8, Float32State, HyperparametersNotCast, EpsilonZeroKept, Float64Hyperparameters,
     WeightsByVariable, KerasSlotNames, ConfigWithoutDecay, SetWeightsKeepsIterations, MutatesGradient,
-    VectorTailSkipped, MultiTensorFirstLaunchOnly, EmptyTensorEndsTheCall, FlatCopyUpdate,
+    VectorTailSkipped, MultiTensorFirstLaunchOnly, EmptyTensorEndsTheCall, FlatCopyUpdate, FirstDtypeForTheCall,
+    StepSizeInFirstDtype,
 ]
 CORRECT = [KernelMomentForm, NativePrecision, NativePaperForm, GroupedStepSize, ScatterSparse, ContractedKernelForm]

@@ -39,7 +39,8 @@ def test_every_vector_kills_something(matrix):
 
 
 #: Wrong variants that break only on kernel shapes (reference/variants.py, "kernel shapes").
-KERNEL_SHAPED = ["VectorTailSkipped", "MultiTensorFirstLaunchOnly", "EmptyTensorEndsTheCall", "FlatCopyUpdate"]
+KERNEL_SHAPED = ["VectorTailSkipped", "MultiTensorFirstLaunchOnly", "EmptyTensorEndsTheCall", "FlatCopyUpdate",
+                 "FirstDtypeForTheCall", "StepSizeInFirstDtype"]
 
 
 def test_kernel_shaped_variants_are_killed_by_the_kernels_family_and_no_other(matrix):

@@ -36,8 +36,9 @@ def _vector_items(doc: dict) -> dict[str, dict]:
     return {f"{r['vector']}[{r['dtype']}]": r for r in doc["results"] if r["family"] != "api"}
 
 
-#: The items a process candidate cannot run: the pipe carries contiguous tensors only (Feature.NON_CONTIGUOUS).
-STRIDED = {"kernels/strided[float32]", "kernels/strided[float64]"}
+#: The items a process candidate cannot run: the pipe carries contiguous tensors only (Feature.NON_CONTIGUOUS), and
+#: a session has one dtype (Feature.MIXED_DTYPES).
+STRIDED = {"kernels/strided[float32]", "kernels/strided[float64]", "kernels/mixed-dtypes[mixed]"}
 
 
 def test_the_oracle_through_the_pipe_gives_the_in_process_verdicts_and_numbers(run):
@@ -142,9 +143,9 @@ def test_the_worked_ports_conform(run, request, port):
     items = _vector_items(doc)
     assert {r["verdict"] for r in items.values()} <= {"pass", "unsupported"}
     ran = {i for i, r in items.items() if r["verdict"] == "pass"}
-    # Every vector in float32 and float64 runs and passes, but the strided ones a byte stream cannot express; the
-    # half-precision ones only where the port declares them.
-    assert {i for i in items if i.endswith(("[float32]", "[float64]"))} - ran == STRIDED
+    # Every vector in float32 and float64 runs and passes, but the strided ones a byte stream cannot express and the
+    # mixed one a session of one dtype cannot; the half-precision ones only where the port declares them.
+    assert {i for i in items if i.endswith(("[float32]", "[float64]", "[mixed]"))} - ran == STRIDED
 
 
 @pytest.mark.parametrize("port", ["js", "c"])

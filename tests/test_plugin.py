@@ -347,3 +347,27 @@ def test_bad_executions_field_is_a_usage_error(run, pytester):
     result = run("--candidate=reference:Adam", f"--expectations={exp}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: {exp}: entry 0 ('x'): field 'executions': a list of execution mode names is required"])
+
+
+def test_the_verified_vector_cache_remembers_large_vectors_checked(pytester, tmp_path):
+    """A session that checked a large vector's digests records it in pytest's cache, beside its file's sha256."""
+    import copy
+
+    from conformance.loader import load_file
+    from conformance.vector_format import content_hash
+    from tests.helpers import small_scale
+    from vectors.generate import family_document, render
+
+    pytester.syspathinsert(ROOT)
+    record = copy.deepcopy(small_scale(digest=True)[0].record)
+    record["id"] = "bigish/dense"
+    record["sha256"] = content_hash(record)
+    path = tmp_path / "bigish.yaml"
+    path.write_text(render({**family_document("dense"), "family": "bigish", "vectors": [record]}), encoding="utf-8")
+    (loaded,), _ = load_file(path)
+    for _ in range(2):
+        pytester.runpytest("--candidate=reference:Adam", f"--vectors={path}", "--scale", "-k", "bigish").assert_outcomes(
+            passed=len(record["dtypes"]))
+        (keys,) = [json.loads(p.read_text()) for p in (pytester.path / ".pytest_cache" / "v" / "adam-conformance"
+                                                      / "verified").iterdir()]
+        assert loaded.source in keys and f"{loaded.source}:bigish/dense" in keys

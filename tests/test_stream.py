@@ -85,11 +85,13 @@ class _Tap:
             mode, s, name, start, arrays = args
             key_prefix = ("bound", mode, s, name)
         for f, a in arrays.items():
-            self.parts.setdefault(key_prefix + (f,), []).append((start, a))
+            seen = self.parts.setdefault(key_prefix + (f,), {})
+            assert start not in seen or _same(seen[start], a), key_prefix  # a second pass makes the same state
+            seen[start] = a
 
     def full(self, *key) -> np.ndarray:
         """One tensor's array from its slices (a variable of no elements has none)."""
-        return np.concatenate([a for _, a in sorted(self.parts.get(key, []), key=lambda p: p[0])] + [np.zeros(0)])
+        return np.concatenate([a for _, a in sorted(self.parts.get(key, {}).items(), key=lambda p: p[0])] + [np.zeros(0)])
 
 
 def _same(a: np.ndarray, b: np.ndarray) -> bool:
@@ -129,16 +131,22 @@ def _slices(monkeypatch: pytest.MonkeyPatch, vector, scale: bool = False) -> Non
         monkeypatch.setattr(module, name, n)
 
 
+@pytest.mark.parametrize("one_at_a_time", [False, True], ids=["lockstep", "one-at-a-time"])
 @pytest.mark.parametrize("which", ["bundled", "scale"])
-def test_outcomes_are_those_of_the_readable_runner(monkeypatch: pytest.MonkeyPatch, which: str) -> None:
+def test_outcomes_are_those_of_the_readable_runner(monkeypatch: pytest.MonkeyPatch, which: str,
+                                                    one_at_a_time: bool) -> None:
+    """Lockstep, and the modes one after the other (``stream.ONE_AT_A_TIME``, made 0 here; with a port out of bound
+    and one that makes a port mistake, on the vectors of up to ``SMALL`` elements)."""
     vectors = [v for v in (bundled_vectors() if which == "bundled" else small_scale(digest=True)) if stream.eligible(v)]
     assert len(vectors) >= (40 if which == "bundled" else 3)
-    for spec in CANDIDATES:
+    if one_at_a_time:
+        monkeypatch.setattr(stream, "ONE_AT_A_TIME", 0)
+    for spec in [CANDIDATES[1], CANDIDATES[4]] if one_at_a_time else CANDIDATES:
         adapter = _adapter(spec)
         for vector in vectors:
             if which == "bundled":
                 _slices(monkeypatch, vector)
-            if vector.size > SMALL and spec not in CANDIDATES[:2]:
+            if vector.size > SMALL and (spec not in CANDIDATES[:2] or one_at_a_time):
                 continue  # a conforming and an out-of-bound port are enough to cover the large ones' arithmetic
             for dtype in fused.DTYPES:
                 readable = _run(monkeypatch, adapter, vector, dtype, False)
@@ -147,11 +155,13 @@ def test_outcomes_are_those_of_the_readable_runner(monkeypatch: pytest.MonkeyPat
 
 
 @pytest.mark.parametrize("ftz", [False, True])
-@pytest.mark.parametrize("which", ["bundled", "scale"])
+@pytest.mark.parametrize("which", ["bundled", "scale", "scale-one-at-a-time"])
 def test_states_and_bounds_are_bit_identical(monkeypatch: pytest.MonkeyPatch, which: str, ftz: bool) -> None:
     adapter = _adapter("reference:Adam", ftz)
+    if which == "scale-one-at-a-time":
+        monkeypatch.setattr(stream, "ONE_AT_A_TIME", 0)  # each mode's pass makes the oracle's states again
     for vector in [v for v in (bundled_vectors() if which == "bundled" else small_scale(digest=True)) if stream.eligible(v)]:
-        _slices(monkeypatch, vector, scale=which == "scale")
+        _slices(monkeypatch, vector, scale=which != "bundled")
         for dtype in fused.DTYPES:
             tap = _Tap()
             _run(monkeypatch, adapter, vector, dtype, True, tap)
@@ -159,8 +169,11 @@ def test_states_and_bounds_are_bit_identical(monkeypatch: pytest.MonkeyPatch, wh
             _check_tap(tap, vector, dtype, ftz)
 
 
-def test_a_stale_digest_stops_both_drivers_alike(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("one_at_a_time", [False, True], ids=["lockstep", "one-at-a-time"])
+def test_a_stale_digest_stops_both_drivers_alike(monkeypatch: pytest.MonkeyPatch, one_at_a_time: bool) -> None:
     adapter = _adapter("reference:Adam")
+    if one_at_a_time:
+        monkeypatch.setattr(stream, "ONE_AT_A_TIME", 0)
     for vector in small_scale(digest=True):
         for s, field in ((0, "m"), (len(vector.steps) - 1, "variable")):
             broken = copy.deepcopy(vector.record)
@@ -183,3 +196,42 @@ def test_the_driver_takes_only_large_digest_vectors() -> None:
     assert big and all(stream.takes(v, "float32", False) for v in big)
     assert not any(stream.takes(v, "float16", False) for v in big)
     assert not any(stream.takes(v, "float32", True) for v in big)  # observations kept: the readable runner
+
+
+def _family_file(tmp_path, vectors) -> "Path":
+    """A family file holding ``vectors`` (records built in memory), as ``adam-conformance generate`` writes one."""
+    from vectors.generate import family_document, render
+
+    doc = {**family_document("dense"), "family": "scale", "vectors": [v.record for v in vectors]}
+    path = tmp_path / "scale.yaml"
+    path.write_text(render(doc), encoding="utf-8")
+    return path
+
+
+def test_digests_verified_once_are_not_hashed_again(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """The verified-vector cache: a large vector whose digests a run checked is not hashed again by a later load of
+    the same file (both drivers), and a changed file is checked again."""
+    from conformance import loader, vector_format
+
+    path = _family_file(tmp_path, small_scale(digest=True)[:1])
+    verified: set[str] = set()
+    (vector,), _ = load_file(path, verified)
+    assert vector.source in verified and not vector.digests_verified
+    adapter = _adapter("reference:Adam")
+    _run(monkeypatch, adapter, vector, "float32", True)
+    assert vector.digests_verified
+    verified.add(loader.verified_key(vector))  # what State.remember_verified does at the end of a session
+
+    hashed, checked = [], []
+    real = vector_format.array_digest
+    monkeypatch.setattr(vector_format, "array_digest", lambda x: hashed.append(x.size) or real(x))
+    monkeypatch.setattr(stream, "_check_digests", lambda *args: checked.append(args))
+    for streamed in (True, False):
+        (again,), _ = load_file(path, verified)
+        assert again.digests_verified
+        assert isinstance(_run(monkeypatch, adapter, again, "float32", streamed), list)
+    # The generated inputs are still checked (initial values and gradients, each drive); the states are not hashed.
+    assert not checked and len(hashed) == 2 * (1 + len(again.steps))
+    path.write_text(path.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    (changed,), _ = load_file(path, verified)
+    assert not changed.digests_verified

@@ -93,7 +93,8 @@ def build(scn: Scenario) -> dict:
         "amsgrad": scn.amsgrad,
         "hyperparameters": dict(scn.hyperparameters),
         "variables": {
-            name: {"shape": list(shape[name]), "initial": _tensor_record(init, shape[name])}
+            name: {"shape": list(shape[name]), "initial": _tensor_record(init, shape[name]),
+                   **({"dtype": scn.variable_dtypes[name]} if name in scn.variable_dtypes else {})}
             for name, init in scn.variables.items()
         },
         "steps": [

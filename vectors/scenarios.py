@@ -71,6 +71,7 @@ class Scenario:
     oracle: str = "exact"  # or "tf2": hyperparameters rounded as TF 2.0 stores them (ADAM-TF2-*)
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # needed for Generated initial values
     digest: bool = False  # store expected states as sha256 + first values (large vectors)
+    variable_dtypes: dict[str, str] = field(default_factory=dict)  # each variable's own, with dtypes ["mixed"]
 
 
 def draw(seed: int, shape: tuple[int, ...], scale: float = 1.0, dtypes: list[str] = ALL_DTYPES) -> list:
@@ -418,6 +419,20 @@ def _generated(seed: int, shapes: dict[str, tuple[int, ...]], n_steps: int, dtyp
             "shapes": dict(shapes), "digest": True}
 
 
+#: The variables of the mixed-dtype vector: (dtype, shape), a float16 one first.
+MIXED_SHAPES = {"h": ("float16", (33,)), "s": ("float32", (2, 9)), "d": ("float64", (17,)), "h2": ("float16", (8,)),
+                "s2": ("float32", (1025,))}
+
+
+def _mixed(seed: int, variables: dict[str, tuple[str, tuple[int, ...]]], n_steps: int) -> dict[str, Any]:
+    """Scenario fields for variables of their own dtypes, from seeded generators exact in each one's dtype."""
+    fields = _generated(seed, {n: shape for n, (_, shape) in variables.items()}, n_steps, [])
+    own = {n: dtype for n, (dtype, _) in variables.items()}
+    fields["variables"] = {n: Generated(g.seed, g.scale, (own[n],)) for n, g in fields["variables"].items()}
+    fields["steps"] = [{n: Generated(g.seed, g.scale, (own[n],)) for n, g in step.items()} for step in fields["steps"]]
+    return {**fields, "variable_dtypes": own}
+
+
 def _kernels() -> list[Scenario]:
     f32 = ["float32"]
     # 300 variables in one call: multi-tensor kernels launch about 100 tensors or 65536 elements at a time.
@@ -433,6 +448,9 @@ def _kernels() -> list[Scenario]:
         Scenario("kernels/empty", "Empty variables, shapes (0,) and (3, 0), passed before a 2x3 variable in every call.",
                  ["ADAM-SHAPE-1", "ADAM-MULTI-1"],
                  **_generated(15000, {"empty": (0,), "empty_3x0": (3, 0), "after": (2, 3)}, 3, WIDE)),
+        Scenario("kernels/mixed-dtypes", "One call with float16, float32 and float64 variables (where the framework "
+                 "allows it), each updated in its own dtype; a float16 variable first.",
+                 ["ADAM-DTYPE-2", "ADAM-DTYPE-1", "ADAM-MULTI-1"], **_mixed(17000, MIXED_SHAPES, 3), dtypes=["mixed"]),
         Scenario("kernels/strided", "A transposed 4x5 variable and an every-other-element 7-vector, with gradients "
                  "laid out the same way (where the framework has strided tensors).",
                  ["ADAM-SHAPE-1", "ADAM-UPDATE-4"], **_generated(16000, {"matrix": (4, 5), "vector": (7,)}, 3, WIDE),
@@ -471,7 +489,8 @@ FAMILY_DESCRIPTIONS = {
     "tf2": "TF 2.0 details: float32-stored hyperparameters, epsilon 0, low-precision rounding (ADAM-TF2-*).",
     "recipes": "Adam as training recipes use it: published hyperparameters, warm-up schedules, float32 and bfloat16.",
     "kernels": "Kernel shapes: sizes around vector widths and chunk boundaries, 300 variables in one call, empty and "
-               "non-contiguous variables (ADAM-SHAPE-1).",
+               "non-contiguous variables (ADAM-SHAPE-1), and float16, float32 and float64 variables in one call "
+               "(ADAM-DTYPE-2).",
     "scale": "Large variables from seeded generators, expectations stored as sha256 digests; run with --scale.",
 }
 

@@ -8,7 +8,7 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 from conformance.adapters import Unsupported
-from conformance.dtypes import DTYPES, FORMATS
+from conformance.dtypes import DTYPES, FORMATS, MIXED
 from conformance.features import Feature, features
 from reference.adam import call_hyperparameters, dense_gradient
 
@@ -76,7 +76,7 @@ class Adapter:
     def unsupported(self, vector: Any, dtype: str) -> str | None:
         """Why this vector cannot be run for this candidate, or None."""
         missing = self.missing()
-        for feature in features(vector.record) + [Feature(dtype)]:
+        for feature in features(vector.record) + ([] if dtype == MIXED else [Feature(dtype)]):
             if feature in missing:
                 return missing[feature]
         return None
@@ -134,10 +134,12 @@ class Batches:
             self.seen |= set(new)
 
 
-def weights_in_spec_order(state: dict, batches: Batches, amsgrad: bool, cast: Callable[[np.ndarray], Any]) -> list[Any]:
-    """ADAM-API-WEIGHTS-1: ``[iterations, m..., v..., vhat...]``, each batch of newly seen variables grouped by slot."""
+def weights_in_spec_order(state: dict, batches: Batches, amsgrad: bool,
+                          cast: Callable[[str, np.ndarray], Any]) -> list[Any]:
+    """ADAM-API-WEIGHTS-1: ``[iterations, m..., v..., vhat...]``, each batch of newly seen variables grouped by slot;
+    ``cast(name, values)`` makes a slot of variable ``name`` what the candidate takes."""
     slots = ("m", "v", "vhat") if amsgrad else ("m", "v")
-    return [np.int64(state["iterations"])] + [cast(state[n][slot]) for batch in batches.batches for slot in slots
+    return [np.int64(state["iterations"])] + [cast(n, state[n][slot]) for batch in batches.batches for slot in slots
                                               for n in batch]
 
 

@@ -140,7 +140,7 @@ class Keras3Session:
             self.opt = cls(**constructor_kwargs(spec, _Schedule))
             if spec.round_trip:
                 self.opt = type(self.opt).from_config(self.opt.get_config())
-            self.vars = {n: keras.Variable(v.astype(NUMPY_DTYPES[spec.dtype]), dtype=spec.dtype, name=n)
+            self.vars = {n: keras.Variable(v.astype(NUMPY_DTYPES[spec.dtype_of(n)]), dtype=spec.dtype_of(n), name=n)
                          for n, v in spec.variables.items()}
             if not raw or execution != "eager":
                 self.opt.build(list(self.vars.values()))
@@ -174,18 +174,18 @@ class Keras3Session:
         for var, value in zip(self.opt.variables, new_opt):
             var.assign(value)
 
-    def _grad(self, g: Any, var: Any) -> Any:
+    def _grad(self, g: Any, var: Any, dtype: str) -> Any:
         if g is None:
             return None
         if hasattr(g, "indices") and BACKEND == "tensorflow":
-            from conformance.adapters.tf_ops import tf_gradient
+            from conformance.adapters.tf_ops import TF_DTYPES, tf_gradient
 
-            return tf_gradient(g, self.spec.dtype)
-        return keras.ops.convert_to_tensor(densify(g, tuple(var.shape), NUMPY_DTYPES[self.spec.dtype]), dtype=self.spec.dtype)
+            return tf_gradient(g, TF_DTYPES[dtype])
+        return keras.ops.convert_to_tensor(densify(g, tuple(var.shape), NUMPY_DTYPES[dtype]), dtype=dtype)
 
     def apply(self, grads: dict[str, Any], step: int) -> None:
         with _device_scope(self.device):
-            self.step(tuple(grads), [self._grad(g, self.vars[n]) for n, g in grads.items()])
+            self.step(tuple(grads), [self._grad(g, self.vars[n], self.spec.dtype_of(n)) for n, g in grads.items()])
 
     def _slots(self, var: Any) -> dict[str, Any]:
         """Keras 3 keeps slots in lists indexed like its variables; empty before build()."""
@@ -212,9 +212,9 @@ class Keras3Session:
 
     def load(self, state: dict) -> None:
         """Assign the iteration counter, the slots and the variables."""
-        dt = NUMPY_DTYPES[self.spec.dtype]
         self.opt._iterations.assign(state["iterations"])
         for n, var in self.vars.items():
+            dt = NUMPY_DTYPES[self.spec.dtype_of(n)]
             var.assign(state[n]["variable"].astype(dt))
             for slot, x in self._slots(var).items():
                 if x is not None and state[n].get(slot) is not None:

@@ -69,30 +69,30 @@ class NumpyPortAdapter(Adapter):
 
 class NumpySession:
     def __init__(self, cls: Any, spec: Any) -> None:
-        self.dtype, self.amsgrad = NUMPY_DTYPES[spec.dtype], spec.amsgrad
+        self.amsgrad = spec.amsgrad
         self.opt = cls(**constructor_kwargs(spec))
         if spec.round_trip:
             self.opt = round_trip(self.opt)
         self.strided = spec.non_contiguous
-        self.vars = {n: self._array(v) for n, v in spec.variables.items()}
+        self.vars = {n: self._array(v, NUMPY_DTYPES[spec.dtype_of(n)]) for n, v in spec.variables.items()}
         self.batches = Batches()
 
-    def _array(self, values: Any) -> np.ndarray:
-        """A copy in the vector's dtype; a strided or transposed view for a non-contiguous vector."""
+    def _array(self, values: Any, dtype: np.dtype) -> np.ndarray:
+        """A copy in ``dtype``; a strided or transposed view for a non-contiguous vector."""
         values = np.asarray(values)
         if not self.strided:
-            return values.astype(self.dtype)
-        out = strided_view(lambda shape: np.empty(shape, dtype=self.dtype), values.shape)
+            return values.astype(dtype)
+        out = strided_view(lambda shape: np.empty(shape, dtype=dtype), values.shape)
         out[...] = values
         return out
 
-    def _grad(self, g: Any) -> Any:
+    def _grad(self, g: Any, dtype: np.dtype) -> Any:
         if g is None or not hasattr(g, "indices"):
-            return None if g is None else self._array(g)
-        return reference.IndexedSlices(np.asarray(g.values).astype(self.dtype), np.asarray(g.indices), g.dense_shape)
+            return None if g is None else self._array(g, dtype)
+        return reference.IndexedSlices(np.asarray(g.values).astype(dtype), np.asarray(g.indices), g.dense_shape)
 
     def apply(self, grads: dict[str, Any], step: int) -> None:
-        self.opt.apply_gradients([(self._grad(g), self.vars[n]) for n, g in grads.items()])
+        self.opt.apply_gradients([(self._grad(g, self.vars[n].dtype), self.vars[n]) for n, g in grads.items()])
         self.batches.note(grads)
 
     def _slot(self, var: np.ndarray, slot: str) -> np.ndarray | None:
@@ -112,9 +112,10 @@ class NumpySession:
         """Through the protocol's own ``set_weights`` (ADAM-API-WEIGHTS-2), then the variables in place."""
         if not hasattr(self.opt, "set_weights"):
             raise NotImplementedError("the candidate has no set_weights")
-        self.opt.set_weights(weights_in_spec_order(state, self.batches, self.amsgrad, lambda x: x.astype(self.dtype)))
+        self.opt.set_weights(weights_in_spec_order(state, self.batches, self.amsgrad,
+                                                   lambda n, x: x.astype(self.vars[n].dtype)))
         for n, var in self.vars.items():
-            var[...] = state[n]["variable"].astype(self.dtype)
+            var[...] = state[n]["variable"].astype(var.dtype)
 
 
 class NumpyApi:

@@ -101,12 +101,13 @@ def _jitted(factory: Any) -> Any:
 
 class OptaxSession:
     def __init__(self, factory: Any, spec: Any, device: Any, raw: bool, execution: str = "eager") -> None:
-        self.spec, self.raw, self.dtype, self.device = spec, raw, NUMPY_DTYPES[spec.dtype], device
+        self.spec, self.raw, self.device = spec, raw, device
         self.factory = factory
         sig = inspect.signature(factory).parameters
         self.own_defaults = {k: float(sig[v].default) for k, v in NAMES.items() if k != "learning_rate"}
         self.own_defaults["learning_rate"] = 0.001  # optax requires a learning rate: the page's default
-        self.params = {n: jax.device_put(jnp.asarray(v.astype(self.dtype)), device) for n, v in spec.variables.items()}
+        self.params = {n: jax.device_put(jnp.asarray(v.astype(NUMPY_DTYPES[spec.dtype_of(n)])), device)
+                       for n, v in spec.variables.items()}
         self.state = self._transform(self.own_defaults).init(self.params)
         self.step = _jitted(factory) if execution == "jit" else functools.partial(_step, factory)
 
@@ -120,7 +121,7 @@ class OptaxSession:
         full = {}
         for n, p in self.params.items():
             g = grads.get(n)
-            full[n] = jnp.zeros_like(p) if g is None else jnp.asarray(densify(g, tuple(p.shape), self.dtype))
+            full[n] = jnp.zeros_like(p) if g is None else jnp.asarray(densify(g, tuple(p.shape), p.dtype))
         self.params, self.state = self.step(self.params, self.state, full, hp)
 
     def _inner(self) -> Any:
@@ -136,13 +137,13 @@ class OptaxSession:
 
     def load(self, state: dict) -> None:
         """Rebuild the (immutable) state with the given moments and counts."""
-        as_jnp = lambda x: jnp.asarray(x.astype(self.dtype))  # noqa: E731
+        as_jnp = lambda n, x: jnp.asarray(x.astype(self.params[n].dtype))  # noqa: E731
         names = [n for n in self.params if state[n]["m"] is not None]
         inner = self._inner()
         fields = {"count": jnp.asarray(state["iterations"], dtype=inner.count.dtype),
-                  "mu": {**inner.mu, **{n: as_jnp(state[n]["m"]) for n in names}},
-                  "nu": {**inner.nu, **{n: as_jnp(state[n]["v"]) for n in names}}}
+                  "mu": {**inner.mu, **{n: as_jnp(n, state[n]["m"]) for n in names}},
+                  "nu": {**inner.nu, **{n: as_jnp(n, state[n]["v"]) for n in names}}}
         if hasattr(inner, "nu_max"):
-            fields["nu_max"] = {**inner.nu_max, **{n: as_jnp(state[n]["vhat"]) for n in names}}
+            fields["nu_max"] = {**inner.nu_max, **{n: as_jnp(n, state[n]["vhat"]) for n in names}}
         self.state = (inner._replace(**fields),) + tuple(self.state[1:])
-        self.params = {n: jax.device_put(as_jnp(state[n]["variable"]), self.device) for n in self.params}
+        self.params = {n: jax.device_put(as_jnp(n, state[n]["variable"]), self.device) for n in self.params}

@@ -248,14 +248,16 @@ class PipeAdapter(Adapter):
                 "not checked"]
 
     def lacking(self) -> dict[Feature, str]:
+        mixed = {Feature.MIXED_DTYPES: "adam-pipe/1 gives a session one dtype (P-2, P-4): variables of several dtypes in "
+                                       "one call cannot be expressed"}
         if not self.hello:
-            return {}
+            return mixed
         s = self.hello["supports"]
 
         def why(what: str) -> str:
             return f"the port does not support {what} (hello)"
 
-        out = {Feature(d): why(d) for d in DTYPES if d not in s["dtypes"]}
+        out = {**mixed, **{Feature(d): why(d) for d in DTYPES if d not in s["dtypes"]}}
         for key, features in (("amsgrad", [Feature.AMSGRAD]), ("sparse", [Feature.SPARSE]),
                               ("state_loading", [Feature.STATE_LOADING]), ("schedule", [Feature.SCHEDULE]),
                               ("decay", [Feature.DECAY]), ("callables", [Feature.callable(h) for h in HYPERS])):

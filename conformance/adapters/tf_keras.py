@@ -94,12 +94,12 @@ class TfKerasLegacyAdapter(Adapter):
 
 class TfSession:
     def __init__(self, cls: Any, spec: Any, device: str, execution: str = "eager") -> None:
-        self.device, self.dtype, self.amsgrad = device, TF_DTYPES[spec.dtype], spec.amsgrad
+        self.device, self.amsgrad = device, spec.amsgrad
         with tf.device(device):
             self.opt = cls(**constructor_kwargs(spec, _Schedule))
             if spec.round_trip:
                 self.opt = type(self.opt).from_config(self.opt.get_config())
-            self.vars = {n: tf.Variable(v, dtype=self.dtype, name=n) for n, v in spec.variables.items()}
+            self.vars = {n: tf.Variable(v, dtype=TF_DTYPES[spec.dtype_of(n)], name=n) for n, v in spec.variables.items()}
         self.batches = Batches()
         self.step = self.opt.apply_gradients
         if execution != "eager":
@@ -113,7 +113,7 @@ class TfSession:
 
     def apply(self, grads: dict[str, Any], step: int) -> None:
         with tf.device(self.device):
-            self.step([(tf_gradient(g, self.dtype), self.vars[n]) for n, g in grads.items()])
+            self.step([(tf_gradient(g, self.vars[n].dtype), self.vars[n]) for n, g in grads.items()])
         self.batches.note(grads)
 
     def read(self) -> dict:
@@ -129,13 +129,14 @@ class TfSession:
 
     def load(self, state: dict) -> None:
         """Through the optimizer's own ``set_weights`` (ADAM-API-WEIGHTS-2), then the variables."""
-        dt = self.dtype.as_numpy_dtype
         # Slots made before the first step (function and xla) exist while the oracle's are still absent: zero.
         zeros = lambda n, x: np.zeros_like(state[n]["variable"]) if x is None else x  # noqa: E731
         state = {**state, **{n: {k: zeros(n, x) for k, x in state[n].items()} for n in self.vars}}
-        self.opt.set_weights(weights_in_spec_order(state, self.batches, self.amsgrad, lambda x: x.astype(dt)))
+        numpy_dtype = {n: var.dtype.as_numpy_dtype for n, var in self.vars.items()}
+        self.opt.set_weights(weights_in_spec_order(state, self.batches, self.amsgrad,
+                                                   lambda n, x: x.astype(numpy_dtype[n])))
         for n, var in self.vars.items():
-            var.assign(state[n]["variable"].astype(dt))
+            var.assign(state[n]["variable"].astype(numpy_dtype[n]))
 
 
 class TfApi:

@@ -77,9 +77,10 @@ class TorchAdapter(Adapter):
 
 class TorchSession:
     def __init__(self, cls: Any, spec: Any, device: torch.device, raw: bool, execution: str = "eager") -> None:
-        self.spec, self.raw, self.dtype = spec, raw, TORCH_DTYPES[spec.dtype]
+        self.spec, self.raw = spec, raw
         self.device = device
-        self.params = {n: self._tensor(v).requires_grad_(True) for n, v in spec.variables.items()}
+        self.params = {n: self._tensor(v, TORCH_DTYPES[spec.dtype_of(n)]).requires_grad_(True)
+                       for n, v in spec.variables.items()}
         kwargs = {} if spec.defaults else {"amsgrad": spec.amsgrad}
         if execution in ("foreach", "fused"):
             kwargs[execution] = True  # how the step runs, not a hyperparameter: also for "defaults" vectors
@@ -95,29 +96,29 @@ class TorchSession:
         self.opt.param_groups[0].update(lr=hp["learning_rate"], betas=(hp["beta_1"], hp["beta_2"]), eps=eps)
         for n, p in self.params.items():
             g = grads.get(n)
-            p.grad = None if g is None else self._tensor(densify(g, tuple(p.shape), np.float64))
+            p.grad = None if g is None else self._tensor(densify(g, tuple(p.shape), np.float64), p.dtype)
         self.step()
 
-    def _tensor(self, values: np.ndarray) -> torch.Tensor:
-        """A tensor in the vector's dtype; a strided or transposed view for a non-contiguous vector."""
+    def _tensor(self, values: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
+        """A tensor in ``dtype``; a strided or transposed view for a non-contiguous vector."""
         if not self.spec.non_contiguous:
-            return torch.tensor(values, dtype=self.dtype, device=self.device)
-        out = strided_view(lambda shape: torch.empty(shape, dtype=self.dtype, device=self.device), values.shape)
+            return torch.tensor(values, dtype=dtype, device=self.device)
+        out = strided_view(lambda shape: torch.empty(shape, dtype=dtype, device=self.device), values.shape)
         return out.copy_(torch.from_numpy(np.ascontiguousarray(values, dtype=np.float64)))
 
-    def _numpy(self, x: torch.Tensor) -> np.ndarray:
-        """A copy in the vector's dtype (NumPy has no bfloat16 of its own: through float32, exactly)."""
+    def _numpy(self, x: torch.Tensor, name: str) -> np.ndarray:
+        """A copy in the dtype of variable ``name`` (NumPy has no bfloat16 of its own: through float32, exactly)."""
         x = x.detach().to("cpu")
-        return (x.float() if x.dtype == torch.bfloat16 else x).numpy().astype(NUMPY_DTYPES[self.spec.dtype])
+        return (x.float() if x.dtype == torch.bfloat16 else x).numpy().astype(NUMPY_DTYPES[self.spec.dtype_of(name)])
 
     def read(self) -> dict:
         steps = [int(s["step"]) for s in self.opt.state.values() if "step" in s]
         out: dict[str, Any] = {"iterations": max(steps, default=0)}  # torch counts per parameter
         for n, p in self.params.items():
             state = self.opt.state.get(p, {})
-            out[n] = {"variable": self._numpy(p)}
+            out[n] = {"variable": self._numpy(p, n)}
             for slot, key in SLOTS.items():
-                out[n][slot] = self._numpy(state[key]) if key in state else None
+                out[n][slot] = self._numpy(state[key], n) if key in state else None
         return out
 
     def load(self, state: dict) -> None:
