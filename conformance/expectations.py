@@ -33,6 +33,8 @@ import yaml
 from conformance.features import Feature
 
 BUNDLED = Path(__file__).resolve().parent / "expectations"
+#: The Keras 3 backends an entry can be scoped to.
+KERAS_BACKENDS = ("tensorflow", "jax", "torch", "numpy", "openvino")
 
 
 class ExpectationsError(Exception):
@@ -107,6 +109,10 @@ def load(path: Path | str) -> Expectations:
             scopes[key] = raw.get(key)
             if scopes[key] is not None and not (isinstance(scopes[key], list) and all(isinstance(x, str) for x in scopes[key])):
                 raise ExpectationsError(f"{path}: entry {i} ('{raw['id']}'): field '{key}': a list of {what} is required")
+        unknown = sorted(set(scopes["backends"] or []) - set(KERAS_BACKENDS))
+        if unknown:  # a misspelt backend would leave the entry out silently
+            raise ExpectationsError(f"{path}: entry {i} ('{raw['id']}'): field 'backends': unknown backend "
+                                    f"{unknown[0]!r} (known: {', '.join(KERAS_BACKENDS)})")
         entries.append(Entry(raw["id"], raw["clause"], raw["reason"].strip(), dtypes, **scopes))
     avoid = (doc.get("property_tier") or {}).get("avoid") or {}
     if not isinstance(avoid, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in avoid.items()):

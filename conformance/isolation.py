@@ -45,7 +45,8 @@ def _serve(conn: Any, spec: str, adapter_name: str | None, raw: bool, device: st
                 reply = ("ok", capabilities.probe(adapter, request[1]))
             else:
                 vector, dtype, modes = request
-                reply = ("ok", run(adapter, vector, dtype, modes, on_step=lambda s: conn.send(("step", s))))
+                outcomes = run(adapter, vector, dtype, modes, on_step=lambda s: conn.send(("step", s)))
+                reply = ("ok", (outcomes, vector.digests_verified))  # the parent's copy learns it too
         except Unsupported as exc:
             reply = ("unsupported", str(exc))
         except VectorError as exc:
@@ -101,7 +102,10 @@ class Isolation:
 
     def run(self, vector: Any, dtype: str, modes: tuple[str, ...], timeout: float) -> list:
         """What ``runner.run`` returns, computed in the child; CandidateCrash or TimeoutError when it cannot say."""
-        return self._ask((vector, dtype, modes), timeout)
+        outcomes, verified = self._ask((vector, dtype, modes), timeout)
+        if verified:
+            vector.mark_digests_verified()
+        return outcomes
 
     def _ask(self, request: tuple, timeout: float) -> Any:
         if self.proc is None or not self.proc.is_alive():

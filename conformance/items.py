@@ -13,6 +13,7 @@ from conformance.diagnose import chosen, diagnose
 from conformance.isolation import CandidateCrash
 from conformance.loader import Vector, VectorError
 from conformance.record import Result
+from conformance import stream
 from conformance.runner import MODES, Outcome, run
 from conformance.state import STATE
 
@@ -136,6 +137,7 @@ class VectorItem(pytest.Item):
             raise ConformanceFailure(str(exc)) from None
         except TimeoutError as exc:
             state.adapter.interrupt()
+            stream.abandon()  # the run may still be going in its thread: later ones take buffers of their own
             result.message = str(exc)
             raise ConformanceFailure(f"{header}: {exc}") from None
         ran = [o for o in outcomes if o.unsupported is None]

@@ -12,8 +12,7 @@ import hashlib
 import json
 import math
 import os
-import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -218,11 +217,14 @@ def _schema_message(err: jsonschema.ValidationError) -> str:
 
 
 def fingerprint() -> str:
-    """What verifying a file depends on besides its bytes: the oracle, the vector format, the schema, this loader, NumPy."""
+    """What verifying a file depends on besides its bytes: the oracle, the vector format, the schema, this loader, the
+    dtype tables, the driver for large vectors (which makes their states slice by slice), NumPy."""
     from reference import adam
 
     digest = hashlib.sha256(np.__version__.encode())
-    for source in (Path(adam.__file__), Path(vector_format.__file__), SCHEMA_PATH, Path(__file__)):
+    here = Path(__file__).parent
+    for source in (Path(adam.__file__), Path(vector_format.__file__), SCHEMA_PATH, Path(__file__),
+                   here / "dtypes.py", here / "stream.py"):
         digest.update(source.read_bytes())
     return digest.hexdigest()[:16]
 
@@ -305,7 +307,7 @@ def verified_key(vector: Vector) -> str:
 
 def _sourced(vectors: list[Vector], file_digest: str, verified: set[str] | None) -> list[Vector]:
     """The vectors with the sha256 of their file; a large one whose digests were verified before, marked so."""
-    out = [dataclasses.replace(v, source=file_digest) for v in vectors]
+    out = [replace(v, source=file_digest) for v in vectors]
     for vector in out:
         if vector.expected is None and verified is not None and file_digest in verified \
                 and verified_key(vector) in verified:

@@ -410,7 +410,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     if state.verified is not None and getattr(session.config, "cache", None) is not None:
         state.remember_verified()
-        session.config.cache.set(state.cache_key, sorted(state.verified))
+        # Added to what is there: pytest-xdist's workers and their controller each write the key.
+        known = set(session.config.cache.get(state.cache_key, []))
+        session.config.cache.set(state.cache_key, sorted(known | state.verified))
     if hasattr(session.config, "workerinput"):
         return
     if state.executed() == 0 and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):

@@ -164,7 +164,7 @@ class _Lane:
     """One mode's candidate session, error model and outcome, stepped in lockstep with the others."""
 
     spec: RunSpec
-    model: ErrorModel
+    model: ErrorModel | MixedErrorModel
     outcome: Outcome
     session: Any = None
 

@@ -58,17 +58,18 @@ ORACLE_SLICE = 1 << 15
 ONE_AT_A_TIME = 1 << 25
 #: Buffers kept for the next run up to this many bytes in all: a 10^7-element run's are kept, a 10^8 one's freed.
 POOL_BYTES = 2 << 30
-#: The buffers, one pool per thread: an item abandoned at its timeout (``items.call_with_timeout``) may still be
-#: running in its thread, and must not write into the next item's buffers.
-_pools = threading.local()
+#: The buffers runs take (``buffer``); ``abandon`` starts a new pool.
+_pool: dict[str, np.ndarray] = {}
+#: The pool a run in this thread took when it started: a run abandoned at its timeout keeps writing into its own.
+_running = threading.local()
 #: Tests set this to ``f(kind, *values)`` to see the states and bounds the pass makes (``tests/test_stream.py``).
 _tap: Callable[..., None] | None = None
 
 
 def buffer(role: str, n: int) -> np.ndarray:
-    """A float64 array of ``n`` elements for ``role``: the same one from step to step and run to run (in this
-    thread) while the size stays, so its pages are touched once (contents undefined)."""
-    pool = _pool()
+    """A float64 array of ``n`` elements for ``role``: the same one from step to step and run to run while the
+    size stays, so its pages are touched once (contents undefined)."""
+    pool = getattr(_running, "pool", _pool)
     have = pool.get(role)
     if have is None or have.size != n:
         pool.pop(role, None)  # freed before the new one is made, so the new one can take its pages
@@ -76,11 +77,16 @@ def buffer(role: str, n: int) -> np.ndarray:
     return have
 
 
-def _pool() -> dict[str, np.ndarray]:
-    """This thread's buffers."""
-    if not hasattr(_pools, "buffers"):
-        _pools.buffers = {}
-    return _pools.buffers
+def _take_pool() -> None:
+    """A run starting in this thread takes the current pool, and keeps it to its end (``abandon``)."""
+    _running.pool = _pool
+
+
+def abandon() -> None:
+    """The run in progress was abandoned at its timeout and may still be running in its thread: later runs take
+    buffers of their own, so that it cannot write into theirs."""
+    global _pool
+    _pool = {}
 
 
 def mapped(n: int) -> np.ndarray:
@@ -91,6 +97,8 @@ def mapped(n: int) -> np.ndarray:
     pages made present by the kernel at once (``MAP_POPULATE``; docs/performance.md).  Why now: first touches from
     several threads at once (the compiled model's) contend for the process's page tables, several times slower.
     """
+    if not hasattr(mmap, "MAP_ANONYMOUS"):  # not a POSIX system
+        return np.zeros(n)
     flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_POPULATE", 0)
     out = np.frombuffer(mmap.mmap(-1, max(n, 1) * 8, flags=flags), dtype=np.float64)[:n]
     if not getattr(mmap, "MAP_POPULATE", 0):
@@ -100,8 +108,9 @@ def mapped(n: int) -> np.ndarray:
 
 def trim() -> None:
     """Free the pooled buffers if they hold more than ``POOL_BYTES``."""
-    if sum(a.nbytes for a in _pool().values()) > POOL_BYTES:
-        _pool().clear()
+    pool = getattr(_running, "pool", _pool)
+    if sum(a.nbytes for a in pool.values()) > POOL_BYTES:
+        pool.clear()
 
 
 @functools.lru_cache(maxsize=1)
@@ -148,6 +157,7 @@ def drive(adapter: Any, vector: Vector, dtype: str, lanes: list, missing: dict, 
     candidate; load, read-back check, apply, read), passed in so that this module does not import the runner.
     Raises VectorError when a generated input or the oracle's state does not match its stored sha256.
     """
+    _take_pool()
     for group in [lanes] if vector.size < ONE_AT_A_TIME else [[lane] for lane in lanes]:
         _drive(adapter, vector, dtype, group, missing, on_step, begin, candidate_step)
         for lane in group:
@@ -172,9 +182,14 @@ def _drive(adapter: Any, vector: Vector, dtype: str, lanes: list, missing: dict,
         for f in fields[1:]:
             state[name][f] = buffer(f"{name}/{f}", x.size).reshape(x.shape)
             state[name][f].fill(0.0)  # ADAM-INIT-1: the oracle's slots start at zero
+    if on_step is not None:
+        on_step(0)  # --isolate: a crash from here on is in building the candidate
     for lane in lanes:
         lane.spec.variables = initial
         begin(adapter, lane, missing)
+    if vector.digests_verified and not any(lane.outcome.error is None and lane.outcome.unsupported is None
+                                           for lane in lanes):
+        return  # nothing to run, and the oracle's first step was checked already (by an earlier mode or session)
     trajectory = [lane for lane in lanes if lane.outcome.mode == "trajectory"]
     carried = {name: {f: buffer(f"{name}/e_{f}", x.size) for f in fields} for name, x in initial.items()} \
         if trajectory else {}
@@ -198,11 +213,14 @@ def _drive(adapter: Any, vector: Vector, dtype: str, lanes: list, missing: dict,
             if Feature.SLOTS in missing:  # declared absent: judged on the variable and iterations alone
                 obs = {n: (x if n == "iterations" else {"variable": x["variable"]}) for n, x in obs.items()}
             observed.append((lane, obs))
-        # The gradients' sha256 is checked on the hashing thread, beside the pass (which does not change them).
+        # The gradients' sha256 is checked on the hashing thread, beside the pass (which does not change them); a
+        # gradient that does not match is the error to report, rather than the states made from it.
         checking = [_hasher().submit(check) for check in checks]
-        found = _pass(vector, s, state, grads, observed, carried, fields, digests)
-        for job in checking:
-            job.result()  # raises the VectorError of a generated gradient that does not match its sha256
+        try:
+            found = _pass(vector, s, state, grads, observed, carried, fields, digests)
+        finally:
+            for job in checking:
+                job.result()
         state["iterations"] = s + 1
         if not live:
             finished = False  # the readable runner, too, makes and checks this step's state, then stops
@@ -270,7 +288,6 @@ def _pass(vector: Vector, s: int, state: dict, grads: dict, observed: list, carr
     record = vector.record
     hp = vector_format.hyperparameters_at(record, s)
     amsgrad = record["amsgrad"]
-    chunk = tolerance.CHUNK
     width = _width()
     found: dict[int, dict[tuple[str, str], _Found]] = {id(lane): {} for lane, _ in observed}
     for name in record["variables"]:
@@ -388,7 +405,7 @@ def _compare(lane: Any, scale: float, part: slice, now: dict, out: dict, tensors
             t.n_bad += n_bad
             continue
         # NaN or Inf in this slice: the readable comparison, over the model's slices of it.
-        scratch = Comparison(lane.outcome.comparison.dtype)
+        scratch = Comparison(lane.outcome.comparison.dtype, lane.outcome.comparison.dtypes)
         parts = [slice(i, min(i + tolerance.CHUNK, part.stop)) for i in range(part.start, part.stop, tolerance.CHUNK)]
         result = scratch.scan(f"{name}.{f}", s + 1, t.shaped, want, want, bound, scale, parts, (t.best, t.ratio, t.n_bad),
                               err_start=part.start)

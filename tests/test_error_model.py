@@ -130,3 +130,45 @@ def test_wrong_dtype_and_shape_are_named_before_values():
     cmp.add_step(1, observed, state, errors, model.scale)
     assert cmp.problems == ["a.variable: dtype float64, expected float32 (step 1; ADAM-DTYPE-1)",
                             "a.m: shape [4], expected [3] (step 1)"]
+
+
+def test_a_mixed_vector_is_bounded_as_each_dtype_alone():
+    """ADAM-DTYPE-2: in a call of several dtypes, each variable's allowed error is that of its dtype's model over the
+    same trajectory (as if every variable had that dtype), times that dtype's factor of E-7."""
+    from conformance.dtypes import MIXED
+    from conformance.tolerance import MixedErrorModel
+    from tests.helpers import bundled_vectors
+
+    (vector,) = [v for v in bundled_vectors() if v.dtypes == [MIXED]]
+    own = {n: v["dtype"] for n, v in vector.record["variables"].items()}
+    assert len(set(own.values())) == 3
+    for carried in (True, False):
+        mixed = MixedErrorModel(vector, own, carried=carried, ftz={d: False for d in own.values()},
+                                initial=vector.initial())
+        alone = {d: ErrorModel(vector, d, carried=carried) for d in set(own.values())}
+        assert mixed.scale == 1.0
+        for s, state in enumerate(vector.states()):
+            grads = vector.gradients(s)
+            got = mixed.step(s, grads, state)
+            want = {d: model.step(s, grads, state) for d, model in alone.items()}
+            assert list(got) == list(state)[1:]  # every variable, in the vector's order
+            for name, fields in got.items():
+                for f, e in fields.items():
+                    assert np.array_equal(e, alone[own[name]].scale * want[own[name]][name][f]), (s, name, f)
+
+
+def test_a_mixed_vector_runs_only_as_mixed():
+    import pkgutil
+
+    from conformance import adapters
+    from conformance.runner import run
+    from tests.helpers import bundled_vectors
+
+    mixed = next(v for v in bundled_vectors() if v.dtypes == ["mixed"])
+    plain = next(v for v in bundled_vectors() if v.id == "dense/basic")
+    adapter = adapters.load(adapters.choose("reference:Adam"))(pkgutil.resolve_name("reference:Adam"))
+    with pytest.raises(ValueError, match="runs in mixed: not in float32"):
+        run(adapter, mixed, "float32")
+    with pytest.raises(ValueError, match="not in mixed"):
+        run(adapter, plain, "mixed")
+    assert all(o.passed for o in run(adapter, mixed, "mixed", ("trajectory", "single-step")))

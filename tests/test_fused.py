@@ -51,10 +51,15 @@ def _assert_same(readable: list, fast: list, what: str) -> None:
                 assert np.array_equal(np.signbit(x), np.signbit(y)), (what, s, name, f)
 
 
-@pytest.mark.parametrize("chunk, which", [(4, "bundled"), (tolerance.CHUNK, "bundled"), (1024, "scale"),
-                                          (tolerance.CHUNK, "scale")])
-def test_bounds_are_bit_identical_on_every_vector(monkeypatch: pytest.MonkeyPatch, chunk: int, which: str) -> None:
+@pytest.mark.parametrize("chunk, which, threads", [(4, "bundled", 3), (tolerance.CHUNK, "bundled", 0), (1024, "scale", 3),
+                                                   (tolerance.CHUNK, "scale", 0)])
+def test_bounds_are_bit_identical_on_every_vector(monkeypatch: pytest.MonkeyPatch, chunk: int, which: str,
+                                                  threads: int) -> None:
+    """``threads``: the tensors are shared among that many threads in ranges of a few slices (0: as configured)."""
     monkeypatch.setattr(tolerance, "CHUNK", chunk)
+    if threads:
+        monkeypatch.setattr(fused, "THREADS", threads)
+        monkeypatch.setattr(fused, "MIN_SHARE", 2 * chunk)
     vectors = bundled_vectors() if which == "bundled" else small_scale(digest=False)
     if chunk == 4:  # slices of 4 put boundaries everywhere; the kernels family's 10^5-element vectors take the real length
         vectors = [v for v in vectors if v.size <= 5000]
@@ -66,8 +71,14 @@ def test_bounds_are_bit_identical_on_every_vector(monkeypatch: pytest.MonkeyPatc
                     _assert_same(_bounds(vector, dtype, carried, ftz, False), _bounds(vector, dtype, carried, ftz, True), what)
 
 
-def test_comparison_fast_path_matches() -> None:
-    """compare_finite gives the readable comparison's worst element, ratio and count of elements out of bound."""
+@pytest.mark.parametrize("threads", [0, 5])
+def test_comparison_fast_path_matches(monkeypatch: pytest.MonkeyPatch, threads: int) -> None:
+    """compare_finite gives the readable comparison's worst element, ratio and count of elements out of bound, also
+    when the tensor is shared among threads in small ranges whose results are combined (``threads``; 0: as
+    configured), with the largest ratio reached twice (the first index wins)."""
+    if threads:
+        monkeypatch.setattr(fused, "THREADS", threads)
+        monkeypatch.setattr(fused, "MIN_SHARE", 1000)
     rng = np.random.default_rng(7)
     want = rng.standard_normal(70_001)
     err = np.abs(rng.standard_normal(want.size)) * 1e-7
@@ -80,6 +91,8 @@ def test_comparison_fast_path_matches() -> None:
         w = cmp.worst["a.variable"]
         assert ok and w.index == (best,) and w.ratio == ratio
         assert cmp.violations[0].mismatched[0] == n_bad
+        have[-3] = np.nan  # in the last range: the combined answer is "not all finite"
+        assert not fused.compare_finite(have, want, err, 4.0)[0]
     assert not fused.compare_finite(np.array([np.nan]), np.array([1.0]), np.array([1.0]), 1.0)[0]
 
 

@@ -51,6 +51,17 @@ CASES = [
     ("wrong type", lambda v: v.update(amsgrad="yes"), "field 'amsgrad': 'yes' is not of type 'boolean'"),
     ("undeclared variable", lambda v: v["steps"][0]["gradients"].update(b={"dense": [1.0]}),
      "field 'steps[0].gradients.b': gradient for undeclared variable 'b'"),
+    ("mixed with another dtype", lambda v: v.update(dtypes=["mixed", "float64"]),
+     "field 'dtypes': 'mixed' must be the only dtype a vector lists"),
+    ("mixed without a variable's dtype", lambda v: v.update(dtypes=["mixed"]),
+     "field 'variables.a.dtype': a variable of a mixed vector needs a dtype"),
+    ("a variable's dtype in a vector not mixed", lambda v: v["variables"]["a"].update(dtype="float32"),
+     "field 'variables.a.dtype': only a vector listing 'mixed' gives a variable a dtype of its own"),
+    ("mixed with the tf2 oracle", lambda v: (v.update(dtypes=["mixed"], oracle="tf2"),
+                                             v["variables"]["a"].update(dtype="float64")),
+     "field 'oracle': a mixed vector needs oracle 'exact'"),
+    ("inexact in a variable's own dtype", lambda v: (v.update(dtypes=["mixed"]), v["variables"]["a"].update(dtype="float16")),
+     "field 'variables.a.initial': value not exactly representable in float16"),
 ]
 
 

@@ -341,18 +341,40 @@ def test_execution_mode_is_recorded_and_scopes_expectations(run, pytester, tmp_p
     result.stdout.fnmatch_lines(["adam-conformance: device cpu; execution eager (the candidate's step called directly)*"])
 
 
-def test_bad_executions_field_is_a_usage_error(run, pytester):
+@pytest.mark.parametrize("field, message", [
+    ("executions: fused", "field 'executions': a list of execution mode names is required"),
+    ("backends: torch", "field 'backends': a list of Keras 3 backend names is required"),
+    ("backends: [troch]", "field 'backends': unknown backend 'troch' (known: tensorflow, jax, torch, numpy, openvino)"),
+])
+def test_bad_scope_field_is_a_usage_error(run, pytester, field, message):
     exp = pytester.path / "bad.yaml"
-    exp.write_text("divergences:\n  - {id: 'x', clause: ADAM-UPDATE-4, reason: r, executions: fused}\n")
+    exp.write_text(f"divergences:\n  - {{id: 'x', clause: ADAM-UPDATE-4, reason: r, {field}}}\n")
     result = run("--candidate=reference:Adam", f"--expectations={exp}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([f"ERROR: {exp}: entry 0 ('x'): field 'executions': a list of execution mode names is required"])
+    result.stderr.fnmatch_lines([f"ERROR: {exp}: entry 0 ('x'): {message}"])
 
 
-def test_the_verified_vector_cache_remembers_large_vectors_checked(pytester, tmp_path):
-    """A session that checked a large vector's digests records it in pytest's cache, beside its file's sha256."""
+def test_entries_scoped_to_modes_and_backends(tmp_path):
+    from conformance import expectations
+
+    path = tmp_path / "e.yaml"
+    path.write_text("divergences:\n"
+                    "  - {id: a, clause: ADAM-UPDATE-4, reason: r}\n"
+                    "  - {id: b, clause: ADAM-UPDATE-4, reason: r, backends: [torch]}\n"
+                    "  - {id: c, clause: ADAM-UPDATE-4, reason: r, executions: [jit], backends: [jax, torch]}\n")
+    exp = expectations.load(path)
+    kept = {(execution, backend): [e.id for e in exp.for_run(execution, backend).entries]
+            for execution in ("eager", "jit") for backend in ("jax", "torch", None)}
+    assert kept == {("eager", "jax"): ["a"], ("eager", "torch"): ["a", "b"], ("eager", None): ["a"],
+                    ("jit", "jax"): ["a", "c"], ("jit", "torch"): ["a", "b", "c"], ("jit", None): ["a"]}
+
+
+def test_the_verified_vector_cache_remembers_large_vectors_checked(pytester, tmp_path, monkeypatch):
+    """A session that checked a large vector's digests records it in pytest's cache, beside its file's sha256, and
+    the next session hashes only the generated inputs, not the oracle's states."""
     import copy
 
+    from conformance import vector_format
     from conformance.loader import load_file
     from conformance.vector_format import content_hash
     from tests.helpers import small_scale
@@ -365,9 +387,18 @@ def test_the_verified_vector_cache_remembers_large_vectors_checked(pytester, tmp
     path = tmp_path / "bigish.yaml"
     path.write_text(render({**family_document("dense"), "family": "bigish", "vectors": [record]}), encoding="utf-8")
     (loaded,), _ = load_file(path)
+    hashed = []
+    real = vector_format.array_digest
+    monkeypatch.setattr(vector_format, "array_digest", lambda x: hashed.append(1) or real(x))
+    per_session = []
     for _ in range(2):
+        hashed.clear()
         pytester.runpytest("--candidate=reference:Adam", f"--vectors={path}", "--scale", "-k", "bigish").assert_outcomes(
             passed=len(record["dtypes"]))
+        per_session.append(len(hashed))
         (keys,) = [json.loads(p.read_text()) for p in (pytester.path / ".pytest_cache" / "v" / "adam-conformance"
                                                       / "verified").iterdir()]
         assert loaded.source in keys and f"{loaded.source}:bigish/dense" in keys
+    inputs = len(record["dtypes"]) * (1 + len(record["steps"]))  # each item makes its initial values and gradients
+    states = 3 * len(record["steps"])  # variable, m and v after every step, hashed by the first item only
+    assert per_session == [inputs + states, inputs]

@@ -235,3 +235,31 @@ def test_digests_verified_once_are_not_hashed_again(monkeypatch: pytest.MonkeyPa
     path.write_text(path.read_text(encoding="utf-8") + "\n", encoding="utf-8")
     (changed,), _ = load_file(path, verified)
     assert not changed.digests_verified
+
+
+def test_buffers_are_kept_from_item_to_item_until_one_is_abandoned() -> None:
+    """Items run in threads of their own (``items.call_with_timeout``): a buffer is reused by the next run, but not
+    after a run was abandoned at its timeout; that run, still going, keeps writing into its own."""
+    import threading
+
+    from conformance.items import call_with_timeout
+
+    def run_and_take(wait: threading.Event | None = None) -> np.ndarray:
+        stream._take_pool()  # as ``drive`` does first
+        if wait is not None:
+            wait.wait(60)
+        return stream.buffer("test/x", 10)
+
+    first = call_with_timeout(run_and_take, 60)
+    assert call_with_timeout(run_and_take, 60) is first
+    release, taken = threading.Event(), []
+    with pytest.raises(TimeoutError):
+        call_with_timeout(lambda: taken.append(run_and_take(release)), 0.2)
+    stream.abandon()  # what the item does on TimeoutError
+    after = call_with_timeout(run_and_take, 60)
+    release.set()
+    for _ in range(600):
+        if taken:
+            break
+        threading.Event().wait(0.1)
+    assert after is not first and taken == [first]
