@@ -107,9 +107,11 @@ class Port:
         self.next_id = 0
         self.lock = threading.Lock()
         self.stderr: deque[str] = deque(maxlen=200)
-        self.last_stderr: dict[int, str] = {}  # id of a process's stderr deque -> its last line
+        self.stderr_last = [""]  # the running process's last stderr line, for messages
+        self.generation = 0  # how many processes were started: a session lives in one of them
 
     def start(self) -> None:
+        self.generation += 1
         self.proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         lines: queue.Queue = queue.Queue()
         self.lines = lines
@@ -119,14 +121,15 @@ class Port:
                 lines.put(line)
             lines.put(None)  # end of stdout: the port exited
 
-        # Per process: what a killed port writes as it dies must not land in the next item's report.
+        # Per process: what a killed port writes as it dies must not land in the next item's report or message.
         stderr: deque[str] = deque(maxlen=200)
-        self.stderr = stderr
+        last = [""]
+        self.stderr, self.stderr_last = stderr, last
 
         def diagnostics(stream: Any) -> None:
             for line in iter(stream.readline, b""):
-                stderr.append(line.decode("utf-8", "replace").rstrip("\n"))
-                self.last_stderr[id(stderr)] = stderr[-1]
+                last[0] = line.decode("utf-8", "replace").rstrip("\n")
+                stderr.append(last[0])
 
         threading.Thread(target=responses, args=(self.proc.stdout,), daemon=True).start()
         self.diagnostics = threading.Thread(target=diagnostics, args=(self.proc.stderr,), daemon=True)
@@ -203,7 +206,7 @@ class Port:
             print(f"[port stderr] {self.stderr.popleft()}", file=sys.stderr)
 
     def _fail(self, message: str) -> None:
-        last = self.last_stderr.get(id(self.stderr), "")
+        last = self.stderr_last[0]
         tail = f" (stderr: {last[:120]})" if last else ""
         self._flush_stderr()
         self.stop()
@@ -300,12 +303,18 @@ class PipeSession:
         self.callables = {k: v for k, v in spec.hyper.items() if callable(v) and not hasattr(v, "steps_seen")}
         hyper = None if spec.defaults else {
             **{k: _hyper(spec.hyper[k]) for k in HYPERS}, "decay": float(spec.hyper.get("decay", 0.0))}
+        self.generation = None
         self._request("create", dtype=spec.dtype, amsgrad=spec.amsgrad, hyperparameters=hyper,
                       variables={n: encode(v, spec.dtype) for n, v in spec.variables.items()})
+        self.generation = adapter.port.generation  # the process that holds this session
         weakref.finalize(self, adapter.to_close.append, sid)
 
     def _request(self, op: str, **fields: Any) -> dict:
-        return self.adapter.port.request(op, self.adapter.timeout, session=self.sid, **fields)
+        port = self.adapter.port
+        if self.generation is not None and (port.proc is None or port.generation != self.generation):
+            # Another session's failure stopped the process this one lived in (the other mode of the same item).
+            raise PipeError(f"session {self.sid} was lost: the port's process was stopped after an earlier failure")
+        return port.request(op, self.adapter.timeout, session=self.sid, **fields)
 
     def apply(self, grads: dict[str, Any], step: int) -> None:
         # The value each callable has at this call, read without calling it: the port's calls are not seen.
