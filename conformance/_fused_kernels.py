@@ -1,5 +1,6 @@
-"""numba kernels of ``conformance.fused``: each line is the readable model's (``tolerance.ErrorModel._chunk``) or
-comparison's (``compare.Comparison._tensor``) operation, for one element, in the same order.
+"""numba kernels of ``conformance.fused``: each line is the readable oracle's (``reference.adam.step``), model's
+(``tolerance.ErrorModel._chunk``) or comparison's (``compare.Comparison._tensor``) operation, for one element, in
+the same order.
 
 No fastmath: every operation is the IEEE one NumPy performs, nothing is reassociated or contracted, so the
 results are those of the readable definitions bit for bit (``tests/test_fused.py``).  What makes them fast is only
@@ -125,6 +126,38 @@ def model(lo, hi, n, chunk, g, sg, eg, seg, m0, sm0, v0, sv0, m1, sm1, v1, sv1, 
         ov[start:stop] = rows[2, :m]
         if amsgrad:
             oh[start:stop] = rows[3, :m]
+
+
+@njit(**_OPTS)
+def _adam(n, x0, m0, v0, h0, g, ox, om, ov, oh, amsgrad, alpha, b1, c1, b2, c2, eps):
+    """``reference.adam.step`` on one slice of n elements, each operation the readable one, in its order."""
+    for i in range(n):
+        gi = g[i]
+        m = b1 * m0[i] + c1 * gi  # update_m
+        v = b2 * v0[i] + c2 * (gi * gi)  # update_v
+        w = _max(h0[i], v) if amsgrad else v  # update_vhat
+        ox[i] = x0[i] - (alpha * m) / (np.sqrt(w) + eps)  # update_variable
+        om[i], ov[i], oh[i] = m, v, w
+
+
+@njit(**_OPTS)
+def oracle(lo, hi, chunk, x, m, v, h, g, bx, bm, bv, bh, amsgrad, alpha, b1, c1, b2, c2, eps, rows):
+    """Elements lo..hi of one step of the oracle, slice by slice: the state (x, m, v, and h under AMSGrad) is
+    updated in place, the state before the step written into bx, bm, bv, bh; ``rows`` is (4, chunk) of scratch."""
+    for start in range(lo, hi, chunk):
+        stop = min(start + chunk, hi)
+        k = stop - start
+        _adam(k, x[start:stop], m[start:stop], v[start:stop], h[start:stop], g[start:stop], rows[0], rows[1],
+              rows[2], rows[3], amsgrad, alpha, b1, c1, b2, c2, eps)
+        bx[start:stop] = x[start:stop]
+        bm[start:stop] = m[start:stop]
+        bv[start:stop] = v[start:stop]
+        x[start:stop] = rows[0, :k]
+        m[start:stop] = rows[1, :k]
+        v[start:stop] = rows[2, :k]
+        if amsgrad:
+            bh[start:stop] = h[start:stop]
+            h[start:stop] = rows[3, :k]
 
 
 @njit(**_OPTS)

@@ -1,12 +1,15 @@
-"""The fast path for large vectors: the error model (E-1..E-6) and the comparison in one compiled pass.
+"""The fast path for large vectors: the oracle's step, the error model (E-1..E-6) and the comparison, compiled.
 
-The readable definitions stay in ``conformance/tolerance.py`` (``ErrorModel._chunk``) and
-``conformance/compare.py`` (``Comparison._tensor``); this module computes the same numbers element by
-element, in the same operation order, with numba, so that a 10^7-element step costs one pass instead of
-some forty NumPy passes and no full-size temporaries.  A tensor's elements are shared among the cores by
+The readable definitions stay in ``reference/adam.py`` (``step``), ``conformance/tolerance.py``
+(``ErrorModel._chunk``) and ``conformance/compare.py`` (``Comparison._tensor``); this module computes the same
+numbers element by element, in the same operation order, with numba, so that a 10^7-element step costs one
+pass instead of some forty NumPy passes and no full-size temporaries.  A tensor's elements are shared among the cores by
 threads (the kernels let go of the GIL), in ranges that start where the model's slices start, and the ranges'
 results are combined in order, so the numbers do not depend on how many threads there are.
-``tests/test_fused.py`` proves the bounds bit-identical to the readable model on every bundled vector.
+``tests/test_fused.py`` proves the bounds bit-identical to the readable model on every bundled vector, and the
+oracle's step to the readable one on values that include zeros of both signs, subnormals, NaN and Inf;
+``tests/test_stream.py`` proves the states of the driver for large vectors (the oracle's only user) identical to
+``Vector.states`` on every vector it takes.
 
 Used only for vectors that keep no per-step arrays (``ErrorModel(reuse=True)``: more than
 ``runner.KEEP_LIMIT`` elements), for float32 and float64, and only where numba imports; everything else
@@ -22,6 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 import numpy as np
+
+from reference import adam
 
 #: The dtypes the compiled kernels can round to (numba has no float16 or bfloat16 arithmetic on the CPU).
 DTYPES = ("float32", "float64")
@@ -129,6 +134,28 @@ def model_step(model: Any, k: Any, inputs: dict, state0: dict | None, new: dict,
     rest = (*out, loaded, model.dtype == "float32", model.ftz, model.amsgrad, model.u, model.eta, model.tiny,
             model.largest, k.b1, k.b2, k.eps, k.d_b1, k.d_b2, k.d_eps, k.alpha, k.r_alpha, k.eps_lo)
     _shared(n, chunk, lambda lo, hi: kern.model(lo, hi, n, chunk, *args, *rest, _rows(max(chunk, 1))))
+
+
+def oracle_step(state: dict[str, np.ndarray], before: dict[str, np.ndarray], g: np.ndarray, hp: Any, t: int,
+                chunk: int) -> None:
+    """``reference.adam.step`` of one variable on flat float64 arrays, in place: ``state`` (variable, m, v, and vhat
+    under AMSGrad) becomes the state after the step, and ``before`` (the same keys) receives the state before it.
+
+    The scalars are made by the reference's own function and expressions, so they are its values whatever their
+    type (a hyperparameter stored as float32 stays one, as in the readable oracle); the kernel does the element-wise
+    part, in the reference's order.
+    """
+    kern = kernels()
+    alpha = float(adam.bias_corrected_lr(hp.learning_rate, hp.beta_1, hp.beta_2, t))
+    c1, c2 = float(1.0 - hp.beta_1), float(1.0 - hp.beta_2)  # as update_m and update_v form them
+    amsgrad = "vhat" in state
+    x, m, v = state["variable"], state["m"], state["v"]
+    h, bh = (state["vhat"], before["vhat"]) if amsgrad else (v, before["v"])
+    g = _readonly(np.ascontiguousarray(g, dtype=np.float64))
+    n = x.size
+    _shared(n, chunk, lambda lo, hi: kern.oracle(lo, hi, chunk, x, m, v, h, g, before["variable"], before["m"],
+                                                 before["v"], bh, amsgrad, alpha, float(hp.beta_1), c1,
+                                                 float(hp.beta_2), c2, float(hp.epsilon), _rows(max(chunk, 1))))
 
 
 def compare_finite(have: np.ndarray, want: np.ndarray, err: np.ndarray, scale: float) -> tuple[bool, int, float, int]:

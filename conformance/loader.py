@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.metadata
 import json
 import math
 import os
@@ -216,15 +217,24 @@ def _schema_message(err: jsonschema.ValidationError) -> str:
     return err.message if len(err.message) <= 160 else err.message[:157] + "..."
 
 
+def _version(distribution: str) -> str:
+    """An installed distribution's version, without importing it ("" when it is not installed)."""
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return ""
+
+
 def fingerprint() -> str:
     """What verifying a file depends on besides its bytes: the oracle, the vector format, the schema, this loader, the
-    dtype tables, the driver for large vectors (which makes their states slice by slice), NumPy."""
+    dtype tables, the driver for large vectors and its compiled oracle (which make their states slice by slice),
+    NumPy and numba."""
     from reference import adam
 
-    digest = hashlib.sha256(np.__version__.encode())
+    digest = hashlib.sha256(f"{np.__version__} {_version('numba')}".encode())
     here = Path(__file__).parent
     for source in (Path(adam.__file__), Path(vector_format.__file__), SCHEMA_PATH, Path(__file__),
-                   here / "dtypes.py", here / "stream.py"):
+                   here / "dtypes.py", here / "stream.py", here / "fused.py", here / "_fused_kernels.py"):
         digest.update(source.read_bytes())
     return digest.hexdigest()[:16]
 

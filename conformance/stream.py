@@ -14,13 +14,14 @@ from step to step and from run to run (``buffer``):
 The modes run in lockstep, one pass of the oracle per step for both; from ``ONE_AT_A_TIME`` elements on they run
 one after the other, each with a pass of its own, so that one candidate and its read-backs are held at a time.
 
-For each slice it runs the readable oracle (``reference.adam.apply_gradients``, unchanged, on the slice), hashes
-the new state for the vector's digests (on a thread of its own, beside the rest), evaluates every mode's error
-model (the compiled twin of ``ErrorModel._chunk``, ``conformance/fused.py``) and compares every tensor of every
-mode (the compiled finite case, or the readable ``Comparison.scan`` for a slice that holds NaN or Inf).  The outcome of each step is then
-recorded in the readable order (``Comparison.record``), so the report cannot tell the two drivers apart:
+For each slice it runs the oracle's step (the compiled twin of ``reference.adam.step``, ``fused.oracle_step``),
+hashes the new state for the vector's digests (on a thread of its own, beside the rest), evaluates every mode's
+error model (the compiled twin of ``ErrorModel._chunk``) and compares every tensor of every mode (the compiled
+finite case, or the readable ``Comparison.scan`` for a slice that holds NaN or Inf).  The outcome of each step is
+then recorded in the readable order (``Comparison.record``), so the report cannot tell the two drivers apart:
 ``tests/test_stream.py`` proves the outcomes, the bounds and the oracle's states identical to the readable
-runner's on every bundled vector the driver takes.
+runner's on every bundled vector the driver takes, and the vector's sha256 digests check the twin's states
+against those the readable oracle made when the vector was generated (``generate``).
 
 A run that fails needs the oracle's state before the failing step (``port_mistakes``); it is made again by the
 readable oracle for the first failing step, and kept as a copy for the steps after it.
@@ -31,6 +32,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import mmap
+import os
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -49,10 +52,6 @@ from reference import adam
 #: tests it keeps, and large enough that the compiled kernels share it among the cores (``fused.MIN_SHARE``);
 #: measured at 10^7 elements against 2^15 and 2^17 (docs/performance.md).
 SLICE = 1 << 18
-#: Elements per call of the readable oracle inside a slice: its temporaries (256 KiB each) come back from
-#: malloc's free lists after the first call, and Python's cost per call stays small (2^13 took 0.23 s at 10^7
-#: elements, 2^15 0.16 s).
-ORACLE_SLICE = 1 << 15
 #: Vectors of at least this many elements run their modes one after the other (``drive``): at 10^8 float32
 #: elements, holding both modes' candidates and read-backs at once took the process past 14 GiB.
 ONE_AT_A_TIME = 1 << 25
@@ -116,7 +115,20 @@ def trim() -> None:
 @functools.lru_cache(maxsize=1)
 def _hasher() -> ThreadPoolExecutor:
     """One thread, so that a tensor's slices are hashed in their order."""
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="adam-conformance-sha256")
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="adam-conformance-sha256", initializer=_yielding)
+
+
+def _yielding() -> None:
+    """The hashing thread runs at the lowest priority, so that it takes a core only when the driver leaves one
+    idle (the Python between the kernels, the making of a gradient) or waits for it: at 10^7 elements, hashing
+    at equal priority made the pass 0.1 to 0.3 s slower, contending with the compiled kernels' two threads
+    (docs/performance.md).  Linux only, where a thread has a nice value of its own (elsewhere the call would
+    lower the whole process); where it is refused, the thread hashes at the priority it has."""
+    if sys.platform == "linux":
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        except OSError:
+            pass
 
 
 def takes(vector: Vector, dtype: str, keep: bool) -> bool:
@@ -287,7 +299,7 @@ def _pass(vector: Vector, s: int, state: dict, grads: dict, observed: list, carr
     """Step ``s`` of the oracle (``state`` updated in place), its digests, both modes' bounds and comparisons."""
     record = vector.record
     hp = vector_format.hyperparameters_at(record, s)
-    amsgrad = record["amsgrad"]
+    t = adam.local_step(s)
     width = _width()
     found: dict[int, dict[tuple[str, str], _Found]] = {id(lane): {} for lane, _ in observed}
     for name in record["variables"]:
@@ -320,18 +332,8 @@ def _pass(vector: Vector, s: int, state: dict, grads: dict, observed: list, carr
         for start in range(0, n, width):
             part = slice(start, min(start + width, n))
             old = {f: scratch[f][:part.stop - start] for f in fields}  # the state before the step, this slice
-            for f in fields:
-                np.copyto(old[f], flat[f][part])
-            for sub in range(start, part.stop, ORACLE_SLICE):
-                q = slice(sub, min(sub + ORACLE_SLICE, part.stop))
-                r = slice(q.start - start, q.stop - start)
-                slots = adam.Slots(old["m"][r], old["v"][r], old["vhat"][r] if "vhat" in old else None)
-                new_vars, new_slots, _ = adam.apply_gradients({name: old["variable"][r]}, {name: slots}, {name: g[q]},
-                                                              hp, s, amsgrad)
-                flat["variable"][q], flat["m"][q], flat["v"][q] = new_vars[name], new_slots[name].m, new_slots[name].v
-                if "vhat" in flat:
-                    flat["vhat"][q] = new_slots[name].vhat
-            new = {f: flat[f][part] for f in fields}  # the state after the step, this slice
+            new = {f: flat[f][part] for f in fields}  # the state after the step, this slice, once the oracle ran
+            fused.oracle_step(new, old, g[part], hp, t, tolerance.CHUNK)
             for f in fields:
                 if digests:
                     hashed.append(_hasher().submit(hashes[f].update, memoryview(new[f]).cast("B")))

@@ -122,3 +122,47 @@ def test_generated_values_are_those_of_one_call(seed: int, scale: float, exact: 
     if math.frexp(scale)[0] != 0.5:
         want = exact_in(want, exact)
     assert generated_values(seed, scale, exact, (n,)).tobytes() == want.tobytes()
+
+
+def _state(rng: np.random.Generator, n: int) -> list[np.ndarray]:
+    """Variable, gradient, m, v, vhat of n elements: ordinary values with zeros of both signs, subnormals, NaN,
+    +-Inf and values near the float64 range scattered among them."""
+    special = np.array([0.0, -0.0, np.nan, np.inf, -np.inf, 5e-324, -2.0 ** -1030, 1e300, -1e300, 1.0])
+    out = []
+    for k in range(5):
+        x = rng.standard_normal(n) * 10.0 ** rng.integers(-8, 3, n)
+        where = rng.random(n) < 0.05
+        x[where] = rng.choice(special, int(where.sum()))
+        out.append(np.abs(x) if k >= 3 else x)  # v and vhat as the oracle makes them, and NaN
+    return out
+
+
+@pytest.mark.parametrize("amsgrad", [False, True])
+@pytest.mark.parametrize("hyper", ["exact", "tf2", "zero-epsilon"])
+@pytest.mark.parametrize("chunk, threads", [(4, 3), (tolerance.CHUNK, 0)])
+def test_oracle_step_is_the_readable_step(monkeypatch: pytest.MonkeyPatch, amsgrad: bool, hyper: str, chunk: int,
+                                          threads: int) -> None:
+    """``fused.oracle_step`` against ``reference.adam.step``, bit for bit (sign bits too), the state before the step
+    handed back unchanged; with the tensor shared among threads in ranges of a few slices."""
+    from reference import adam
+
+    if threads:
+        monkeypatch.setattr(fused, "THREADS", threads)
+        monkeypatch.setattr(fused, "MIN_SHARE", 8)
+    rng = np.random.default_rng(7)
+    hp = adam.Hyperparameters(0.001, 0.9, 0.999, 0.0 if hyper == "zero-epsilon" else 1e-7)
+    if hyper == "tf2":  # stored as float32, decayed (the tf2 oracle's hyperparameters)
+        hp = adam.call_hyperparameters(0.001, 0.9, 0.999, 1e-7, 0.01, 5, float32_storage=True, dtype=np.float32)
+    for n, t in [(1, 1), (37, 2), (5000, 7)]:
+        x, g, m, v, vhat = _state(rng, n)
+        with np.errstate(all="ignore"):  # Inf - Inf and the like, in the readable oracle's NumPy operations
+            want_x, want = adam.step(x, g, adam.Slots(m, v, vhat if amsgrad else None), hp, t)
+        state = {"variable": x.copy(), "m": m.copy(), "v": v.copy(), **({"vhat": vhat.copy()} if amsgrad else {})}
+        before = {f: np.full(n, 12345.0) for f in state}
+        fused.oracle_step(state, before, g, hp, t, chunk)
+        expect = {"variable": want_x, "m": want.m, "v": want.v, **({"vhat": want.vhat} if amsgrad else {})}
+        old = {"variable": x, "m": m, "v": v, "vhat": vhat}
+        for f, a in expect.items():
+            assert np.array_equal(state[f], a, equal_nan=True), (n, f)
+            assert np.array_equal(np.signbit(state[f]), np.signbit(a)), (n, f)
+            assert before[f].tobytes() == old[f].tobytes(), (n, f)

@@ -121,13 +121,13 @@ def _check_tap(tap: _Tap, vector, dtype: str, ftz: bool) -> None:
 #: Vectors up to this many elements run with the small slice lengths (and every candidate); larger ones (the
 #: ``kernels`` family's, 10^5 elements and more) with the real ones, so that the readable model stays fast.
 SMALL = 5000
-CHUNK, SLICE, ORACLE_SLICE = tolerance.CHUNK, stream.SLICE, stream.ORACLE_SLICE
+CHUNK, SLICE = tolerance.CHUNK, stream.SLICE
 
 
 def _slices(monkeypatch: pytest.MonkeyPatch, vector, scale: bool = False) -> None:
-    """The model's, the pass's and the oracle's slice lengths for one vector (the scale copies: 13 model slices)."""
-    lengths = (1024, 2048, 512) if scale else (4, 8, 4) if vector.size <= SMALL else (CHUNK, SLICE, ORACLE_SLICE)
-    for (module, name), n in zip(((tolerance, "CHUNK"), (stream, "SLICE"), (stream, "ORACLE_SLICE")), lengths):
+    """The model's and the oracle's slice length and the pass's for one vector (the scale copies: 13 model slices)."""
+    lengths = (1024, 2048) if scale else (4, 8) if vector.size <= SMALL else (CHUNK, SLICE)
+    for (module, name), n in zip(((tolerance, "CHUNK"), (stream, "SLICE")), lengths):
         monkeypatch.setattr(module, name, n)
 
 
