@@ -187,15 +187,21 @@ class Vector:
         checked = self.digests_verified
         for s, stored in enumerate(self.steps):
             state = self._wrap(lambda: next(states), f"steps[{s}]")
-            for name, fields in ({} if checked else stored["expected"]["variables"]).items():
-                for f, digest in fields.items():
-                    have = state[name].get(f)
-                    if (digest is None) != (have is None) or (have is not None and vector_format.array_digest(have) != digest["sha256"]):
-                        raise VectorError(self.path, "stale: the oracle's state does not match the stored sha256 "
-                                          "(regenerate with `adam-conformance generate`)", self.id,
-                                          f"steps[{s}].expected.variables.{name}.{f}")
+            for name in {} if checked else stored["expected"]["variables"]:
+                self.check_state_digests(s, name, {f: None if x is None else vector_format.array_digest(x)
+                                                   for f, x in state[name].items()})
             yield state
         self.mark_digests_verified()
+
+    def check_state_digests(self, s: int, name: str, have: dict[str, str | None]) -> None:
+        """The sha256 of the oracle's state of one variable after step ``s`` (by field) against the stored ones;
+        VectorError naming the first field that differs (a large vector's expectations are its digests)."""
+        for f, digest in self.steps[s]["expected"]["variables"][name].items():
+            mine = have.get(f)
+            if (digest is None) != (mine is None) or (mine is not None and mine != digest["sha256"]):
+                raise VectorError(self.path, "stale: the oracle's state does not match the stored sha256 "
+                                  "(regenerate with `adam-conformance generate`)", self.id,
+                                  f"steps[{s}].expected.variables.{name}.{f}")
 
 
 @functools.lru_cache(maxsize=1)

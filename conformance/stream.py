@@ -45,7 +45,7 @@ from conformance import fused, tolerance, vector_format
 from conformance.compare import Comparison, port_mistakes
 from conformance.dtypes import MIXED, NUMPY_DTYPES
 from conformance.features import Feature
-from conformance.loader import Vector, VectorError
+from conformance.loader import Vector
 from reference import adam
 
 #: Elements per slice of the pass: a multiple of the model's slice (``tolerance.CHUNK``), whose per-slice
@@ -347,7 +347,7 @@ def _pass(vector: Vector, s: int, state: dict, grads: dict, observed: list, carr
         for job in hashed:
             job.result()
         if digests:
-            _check_digests(vector, s, name, {f: h.hexdigest() for f, h in hashes.items()})
+            vector.check_state_digests(s, name, {f: h.hexdigest() for f, h in hashes.items()})
     return found
 
 
@@ -417,16 +417,6 @@ def _compare(lane: Any, scale: float, part: slice, now: dict, out: dict, tensors
         if result[1] > t.ratio:
             t.allowed = float(bound[result[0] - part.start] if bound.size > 1 else bound[0])
         t.best, t.ratio, t.n_bad = result
-
-
-def _check_digests(vector: Vector, s: int, name: str, have: dict[str, str]) -> None:
-    """The oracle's state of one variable after step ``s`` against the vector's stored sha256 (as ``Vector.states``)."""
-    for f, digest in vector.steps[s]["expected"]["variables"][name].items():
-        mine = have.get(f)
-        if (digest is None) != (mine is None) or (mine is not None and mine != digest["sha256"]):
-            raise VectorError(vector.path, "stale: the oracle's state does not match the stored sha256 "
-                              "(regenerate with `adam-conformance generate`)", vector.id,
-                              f"steps[{s}].expected.variables.{name}.{f}")
 
 
 def _record(cmp: Comparison, s: int, obs: dict, state: dict, found: dict[tuple[str, str], _Found], scale: float) -> None:
