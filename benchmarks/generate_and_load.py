@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from conformance.loader import bundled_paths, load_file
+from conformance.load.files import bundled_paths, load_file
 from vectors import generate
 
 

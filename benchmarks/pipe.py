@@ -19,7 +19,7 @@ import numpy as np
 import reference
 from conformance.adapters.numpy_port import NumpyPortAdapter
 from conformance.adapters.pipe import PipeAdapter
-from conformance.runner import Clock, RunSpec
+from conformance.inputs import Clock, RunSpec
 
 SIZES = (1, 1_000, 100_000, 1_000_000)
 STEPS = 20

@@ -9,7 +9,7 @@ from pathlib import Path
 
 def _report_check(problems: list[str], folder: Path) -> int:
     """Add what the loader finds wrong in ``folder``, print every problem, and return check's exit status."""
-    from conformance.loader import load_paths
+    from conformance.load.files import load_paths
 
     _, errors = load_paths(sorted(folder.glob("*.yaml")))
     problems = problems + [str(e) for e in errors]
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "mutants":
         import json
 
-        from conformance.mutation import kill_matrix
+        from conformance.diagnosis.kill_matrix import kill_matrix
 
         result = kill_matrix(args.jobs)
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -83,12 +83,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "html":
         import json
 
-        from conformance import html
+        from conformance.report import html
 
         html.write(args.output, json.loads(args.results.read_text(encoding="utf-8")))
         print(f"wrote {args.output}")
         return 0
-    from conformance.report import diagnoses, matrix, tightness
+    from conformance.report.tables import diagnoses, matrix, tightness
 
     missing = [p for p in args.results if not p.is_file()]
     if missing:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from conformance.adapters import Unsupported
+class Unsupported(Exception):
+    """What a vector asks cannot be expressed for this candidate (e.g. a callable epsilon); the message is why.
+
+    Raised by adapters and by the harness: the item's outcome is *unsupported*, neither pass nor fail."""
+
 
 #: What a candidate raises for a part of Adam it does not implement: that part is unsupported, not failed.
 NOT_IMPLEMENTED = (NotImplementedError, Unsupported)

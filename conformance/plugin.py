@@ -7,8 +7,8 @@ imports neither NumPy nor any framework.  With it, the bundled vectors (plus
 (``--tier=vectors``), or the property checks of
 ``conformance/suite/test_properties.py`` (``--tier=property``), are collected
 instead of the usual test paths, unless explicit paths are given.  This module
-holds options, hooks and fixtures; the session state is ``conformance.state``,
-the records ``conformance.record``, the texts ``conformance.report``.
+holds options, hooks and fixtures; the session kit is ``conformance.session``,
+the records ``conformance.report.record``, the texts ``conformance.report.terminal``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import pytest
 
 from conformance.adapters import ADAPTERS
 from conformance.features import Feature
-from conformance.state import STATE, State
+from conformance.session import SESSION, Session
 
 CANDIDATE = "--candidate"
 COMMAND = "--candidate-command"
@@ -65,7 +65,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(EXECUTION, metavar="MODE",
                     help="how the candidate's step runs: eager (default); tf_keras and Keras 3 on TensorFlow: function, "
                          "xla; Keras 3 on JAX: jit; torch: foreach, fused, compile; optax: jit")
-    group.addoption(JSON, metavar="PATH", help="write every result as JSON (schema: conformance/results.schema.json)")
+    group.addoption(JSON, metavar="PATH", help="write every result as JSON (schema: conformance/report/results.schema.json)")
     group.addoption(HTML, metavar="PATH", help="write a self-contained HTML report (matrix, plots, diagnosis, environment)")
     group.addoption(EXPECTATIONS, metavar="FILE|none",
                     help="known divergences to report as expected failures (default: the bundled file of a known candidate)")
@@ -104,7 +104,7 @@ def _levels(config: pytest.Config) -> tuple[str, ...]:
 
 
 def _vector_paths(config: pytest.Config) -> list[Path]:
-    from conformance.loader import bundled_paths
+    from conformance.load.files import bundled_paths
 
     extra: list[Path] = []
     for raw in config.getoption(VECTORS):
@@ -127,7 +127,8 @@ def pytest_configure(config: pytest.Config) -> None:
     spec = spec or command
     if not spec:
         return
-    from conformance import candidate, capabilities, expectations
+    from conformance.drive import resolve, probe
+    from conformance import expectations
     from conformance.features import Feature
 
     levels = _levels(config)
@@ -136,22 +137,22 @@ def pytest_configure(config: pytest.Config) -> None:
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
     if command:
-        adapter = candidate.resolve_command(command, timeout=config.getoption(TIMEOUT))
+        adapter = resolve.resolve_command(command, timeout=config.getoption(TIMEOUT))
     else:
-        adapter = candidate.resolve(spec, config.getoption(ADAPTER), raw=config.getoption(RAW),
+        adapter = resolve.resolve(spec, config.getoption(ADAPTER), raw=config.getoption(RAW),
                                     device=config.getoption(DEVICE), execution=config.getoption(EXECUTION))
     isolation = None
     if config.getoption(ISOLATE):
         if command:
             raise pytest.UsageError(f"{ISOLATE}: a {COMMAND} candidate already runs in a process of its own")
-        from conformance.isolation import Isolation
+        from conformance.drive.isolation import Isolation
 
         isolation = Isolation(spec, config.getoption(ADAPTER), config.getoption(RAW), config.getoption(DEVICE),
                               config.getoption(EXECUTION), {})
         caps = isolation.probe(without, config.getoption(TIMEOUT))
         adapter.absent = caps.absent
     else:
-        caps = capabilities.probe(adapter, without)
+        caps = probe.probe(adapter, without)
     exp_opt = config.getoption(EXPECTATIONS)
     try:
         exp = (None if exp_opt == "none" else expectations.load(exp_opt)) if exp_opt else expectations.for_candidate(
@@ -159,20 +160,20 @@ def pytest_configure(config: pytest.Config) -> None:
     except expectations.ExpectationsError as exc:
         raise pytest.UsageError(str(exc)) from None
     exp = exp.for_run(adapter.execution, adapter.versions().get("backend")) if exp else None
-    state = State(spec, adapter, config.getoption(MODE), config.getoption(TIMEOUT), _vector_paths(config), exp,
+    kit = Session(spec, adapter, config.getoption(MODE), config.getoption(TIMEOUT), _vector_paths(config), exp,
                   capabilities=caps, levels=levels, device=adapter.device_used(), environment=_environment(adapter))
-    state.isolation = isolation
-    config.stash[STATE] = state
+    kit.isolation = isolation
+    config.stash[SESSION] = kit
     cache = getattr(config, "cache", None)  # absent with -p no:cacheprovider: then every file is checked
     if cache is not None:
-        from conformance.loader import fingerprint
+        from conformance.load.files import fingerprint
 
-        state.cache_key = f"adam-conformance/verified/{fingerprint()}"
-        state.verified = set(cache.get(state.cache_key, []))
-    config.pluginmanager.register(ResultCollector(state), "adam-conformance-results")
+        kit.cache_key = f"adam-conformance/verified/{fingerprint()}"
+        kit.verified = set(cache.get(kit.cache_key, []))
+    config.pluginmanager.register(ResultCollector(kit), "adam-conformance-results")
     if config.args_source != pytest.Config.ArgsSource.ARGS:
         tier = config.getoption(TIER)
-        paths = [str(p) for p in state.vector_paths] + [str(SUITE_DIR / "test_api.py")] if tier != "property" else []
+        paths = [str(p) for p in kit.vector_paths] + [str(SUITE_DIR / "test_api.py")] if tier != "property" else []
         config.args[:] = paths + ([str(SUITE_DIR / "test_properties.py")] if tier != "vectors" else [])
 
 
@@ -187,10 +188,10 @@ def _environment(adapter: Any) -> dict:
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> Any:
-    state = parent.config.stash.get(STATE, None)
-    if state is None or file_path.suffix not in (".yaml", ".yml"):
+    kit = parent.config.stash.get(SESSION, None)
+    if kit is None or file_path.suffix not in (".yaml", ".yml"):
         return None
-    from conformance.items import VectorFile
+    from conformance.collect import VectorFile
 
     try:  # files outside the rootdir (an installed kit, --vectors elsewhere) still get readable node ids
         nodeid = file_path.relative_to(parent.config.rootpath).as_posix()
@@ -201,20 +202,16 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> Any:
 
 def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector) -> Any:
     """The kit's own check modules get node ids like ``suite/test_api.py::...`` wherever the kit is installed."""
-    if module_path.parent == SUITE_DIR and parent.config.stash.get(STATE, None) is not None:
+    if module_path.parent == SUITE_DIR and parent.config.stash.get(SESSION, None) is not None:
         return pytest.Module.from_parent(parent, path=module_path, nodeid=f"suite/{module_path.name}")
     return None
 
 
 def _result(item: pytest.Item) -> Any:
-    """The item's result record: a vector item made its own; an API or property check gets one here, once."""
-    found = getattr(item, "result", None)
-    if found is None:
-        from conformance.record import Result
+    """The item's result record (``Result.of_item``)."""
+    from conformance.report.record import Result
 
-        family = "property" if item.path.name == "test_properties.py" else "api"
-        found = item.result = Result.for_check(family, item.name, [m.args[0] for m in item.iter_markers("clause")])
-    return found
+    return Result.of_item(item)
 
 
 def _record(item: pytest.Item) -> dict:
@@ -236,68 +233,68 @@ def conformance_id(item: pytest.Item) -> str:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    state = config.stash.get(STATE, None)
-    if state is None:
+    kit = config.stash.get(SESSION, None)
+    if kit is None:
         return
     limit = config.getoption(SCALE)
     large = [i for i in items if "large" in _record(i).get("flags", ())
              and (limit is None or sum(math.prod(v["shape"]) for v in _record(i)["variables"].values()) > limit)]
-    other_level = [i for i in items if _result(i).level not in (None, *state.levels)]
+    other_level = [i for i in items if _result(i).level not in (None, *kit.levels)]
     for item in other_level:
         level = _result(item).level
-        state.deselected_levels[level] = state.deselected_levels.get(level, 0) + 1
+        kit.deselected_levels[level] = kit.deselected_levels.get(level, 0) + 1
     dropped = set(large) | set(other_level)
     if dropped:
         config.hook.pytest_deselected(items=[i for i in items if i in dropped])
         items[:] = [i for i in items if i not in dropped]
-    state.families = {_result(i).family for i in items}
-    if state.expectations is None:
+    kit.families = {_result(i).family for i in items}
+    if kit.expectations is None:
         return
     for item in items:
-        entry = state.expectations.lookup(conformance_id(item), getattr(item, "dtype", None))
+        entry = kit.expectations.lookup(conformance_id(item), getattr(item, "dtype", None))
         if entry is not None:
             item.add_marker(pytest.mark.xfail(reason=f"{entry.clause}: {entry.reason}", strict=True, raises=Exception))
-    for entry in state.stale_expectations():
-        warnings.warn(pytest.PytestWarning(f"{state.expectations.label}: entry '{entry.id}' matches no collected item"))
+    for entry in kit.stale_expectations():
+        warnings.warn(pytest.PytestWarning(f"{kit.expectations.label}: entry '{entry.id}' matches no collected item"))
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    state = config.stash.get(STATE, None)
-    if state is None:
+    kit = config.stash.get(SESSION, None)
+    if kit is None:
         return []
-    from conformance.report import header_lines
+    from conformance.report.terminal import header_lines
 
-    return [f"adam-conformance: {line}" for line in header_lines(state.meta())]
+    return [f"adam-conformance: {line}" for line in header_lines(kit.meta())]
 
 
 @pytest.fixture
 def adam_api(request: pytest.FixtureRequest) -> Any:
     """Helpers to drive the candidate's optimizer_v2 API (skipped as unsupported when it has none)."""
-    from conformance.adapters import Unsupported
+    from conformance.errors import Unsupported
 
-    state = request.config.stash.get(STATE, None)
-    if state is None:
+    kit = request.config.stash.get(SESSION, None)
+    if kit is None:
         pytest.skip("no --candidate given")
     try:
-        api = state.adapter.v2_api()
+        api = kit.adapter.v2_api()
     except Unsupported as exc:
         _result(request.node).unsupported = str(exc)
         pytest.skip(f"unsupported: {exc}")
     # Checks whose subject is not AMSGrad use it only where the candidate has it (vhat is one more slot to see).
-    api.amsgrad = Feature.AMSGRAD not in state.adapter.missing()
+    api.amsgrad = Feature.AMSGRAD not in kit.adapter.missing()
     return api
 
 
 @pytest.fixture
 def adam_aliases(request: pytest.FixtureRequest) -> tuple[Any, dict[str, Any]]:
     """The candidate and what the page's names are in the installed TensorFlow (unsupported outside TensorFlow)."""
-    from conformance.adapters import Unsupported
+    from conformance.errors import Unsupported
 
-    state = request.config.stash.get(STATE, None)
-    if state is None:
+    kit = request.config.stash.get(SESSION, None)
+    if kit is None:
         pytest.skip("no --candidate given")
     try:
-        return state.adapter.candidate, state.adapter.page_aliases()
+        return kit.adapter.candidate, kit.adapter.page_aliases()
     except Unsupported as exc:
         _result(request.node).unsupported = str(exc)
         pytest.skip(f"unsupported: {exc}")
@@ -306,18 +303,18 @@ def adam_aliases(request: pytest.FixtureRequest) -> tuple[Any, dict[str, Any]]:
 @pytest.fixture
 def property_env(request: pytest.FixtureRequest) -> Any:
     """What the property checks share (``conformance.property.Environment``)."""
-    state = request.config.stash.get(STATE, None)
-    if state is None:
+    kit = request.config.stash.get(SESSION, None)
+    if kit is None:
         pytest.skip("no --candidate given")
     from conformance.property import Environment
 
-    return Environment(state, request.config, request.node.name)
+    return Environment(kit, request.config, request.node.name)
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Any:
     """In the kit's checks, what the candidate does not implement makes the check unsupported, not failed."""
-    if pyfuncitem.config.stash.get(STATE, None) is None or pyfuncitem.path.parent != SUITE_DIR:
+    if pyfuncitem.config.stash.get(SESSION, None) is None or pyfuncitem.path.parent != SUITE_DIR:
         return (yield)
     from conformance.errors import NOT_IMPLEMENTED, not_implemented
 
@@ -336,22 +333,11 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Any:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
     report = yield
-    state = item.config.stash.get(STATE, None)
-    if state is None or (report.when != "call" and report.passed) or report.when == "teardown":
+    kit = item.config.stash.get(SESSION, None)
+    if kit is None or (report.when != "call" and report.passed) or report.when == "teardown":
         return report
-    from conformance.report import verdict_of
-
     result = _result(item)
-    result.finish(item.nodeid, verdict_of(report), report.duration, state.device, report.longrepr)
-    if result.family == "api" and report.when == "call":
-        result.candidate_seconds = float(report.duration)  # an API check is calls into the candidate throughout
-    if result.family == "property" and report.when == "call":
-        tracker = state.trackers.get(item.name)
-        if tracker is not None:
-            result.candidate_seconds, result.examples = tracker.candidate_seconds, tracker.examples
-            result.worst_ratio, result.worst_example, result.notes = tracker.worst_ratio, tracker.worst, tracker.notes
-    if result.verdict in ("xfail", "stale"):
-        result.expected_divergence = getattr(report, "wasxfail", None) or str(report.longrepr)
+    result.take_report(report, kit.device, kit.trackers.get(item.name) if result.family == "property" else None)
     report.user_properties.append(("adam_conformance", result.as_dict()))
     return report
 
@@ -359,39 +345,35 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
 class ResultCollector:
     """Gathers the result records that ride on the reports (so they also arrive from xdist workers)."""
 
-    def __init__(self, state: State) -> None:
-        self.state = state
+    def __init__(self, kit: Session) -> None:
+        self.kit = kit
 
     def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
-        self.state.running = nodeid
+        self.kit.running = nodeid
 
     def pytest_runtest_logfinish(self, nodeid: str, location: Any) -> None:
-        self.state.running = None
+        self.kit.running = None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         records = [value for key, value in report.user_properties if key == "adam_conformance"]
         if not records and report.failed and "crashed" in str(report.longrepr):
             # pytest-xdist reports a worker that died with the item it was running, and no record of ours.
-            from conformance.record import Result
+            from conformance.report.record import Result
 
-            vid = report.nodeid.split("::")[-1]
-            name, _, dtype = vid.partition("[")
-            lost = Result(vector=name, family=name.split("/")[0], level=None, clauses=[], dtype=dtype.rstrip("]") or None,
-                          nodeid=report.nodeid, verdict="fail", message=str(report.longrepr).strip().splitlines()[0][:300])
-            records = [lost.as_dict()]
-        self.state.results += records
+            records = [Result.for_lost_item(report).as_dict()]
+        self.kit.results += records
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_collection(session: pytest.Session) -> Any:
-    state = session.config.stash.get(STATE, None)
-    if state is not None:
-        state.started = time.perf_counter()
+    kit = session.config.stash.get(SESSION, None)
+    if kit is not None:
+        kit.started = time.perf_counter()
     try:
         return (yield)
     finally:
-        if state is not None:
-            state.collected = time.perf_counter()
+        if kit is not None:
+            kit.collected = time.perf_counter()
 
 
 @pytest.hookimpl(wrapper=True)
@@ -399,46 +381,47 @@ def pytest_runtestloop(session: pytest.Session) -> Any:
     try:
         return (yield)
     finally:
-        state = session.config.stash.get(STATE, None)
-        if state is not None:
-            state.finished = time.perf_counter()
+        kit = session.config.stash.get(SESSION, None)
+        if kit is not None:
+            kit.finished = time.perf_counter()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    state = session.config.stash.get(STATE, None)
-    if state is None:
+    kit = session.config.stash.get(SESSION, None)
+    if kit is None:
         return
-    if state.verified is not None and getattr(session.config, "cache", None) is not None:
-        state.remember_verified()
+    if kit.verified is not None and getattr(session.config, "cache", None) is not None:
+        kit.remember_verified()
         # Added to what is there: pytest-xdist's workers and their controller each write the key.
-        known = set(session.config.cache.get(state.cache_key, []))
-        session.config.cache.set(state.cache_key, sorted(known | state.verified))
+        known = set(session.config.cache.get(kit.cache_key, []))
+        session.config.cache.set(kit.cache_key, sorted(known | kit.verified))
     if hasattr(session.config, "workerinput"):
         return
-    if state.executed() == 0 and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+    if kit.executed() == 0 and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED  # zero items compared is an error, never a pass
     json_path, html_path = session.config.getoption(JSON), session.config.getoption(HTML)
     if json_path or html_path:
-        from conformance import html, report
+        from conformance.report import html
+        from conformance.report.document import document, write_json
 
-        doc = report.document(state.meta(), state.results)
+        doc = document(kit.meta(), kit.results)
         if json_path:
-            report.write_json(json_path, doc)
+            write_json(json_path, doc)
         if html_path:
             html.write(html_path, doc)
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    state = config.stash.get(STATE, None)
-    if state is None or hasattr(config, "workerinput"):
+    kit = config.stash.get(SESSION, None)
+    if kit is None or hasattr(config, "workerinput"):
         return
-    from conformance.report import terminal_lines
+    from conformance.report.terminal import terminal_lines
 
     terminalreporter.section("Adam conformance")
-    avoided = state.expectations.avoid if state.expectations else {}
-    stale = [(e.id, e.clause) for e in state.stale_expectations()]
-    for line, red in terminal_lines(state.meta(), state.results, avoided, stale, executed=state.executed()):
+    avoided = kit.expectations.avoid if kit.expectations else {}
+    stale = [(e.id, e.clause) for e in kit.stale_expectations()]
+    for line, red in terminal_lines(kit.meta(), kit.results, avoided, stale, executed=kit.executed()):
         terminalreporter.write_line(line, red=red)
-    if exitstatus == pytest.ExitCode.INTERRUPTED and state.running:
-        terminalreporter.write_line(f"ERROR: the run was cut short while {state.running} was running; the items after "
+    if exitstatus == pytest.ExitCode.INTERRUPTED and kit.running:
+        terminalreporter.write_line(f"ERROR: the run was cut short while {kit.running} was running; the items after "
                                     "it did not run (--isolate keeps a crashing candidate to one item)", red=True)

@@ -19,12 +19,13 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 
-from conformance import vector_format
+from conformance.load import vector_format
 from conformance.adapters.base import Batches
-from conformance.compare import as_state, first_mismatch
+from conformance.judge.compare import as_state, first_mismatch
 from conformance.dtypes import FORMATS, NUMPY_DTYPES, PRECISION, rounded
 from conformance.features import Feature
-from conformance.loader import Vector, verify_record
+from conformance.load.vector import Vector
+from conformance.load.verify import verify_record
 from vectors import generate
 from vectors.scenarios import Scenario, Sparse
 
@@ -276,7 +277,8 @@ def observe(adapter: Any, vector: Vector, dtype: str, *, round_trip: bool = Fals
     given it (after one zero-gradient call per batch of variables seen so far,
     which creates their slots in the original order) and runs the rest.
     """
-    from conformance.runner import Clock, RunSpec, hyper_inputs
+    from conformance.inputs import Clock, RunSpec
+    from conformance.drive.runner import hyper_inputs
 
     clock = Clock()
     spec = RunSpec(hyper=hyper_inputs(vector, clock), amsgrad=vector.record["amsgrad"],
@@ -324,17 +326,17 @@ def first_difference(a: list[dict], b: list[dict], start: int = 0) -> str | None
 class Environment:
     """What the property checks share: the candidate's adapter, Hypothesis settings, trackers and the export."""
 
-    def __init__(self, state: Any, config: Any, test_name: str) -> None:
+    def __init__(self, kit: Any, config: Any, test_name: str) -> None:
         import hypothesis
 
-        self.state, self.adapter, self.test_name = state, state.adapter, test_name
+        self.kit, self.adapter, self.test_name = kit, kit.adapter, test_name
         seed = config.getoption("hypothesis_seed", None)
         self.seed = int(seed) if isinstance(seed, str) and seed.lstrip("-").isdigit() else seed
         self.export_dir = config.getoption("--export-failures")
         lacking = self.adapter.missing()
         self.dtypes = tuple(d for d in ("float16", "bfloat16", "float32", "float64") if Feature(d) not in lacking)
         # Known divergences (the expectations file) are not drawn: the vector tier reports them already.
-        self.avoided = dict(state.expectations.avoid) if state.expectations else {}
+        self.avoided = dict(kit.expectations.avoid) if kit.expectations else {}
         self.lacking = frozenset(lacking) | frozenset(self.avoided)
         # A fixed seed means a reproducible run: no replay of examples saved by earlier runs.
         database = {} if self.seed is None else {"database": None}
@@ -359,7 +361,7 @@ class Environment:
     def tracker(self) -> Tracker:
         """The running check's tracker, named after it (test_sparse_equals_dense -> sparse-equals-dense)."""
         prop = self.test_name.removeprefix("test_").replace("_", "-")
-        return self.state.trackers.setdefault(self.test_name, Tracker(prop))
+        return self.kit.trackers.setdefault(self.test_name, Tracker(prop))
 
     def check(self, fn: Any, tracker: Tracker) -> None:
         """Run a Hypothesis property; on failure export its shrunk example and fail with one report."""
@@ -374,11 +376,11 @@ class Environment:
                 text = (f"{type(exc).__name__}: the failure did not reproduce (a nondeterministic or stateful candidate); "
                         f"first failure seen:\n  {str(inner[0]).strip()}")
             if tracker.failing is not None and self.export_dir:
-                provenance = {"property": tracker.prop, "candidate": self.state.spec, "adapter": self.adapter.name,
+                provenance = {"property": tracker.prop, "candidate": self.kit.spec, "adapter": self.adapter.name,
                               "raw": self.adapter.raw,
                               "versions": {k: str(v) for k, v in self.adapter.versions().items()},
                               "hypothesis_seed": self.seed if self.seed is not None else "random"}
                 path = export(tracker.failing, Path(self.export_dir), tracker.prop, provenance)
                 tracker.notes.append(f"exported {path}")
                 text += f"\n  shrunk counterexample written to {path} (run it with --vectors={path})"
-            pytest.fail(f"property '{tracker.prop}' does not hold for {self.state.spec}:\n  {text}", pytrace=False)
+            pytest.fail(f"property '{tracker.prop}' does not hold for {self.kit.spec}:\n  {text}", pytrace=False)

@@ -13,11 +13,11 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from conformance.adapters import Unsupported
+from conformance.errors import Unsupported
 from conformance.adapters.numpy_port import NumpyPortAdapter
-from conformance.diagnose import Diagnosis, chosen, diagnose
-from conformance.loader import bundled_paths, load_paths
-from conformance.runner import MODES, run
+from conformance.diagnosis.diagnose import Diagnosis, chosen, diagnose
+from conformance.load.files import bundled_paths, load_paths
+from conformance.drive.runner import MODES, run
 from reference import variants
 from tests import wrong_ports
 

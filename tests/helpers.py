@@ -5,7 +5,9 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-from conformance.loader import Vector, bundled_paths, load_file, verify_record
+from conformance.load.vector import Vector
+from conformance.load.files import bundled_paths, load_file
+from conformance.load.verify import verify_record
 from vectors.generate import build
 from vectors.scenarios import Scenario
 

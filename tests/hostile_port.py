@@ -1,6 +1,6 @@
 """A process candidate that breaks the pipe protocol on sparse gradients, one way per ``--fault``.
 
-Otherwise it is the oracle (``reference.pipe_port``): dense items pass, sparse ones must fail with one line.
+Otherwise it is the oracle (``conformance.pipe_port``): dense items pass, sparse ones must fail with one line.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sys
 import time
 
 import reference
-from reference.pipe_port import Server
+from conformance.pipe_port import Server
 
 FAULTS = ("crash", "hang", "garbage", "schema", "wrong-id", "error", "unsupported", "stdout-noise")
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from conformance import diagnose as dg
+from conformance.diagnosis import diagnose as dg
 from conformance.adapters.numpy_port import NumpyPortAdapter
-from conformance.loader import bundled_paths, load_paths
-from conformance.report import diagnosis_summary
-from conformance.runner import MODES, run
+from conformance.load.files import bundled_paths, load_paths
+from conformance.report.terminal import diagnosis_summary
+from conformance.drive.runner import MODES, run
 from reference import variants
 from tests import partial_ports, wrong_ports
 from tests.helpers import ROOT

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conformance.compare import Comparison
-from conformance.tolerance import ErrorModel
+from conformance.judge.compare import Comparison
+from conformance.judge.error_model import ErrorModel
 from tests.helpers import vector_from
 from vectors.scenarios import DYADIC, Scenario
 
@@ -136,7 +136,7 @@ def test_a_mixed_vector_is_bounded_as_each_dtype_alone():
     """ADAM-DTYPE-2: in a call of several dtypes, each variable's allowed error is that of its dtype's model over the
     same trajectory (as if every variable had that dtype), times that dtype's factor of E-7."""
     from conformance.dtypes import MIXED
-    from conformance.tolerance import MixedErrorModel
+    from conformance.judge.error_model import MixedErrorModel
     from tests.helpers import bundled_vectors
 
     (vector,) = [v for v in bundled_vectors() if v.dtypes == [MIXED]]
@@ -161,7 +161,7 @@ def test_a_mixed_vector_runs_only_as_mixed():
     import pkgutil
 
     from conformance import adapters
-    from conformance.runner import run
+    from conformance.drive.runner import run
     from tests.helpers import bundled_vectors
 
     mixed = next(v for v in bundled_vectors() if v.dtypes == ["mixed"])

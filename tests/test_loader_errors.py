@@ -7,7 +7,8 @@ import copy
 import pytest
 import yaml
 
-from conformance.loader import YAML_LOADER, load_file
+from conformance.load.limits import YAML_LOADER
+from conformance.load.files import load_file
 from vectors import generate
 
 BASE = yaml.load((generate.VECTOR_DIR / "dense.yaml").read_text(encoding="utf-8"), Loader=YAML_LOADER)

@@ -9,7 +9,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conformance.loader import YAML_LOADER, load_file
+from conformance.load.limits import YAML_LOADER
+from conformance.load.files import load_file
 from vectors import generate
 
 BASE = yaml.load((generate.VECTOR_DIR / "sparse.yaml").read_text(encoding="utf-8"), Loader=YAML_LOADER)

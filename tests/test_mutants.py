@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.mutation import kill_matrix
+from conformance.diagnosis.kill_matrix import kill_matrix
 from reference import variants
 from tests.helpers import NUMPY_PROTOCOL
 

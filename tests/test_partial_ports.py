@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from conformance.loader import bundled_paths, load_paths
-from conformance.runner import KEEP_LIMIT
+from conformance.load.files import bundled_paths, load_paths
+from conformance.drive.runner import KEEP_LIMIT
 from tests.helpers import NUMPY_PROTOCOL as PROTOCOL  # the API checks no NumPy port can run
 from tests.helpers import ROOT
 
@@ -118,7 +118,7 @@ def test_a_minimal_port_is_judged_on_the_variable(run):
 
 
 def test_reports_say_what_is_unsupported_and_why(run, tmp_path):
-    from conformance.report import matrix
+    from conformance.report.tables import matrix
 
     html = tmp_path / "r.html"
     result, doc = run("tests.partial_ports:NoSetWeights", f"--conformance-html={html}")

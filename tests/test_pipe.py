@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conformance.loader import bundled_paths, load_paths
+from conformance.load.files import bundled_paths, load_paths
 from tests.helpers import ROOT
 
 VECTORS, _ = load_paths(bundled_paths())

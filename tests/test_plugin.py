@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from conformance.loader import bundled_paths, load_paths
-from conformance.report import document
+from conformance.load.files import bundled_paths, load_paths
+from conformance.report.document import document
 from tests.helpers import NUMPY_PROTOCOL, ROOT
 
 VECTORS, _ = load_paths(bundled_paths())
@@ -374,9 +374,9 @@ def test_the_verified_vector_cache_remembers_large_vectors_checked(pytester, tmp
     the next session hashes only the generated inputs, not the oracle's states."""
     import copy
 
-    from conformance import vector_format
-    from conformance.loader import load_file
-    from conformance.vector_format import content_hash
+    from conformance.load import vector_format
+    from conformance.load.files import load_file
+    from conformance.load.vector_format import content_hash
     from tests.helpers import small_scale
     from vectors.generate import family_document, render
 

@@ -6,7 +6,7 @@ import json
 
 import yaml
 
-from conformance.loader import load_file
+from conformance.load.files import load_file
 from tests.helpers import ROOT
 
 WRONG = "--candidate=reference.variants:EpsilonInsideSqrt"

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from conformance.report import matrix, tightness
+from conformance.report.tables import matrix, tightness
 from tests.helpers import ROOT
 from tests.real_runs import RUNS, available, run, verdicts
 

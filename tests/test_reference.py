@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import reference
-from conformance.tolerance import K, model_bound
+from conformance.judge.error_model import K, model_bound
 from reference import adam, mp
 from tests.helpers import vector_from
 from vectors.scenarios import Scenario
@@ -170,7 +170,7 @@ def test_oracle_matches_mpmath(scn):
 def test_one_hyperparameter_rule_for_the_generator_and_the_port():
     """A decay-plus-float32-storage vector: at every step the generator's hyperparameters are the port's, bit for bit."""
     from conformance.adapters.base import per_step_numbers
-    from conformance.vector_format import gradients_at, hyperparameters_at, initial_values
+    from conformance.load.vector_format import gradients_at, hyperparameters_at, initial_values
     from vectors import generate
 
     hp = {"learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7, "decay": 0.3}
@@ -189,7 +189,7 @@ def test_one_hyperparameter_rule_for_the_generator_and_the_port():
 
 
 def test_every_variant_left_out_of_the_diagnosis_exists_and_says_why():
-    from conformance import diagnose
+    from conformance.diagnosis import diagnose
     from reference import variants
 
     assert set(diagnose.NOT_REPLAYED) <= {cls.__name__ for cls in variants.WRONG}

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from conformance import cli
-from conformance.loader import load_paths
+from conformance.load.files import load_paths
 from tests.helpers import ROOT
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")

@@ -12,7 +12,10 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conformance.loader import SCHEMA_PATH, VectorError, YAML_LOADER, bundled_paths, load_file, load_paths
+from conformance.load.vector_format import SCHEMA_PATH
+from conformance.load.vector import VectorError
+from conformance.load.limits import YAML_LOADER
+from conformance.load.files import bundled_paths, load_file, load_paths
 from tests.helpers import ROOT
 from vectors import generate, scenarios
 

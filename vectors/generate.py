@@ -1,7 +1,7 @@
 """Scenarios -> oracle -> YAML: writes ``vectors/<family>.yaml``, byte for byte the same on every run.
 
 The generation side only: the scenarios of ``vectors/scenarios.py`` become vector records whose expected
-states come from the oracle stream of ``conformance.vector_format``, the same stream the loader re-derives
+states come from the oracle stream of ``conformance.load.vector_format``, the same stream the loader re-derives
 them with when a file is loaded.
 """
 
@@ -13,17 +13,7 @@ from typing import Any, Iterable
 import numpy as np
 import yaml
 
-from conformance.vector_format import (
-    FORMAT,
-    GENERATOR,
-    SPEC_VERSION,
-    VECTOR_DIR,
-    array_digest,
-    content_hash,
-    generated_values,
-    hyperparameters_at,
-    oracle_states,
-)
+from conformance.load.vector_format import FORMAT, GENERATOR, SPEC_VERSION, VECTOR_DIR, array_digest, content_hash, generated_values, hyperparameters_at, oracle_states
 from vectors import scenarios
 from vectors.scenarios import Generated, Scenario, Sparse
 

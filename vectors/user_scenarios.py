@@ -23,7 +23,7 @@ import numpy as np
 import yaml
 
 from conformance.dtypes import exact_in, is_exact_in
-from conformance.loader import YAML_LOADER, unbounded
+from conformance.load.limits import YAML_LOADER, unbounded
 from vectors import generate
 from vectors.scenarios import DYADIC, NOTES, Generated, Scenario, Sparse, draw
 

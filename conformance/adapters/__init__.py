@@ -5,7 +5,7 @@ delivers gradients and hyperparameters, and reads back the variable and
 slots.  Where a framework uses another convention it translates faithfully
 and lists the translation in ``translations`` (shown in the report); with
 ``raw=True`` the semantic translations are off.  What the framework cannot
-express raises ``Unsupported`` with the reason: a third outcome, neither pass
+express raises ``conformance.errors.Unsupported`` with the reason: a third outcome, neither pass
 nor fail.  The base class is ``conformance.adapters.base.Adapter``; this
 module imports no framework and no NumPy, so the plugin can list the adapters
 at start-up for free.
@@ -24,10 +24,6 @@ ADAPTERS = {
     "torch": "conformance.adapters.torch:TorchAdapter",
     "optax": "conformance.adapters.optax:OptaxAdapter",
 }
-
-
-class Unsupported(Exception):
-    """What a vector asks cannot be expressed for this candidate (e.g. a callable epsilon); the message is why."""
 
 
 def choose(spec: str) -> str:

@@ -7,7 +7,7 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
-from conformance.adapters import Unsupported
+from conformance.errors import Unsupported
 from conformance.dtypes import DTYPES, FORMATS, MIXED
 from conformance.features import Feature, features
 from reference.adam import call_hyperparameters, dense_gradient

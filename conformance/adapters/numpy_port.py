@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 import reference
-from conformance.adapters import Unsupported
+from conformance.errors import Unsupported
 from conformance.adapters.base import Adapter, Batches, strided_view, weights_in_spec_order
 from conformance.dtypes import NUMPY_DTYPES
 

@@ -23,7 +23,7 @@ from typing import Any
 import jsonschema
 import numpy as np
 
-from conformance.adapters import Unsupported
+from conformance.errors import Unsupported
 from conformance.adapters.base import Adapter
 from conformance.dtypes import DTYPES, NUMPY_DTYPES
 from conformance.features import Feature

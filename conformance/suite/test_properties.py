@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, reject, strategies as st, target
 
-from conformance.adapters import Unsupported
-from conformance.compare import Comparison, as_state, failure_text
+from conformance.errors import Unsupported
+from conformance.judge.compare import Comparison, as_state, failure_text
 from conformance.features import Feature
 from conformance.property import densified, first_difference, observe, rescaled, scenarios, to_vector
-from conformance.runner import MODES, run
+from conformance.drive.runner import MODES, run
 
 
 def _outcomes(env, tracker, vector, modes=MODES, keep=False):

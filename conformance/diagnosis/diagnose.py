@@ -29,11 +29,11 @@ from typing import Any
 
 import numpy as np
 
-from conformance.adapters import Unsupported
+from conformance.errors import Unsupported
 from conformance.adapters.numpy_port import NumpyPortAdapter
-from conformance.compare import Comparison, as_state
+from conformance.judge.compare import Comparison, as_state
 from conformance.dtypes import NUMPY_DTYPES
-from conformance.runner import Outcome, run
+from conformance.drive.runner import Outcome, run
 from reference import variants
 from reference.port import Adam
 

@@ -15,11 +15,11 @@ from typing import Any, Callable
 import numpy as np
 
 from conformance.adapters.base import Adapter
-from conformance.compare import as_state
+from conformance.judge.compare import as_state
 from conformance.dtypes import DTYPES
 from conformance.errors import NOT_IMPLEMENTED, not_implemented
 from conformance.features import Feature
-from conformance.runner import Clock, RunSpec, StepCallable, StepSchedule
+from conformance.inputs import Clock, RunSpec, StepCallable, StepSchedule
 from reference.adam import IndexedSlices
 
 HYPER = {"learning_rate": 2.0**-7, "beta_1": 0.875, "beta_2": 1.0 - 2.0**-10, "epsilon": 2.0**-23}

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from conformance import fused
+from conformance.judge import compiled
 from conformance.dtypes import NUMPY_DTYPES, finfo
-from conformance.tolerance import bits_of_agreement, chunks, ulp_of
+from conformance.judge.error_model import bits_of_agreement, chunks, ulp_of
 
 
 def json_number(x: float) -> float | str:
@@ -171,8 +171,8 @@ class Comparison:
         flat_err = err.reshape(-1) if err.shape == want.shape else np.full(1, float(err.reshape(-1)[0]))  # one value for all
         best, best_ratio, n_bad = 0, -1.0, 0
         done = False
-        if want.size >= fused.MIN_ELEMENTS and fused.available(self.dtype_of(label)):  # one compiled pass; the loop below if not finite
-            done, best, best_ratio, n_bad = fused.compare_finite(have, want, err, scale)
+        if want.size >= compiled.MIN_ELEMENTS and compiled.available(self.dtype_of(label)):  # one compiled pass; the loop below if not finite
+            done, best, best_ratio, n_bad = compiled.compare_finite(have, want, err, scale)
         found = self.scan(label, s, have, want, exact, flat_err, scale, [] if done else chunks(want.size),
                           (best, best_ratio, n_bad))
         if found is not None:

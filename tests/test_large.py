@@ -1,6 +1,6 @@
-"""The driver for large vectors (conformance/stream.py) against the readable runner, bit for bit.
+"""The driver for large vectors (conformance/drive/large.py) against the readable runner, bit for bit.
 
-Every bundled vector the driver takes (``stream.eligible``: every variable updated at every step) is run
+Every bundled vector the driver takes (``large.eligible``: every variable updated at every step) is run
 through ``runner.run`` twice, once by the readable runner and once by the driver, in float32 and float64
 (the kernels' dtypes), both modes, with a conforming port and with ports that fail in different ways
 (out of bound, NaN where none may be, a wrong shape, frozen iterations, slots that do not follow, a raise).
@@ -17,7 +17,7 @@ outcome test of the scale copies keep the real lengths, the bound test of the sc
 and 512 (13 model slices, the last one short).
 
 The ``scale`` vectors are 10^6 to 10^8 elements; they run here at 3 * 2^12 + 5 elements with the same
-generators, hyperparameters and steps (the argument of tests/test_fused.py: both drivers are element-wise
+generators, hyperparameters and steps (the argument of tests/test_compiled.py: both drivers are element-wise
 in the same inputs, so the arithmetic per element and the slice boundaries decide), stored as sha256
 digests like the real ones, so that the driver's own digest checks run; a stale digest must stop both
 drivers with the same error.
@@ -28,15 +28,18 @@ from __future__ import annotations
 import copy
 import dataclasses
 import pkgutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conformance import adapters, fused, runner, stream, tolerance
-from conformance.loader import bundled_paths, load_file
+from conformance import adapters
+from conformance.judge import compiled, error_model
+from conformance.drive import runner, large
+from conformance.load.files import bundled_paths, load_file
 from tests.helpers import bundled_vectors, small_scale
 
-pytestmark = pytest.mark.skipif(fused.kernels() is None, reason="numba is not installed")
+pytestmark = pytest.mark.skipif(compiled.kernels() is None, reason="numba is not installed")
 
 CANDIDATES = ["reference:Adam", "reference.variants:EpsilonInsideSqrt", "tests.candidates:NaNAtStepTwo",
               "tests.candidates:FlatSlots", "tests.candidates:StuckIterations", "tests.candidates:StaleSlots",
@@ -63,8 +66,8 @@ def _summary(outcomes: list) -> list:
 
 
 def _run(monkeypatch: pytest.MonkeyPatch, adapter, vector, dtype: str, streamed: bool, tap=None):
-    monkeypatch.setattr(stream, "takes", (lambda v, d, keep: stream.eligible(v)) if streamed else (lambda v, d, keep: False))
-    monkeypatch.setattr(stream, "_tap", tap)
+    monkeypatch.setattr(large, "takes", (lambda v, d, keep: large.eligible(v)) if streamed else (lambda v, d, keep: False))
+    monkeypatch.setattr(large, "_tap", tap)
     try:
         return _summary(runner.run(adapter, vector, dtype, runner.MODES, keep=False))
     except Exception as exc:  # noqa: BLE001 - both drivers must raise the same
@@ -108,7 +111,7 @@ def _check_tap(tap: _Tap, vector, dtype: str, ftz: bool) -> None:
                 for f, want in fields.items():
                     assert _same(tap.full("state", s, name, f), want), (vector.id, s, name, f)
     for mode in runner.MODES:
-        model = tolerance.ErrorModel(vector, dtype, carried=mode == "trajectory", ftz=ftz)
+        model = error_model.ErrorModel(vector, dtype, carried=mode == "trajectory", ftz=ftz)
         for s, state in enumerate(states):
             if not any(key[:3] == ("bound", mode, s) for key in tap.parts):
                 break  # the lane stopped (an error) before this step
@@ -121,13 +124,13 @@ def _check_tap(tap: _Tap, vector, dtype: str, ftz: bool) -> None:
 #: Vectors up to this many elements run with the small slice lengths (and every candidate); larger ones (the
 #: ``kernels`` family's, 10^5 elements and more) with the real ones, so that the readable model stays fast.
 SMALL = 5000
-CHUNK, SLICE = tolerance.CHUNK, stream.SLICE
+CHUNK, SLICE = error_model.CHUNK, large.SLICE
 
 
 def _slices(monkeypatch: pytest.MonkeyPatch, vector, scale: bool = False) -> None:
     """The model's and the oracle's slice length and the pass's for one vector (the scale copies: 13 model slices)."""
     lengths = (1024, 2048) if scale else (4, 8) if vector.size <= SMALL else (CHUNK, SLICE)
-    for (module, name), n in zip(((tolerance, "CHUNK"), (stream, "SLICE")), lengths):
+    for (module, name), n in zip(((error_model, "CHUNK"), (large, "SLICE")), lengths):
         monkeypatch.setattr(module, name, n)
 
 
@@ -135,12 +138,12 @@ def _slices(monkeypatch: pytest.MonkeyPatch, vector, scale: bool = False) -> Non
 @pytest.mark.parametrize("which", ["bundled", "scale"])
 def test_outcomes_are_those_of_the_readable_runner(monkeypatch: pytest.MonkeyPatch, which: str,
                                                     one_at_a_time: bool) -> None:
-    """Lockstep, and the modes one after the other (``stream.ONE_AT_A_TIME``, made 0 here; with a port out of bound
+    """Lockstep, and the modes one after the other (``large.ONE_AT_A_TIME``, made 0 here; with a port out of bound
     and one that makes a port mistake, on the vectors of up to ``SMALL`` elements)."""
-    vectors = [v for v in (bundled_vectors() if which == "bundled" else small_scale(digest=True)) if stream.eligible(v)]
+    vectors = [v for v in (bundled_vectors() if which == "bundled" else small_scale(digest=True)) if large.eligible(v)]
     assert len(vectors) >= (40 if which == "bundled" else 3)
     if one_at_a_time:
-        monkeypatch.setattr(stream, "ONE_AT_A_TIME", 0)
+        monkeypatch.setattr(large, "ONE_AT_A_TIME", 0)
     for spec in [CANDIDATES[1], CANDIDATES[4]] if one_at_a_time else CANDIDATES:
         adapter = _adapter(spec)
         for vector in vectors:
@@ -148,7 +151,7 @@ def test_outcomes_are_those_of_the_readable_runner(monkeypatch: pytest.MonkeyPat
                 _slices(monkeypatch, vector)
             if vector.size > SMALL and (spec not in CANDIDATES[:2] or one_at_a_time):
                 continue  # a conforming and an out-of-bound port are enough to cover the large ones' arithmetic
-            for dtype in fused.DTYPES:
+            for dtype in compiled.DTYPES:
                 readable = _run(monkeypatch, adapter, vector, dtype, False)
                 assert isinstance(readable, list) or "Unsupported" in readable, (spec, vector.id, dtype, readable)
                 assert _run(monkeypatch, adapter, vector, dtype, True) == readable, (spec, vector.id, dtype)
@@ -159,13 +162,13 @@ def test_outcomes_are_those_of_the_readable_runner(monkeypatch: pytest.MonkeyPat
 def test_states_and_bounds_are_bit_identical(monkeypatch: pytest.MonkeyPatch, which: str, ftz: bool) -> None:
     adapter = _adapter("reference:Adam", ftz)
     if which == "scale-one-at-a-time":
-        monkeypatch.setattr(stream, "ONE_AT_A_TIME", 0)  # each mode's pass makes the oracle's states again
-    for vector in [v for v in (bundled_vectors() if which == "bundled" else small_scale(digest=True)) if stream.eligible(v)]:
+        monkeypatch.setattr(large, "ONE_AT_A_TIME", 0)  # each mode's pass makes the oracle's states again
+    for vector in [v for v in (bundled_vectors() if which == "bundled" else small_scale(digest=True)) if large.eligible(v)]:
         _slices(monkeypatch, vector, scale=which != "bundled")
-        for dtype in fused.DTYPES:
+        for dtype in compiled.DTYPES:
             tap = _Tap()
             _run(monkeypatch, adapter, vector, dtype, True, tap)
-            monkeypatch.setattr(stream, "_tap", None)
+            monkeypatch.setattr(large, "_tap", None)
             _check_tap(tap, vector, dtype, ftz)
 
 
@@ -173,7 +176,7 @@ def test_states_and_bounds_are_bit_identical(monkeypatch: pytest.MonkeyPatch, wh
 def test_a_stale_digest_stops_both_drivers_alike(monkeypatch: pytest.MonkeyPatch, one_at_a_time: bool) -> None:
     adapter = _adapter("reference:Adam")
     if one_at_a_time:
-        monkeypatch.setattr(stream, "ONE_AT_A_TIME", 0)
+        monkeypatch.setattr(large, "ONE_AT_A_TIME", 0)
     for vector in small_scale(digest=True):
         for s, field in ((0, "m"), (len(vector.steps) - 1, "variable")):
             broken = copy.deepcopy(vector.record)
@@ -189,13 +192,13 @@ def test_a_stale_digest_stops_both_drivers_alike(monkeypatch: pytest.MonkeyPatch
 
 def test_the_driver_takes_only_large_digest_vectors() -> None:
     small = small_scale(digest=True)
-    assert all(stream.eligible(v) for v in small)
-    assert not any(stream.takes(v, "float32", False) for v in small)  # too small: the readable runner
+    assert all(large.eligible(v) for v in small)
+    assert not any(large.takes(v, "float32", False) for v in small)  # too small: the readable runner
     vectors, _ = load_file([p for p in bundled_paths() if p.stem == "scale"][0])
-    big = [v for v in vectors if v.size >= fused.MIN_ELEMENTS]
-    assert big and all(stream.takes(v, "float32", False) for v in big)
-    assert not any(stream.takes(v, "float16", False) for v in big)
-    assert not any(stream.takes(v, "float32", True) for v in big)  # observations kept: the readable runner
+    big = [v for v in vectors if v.size >= compiled.MIN_ELEMENTS]
+    assert big and all(large.takes(v, "float32", False) for v in big)
+    assert not any(large.takes(v, "float16", False) for v in big)
+    assert not any(large.takes(v, "float32", True) for v in big)  # observations kept: the readable runner
 
 
 def _family_file(tmp_path, vectors) -> "Path":
@@ -211,7 +214,7 @@ def _family_file(tmp_path, vectors) -> "Path":
 def test_digests_verified_once_are_not_hashed_again(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     """The verified-vector cache: a large vector whose digests a run checked is not hashed again by a later load of
     the same file (both drivers), and a changed file is checked again."""
-    from conformance import loader, vector_format
+    from conformance.load import files, vector_format
 
     path = _family_file(tmp_path, small_scale(digest=True)[:1])
     verified: set[str] = set()
@@ -220,12 +223,12 @@ def test_digests_verified_once_are_not_hashed_again(monkeypatch: pytest.MonkeyPa
     adapter = _adapter("reference:Adam")
     _run(monkeypatch, adapter, vector, "float32", True)
     assert vector.digests_verified
-    verified.add(loader.verified_key(vector))  # what State.remember_verified does at the end of a session
+    verified.add(files.verified_key(vector))  # what State.remember_verified does at the end of a session
 
     hashed, checked = [], []
     real = vector_format.array_digest
     monkeypatch.setattr(vector_format, "array_digest", lambda x: hashed.append(x.size) or real(x))
-    monkeypatch.setattr(loader.Vector, "check_state_digests", lambda self, *args: checked.append(args))
+    monkeypatch.setattr(files.Vector, "check_state_digests", lambda self, *args: checked.append(args))
     for streamed in (True, False):
         (again,), _ = load_file(path, verified)
         assert again.digests_verified
@@ -242,20 +245,20 @@ def test_buffers_are_kept_from_item_to_item_until_one_is_abandoned() -> None:
     after a run was abandoned at its timeout; that run, still going, keeps writing into its own."""
     import threading
 
-    from conformance.items import call_with_timeout
+    from conformance.drive.timeout import call_with_timeout
 
     def run_and_take(wait: threading.Event | None = None) -> np.ndarray:
-        stream._take_pool()  # as ``drive`` does first
+        large._take_pool()  # as ``drive`` does first
         if wait is not None:
             wait.wait(60)
-        return stream.buffer("test/x", 10)
+        return large.buffer("test/x", 10)
 
     first = call_with_timeout(run_and_take, 60)
     assert call_with_timeout(run_and_take, 60) is first
     release, taken = threading.Event(), []
     with pytest.raises(TimeoutError):
         call_with_timeout(lambda: taken.append(run_and_take(release)), 0.2)
-    stream.abandon()  # what the item does on TimeoutError
+    large.abandon()  # what the item does on TimeoutError
     after = call_with_timeout(run_and_take, 60)
     release.set()
     for _ in range(600):

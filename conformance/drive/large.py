@@ -14,12 +14,12 @@ from step to step and from run to run (``buffer``):
 The modes run in lockstep, one pass of the oracle per step for both; from ``ONE_AT_A_TIME`` elements on they run
 one after the other, each with a pass of its own, so that one candidate and its read-backs are held at a time.
 
-For each slice it runs the oracle's step (the compiled twin of ``reference.adam.step``, ``fused.oracle_step``),
+For each slice it runs the oracle's step (the compiled twin of ``reference.adam.step``, ``compiled.oracle_step``),
 hashes the new state for the vector's digests (on a thread of its own, beside the rest), evaluates every mode's
 error model (the compiled twin of ``ErrorModel._chunk``) and compares every tensor of every mode (the compiled
 finite case, or the readable ``Comparison.scan`` for a slice that holds NaN or Inf).  The outcome of each step is
 then recorded in the readable order (``Comparison.record``), so the report cannot tell the two drivers apart:
-``tests/test_stream.py`` proves the outcomes, the bounds and the oracle's states identical to the readable
+``tests/test_large.py`` proves the outcomes, the bounds and the oracle's states identical to the readable
 runner's on every bundled vector the driver takes, and the vector's sha256 digests check the twin's states
 against those the readable oracle made when the vector was generated (``generate``).
 
@@ -41,15 +41,16 @@ from typing import Any, Callable
 
 import numpy as np
 
-from conformance import fused, tolerance, vector_format
-from conformance.compare import Comparison, port_mistakes
+from conformance.judge import compiled, error_model
+from conformance.load import vector_format
+from conformance.judge.compare import Comparison, port_mistakes
 from conformance.dtypes import MIXED, NUMPY_DTYPES
 from conformance.features import Feature
-from conformance.loader import Vector
+from conformance.load.vector import Vector
 from reference import adam
 
-#: Elements per slice of the pass: a multiple of the model's slice (``tolerance.CHUNK``), whose per-slice
-#: tests it keeps, and large enough that the compiled kernels share it among the cores (``fused.MIN_SHARE``);
+#: Elements per slice of the pass: a multiple of the model's slice (``error_model.CHUNK``), whose per-slice
+#: tests it keeps, and large enough that the compiled kernels share it among the cores (``compiled.MIN_SHARE``);
 #: measured at 10^7 elements against 2^15 and 2^17 (docs/performance.md).
 SLICE = 1 << 18
 #: Vectors of at least this many elements run their modes one after the other (``drive``): at 10^8 float32
@@ -61,7 +62,7 @@ POOL_BYTES = 2 << 30
 _pool: dict[str, np.ndarray] = {}
 #: The pool a run in this thread took when it started: a run abandoned at its timeout keeps writing into its own.
 _running = threading.local()
-#: Tests set this to ``f(kind, *values)`` to see the states and bounds the pass makes (``tests/test_stream.py``).
+#: Tests set this to ``f(kind, *values)`` to see the states and bounds the pass makes (``tests/test_large.py``).
 _tap: Callable[..., None] | None = None
 
 
@@ -134,7 +135,7 @@ def _yielding() -> None:
 def takes(vector: Vector, dtype: str, keep: bool) -> bool:
     """Whether this driver runs an item: a large vector stored as digests, in a dtype the kernels serve, whose
     every step gives every variable a dense or sparse gradient (the readable runner takes everything else)."""
-    return (not keep and vector.expected is None and vector.size >= fused.MIN_ELEMENTS and fused.available(dtype)
+    return (not keep and vector.expected is None and vector.size >= compiled.MIN_ELEMENTS and compiled.available(dtype)
             and eligible(vector))
 
 
@@ -291,7 +292,7 @@ def _into(role: str, shape: tuple[int, ...]) -> np.ndarray:
 
 def _width() -> int:
     """The pass's slice: slices start where the model's do, so its per-slice tests are the same."""
-    return max(SLICE // tolerance.CHUNK, 1) * tolerance.CHUNK
+    return max(SLICE // error_model.CHUNK, 1) * error_model.CHUNK
 
 
 def _pass(vector: Vector, s: int, state: dict, grads: dict, observed: list, carried: dict, fields: tuple,
@@ -333,7 +334,7 @@ def _pass(vector: Vector, s: int, state: dict, grads: dict, observed: list, carr
             part = slice(start, min(start + width, n))
             old = {f: scratch[f][:part.stop - start] for f in fields}  # the state before the step, this slice
             new = {f: flat[f][part] for f in fields}  # the state after the step, this slice, once the oracle ran
-            fused.oracle_step(new, old, g[part], hp, t, tolerance.CHUNK)
+            compiled.oracle_step(new, old, g[part], hp, t, error_model.CHUNK)
             for f in fields:
                 if digests:
                     hashed.append(_hasher().submit(hashes[f].update, memoryview(new[f]).cast("B")))
@@ -378,19 +379,19 @@ def _slice(lane: Any, model: Any, k: Any, g: np.ndarray, e_g: Any, part: slice, 
 
 def _bounds(model: Any, k: Any, g: np.ndarray, e_g: Any, part: slice, old: dict, new: dict, out: dict, s: int,
             trajectory: bool, fields: tuple) -> None:
-    """``ErrorModel.step`` of one mode on one slice, written into ``out`` (the compiled twin, ``fused.model_step``)."""
+    """``ErrorModel.step`` of one mode on one slice, written into ``out`` (the compiled twin, ``compiled.model_step``)."""
     n = part.stop - part.start
     if s == 0:  # both modes: the errors brought in are those of handing over the initial values
         state0: dict | None = {"variable": old["variable"], "m": None, "v": None, "vhat": None}
     elif trajectory:
         state0 = None
     else:  # single-step: the rounding of the oracle's state just loaded
-        state0 = {f: old.get(f) for f in tolerance.FIELDS}
+        state0 = {f: old.get(f) for f in error_model.FIELDS}
     inputs = {"g": g[part], "e_g": e_g[part] if isinstance(e_g, np.ndarray) and e_g.ndim else e_g,
               "m0": old["m"], "v0": old["v"], "m1": new["m"], "v1": new["v"],
               "w": new["vhat"] if "vhat" in fields else new["v"], "x1": new["variable"],
-              **{f"e_{f}": out[f] if trajectory and s > 0 and f in out else 0.0 for f in tolerance.FIELDS}}
-    fused.model_step(model, k, inputs, state0, out, n, tolerance.CHUNK)
+              **{f"e_{f}": out[f] if trajectory and s > 0 and f in out else 0.0 for f in error_model.FIELDS}}
+    compiled.model_step(model, k, inputs, state0, out, n, error_model.CHUNK)
 
 
 def _compare(lane: Any, scale: float, part: slice, now: dict, out: dict, tensors: dict[str, _Found], s: int,
@@ -400,7 +401,7 @@ def _compare(lane: Any, scale: float, part: slice, now: dict, out: dict, tensors
         if t.problem is not None:
             continue
         want, bound = now[f], out[f]
-        done, best, ratio, n_bad = fused.compare_finite(t.have[part], want.reshape(-1)[part], bound, scale)
+        done, best, ratio, n_bad = compiled.compare_finite(t.have[part], want.reshape(-1)[part], bound, scale)
         if done:
             if ratio > t.ratio:
                 t.best, t.ratio, t.allowed = part.start + best, ratio, float(bound[best])
@@ -408,7 +409,7 @@ def _compare(lane: Any, scale: float, part: slice, now: dict, out: dict, tensors
             continue
         # NaN or Inf in this slice: the readable comparison, over the model's slices of it.
         scratch = Comparison(lane.outcome.comparison.dtype, lane.outcome.comparison.dtypes)
-        parts = [slice(i, min(i + tolerance.CHUNK, part.stop)) for i in range(part.start, part.stop, tolerance.CHUNK)]
+        parts = [slice(i, min(i + error_model.CHUNK, part.stop)) for i in range(part.start, part.stop, error_model.CHUNK)]
         result = scratch.scan(f"{name}.{f}", s + 1, t.shaped, want, want, bound, scale, parts, (t.best, t.ratio, t.n_bad),
                               err_start=part.start)
         if result is None:

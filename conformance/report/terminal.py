@@ -1,55 +1,10 @@
-"""Results: the terminal summary, the ``--conformance-json`` file and the conformance matrix."""
+"""What the terminal shows: the header, the verdict line, the summary by family and level, the diagnosis in brief."""
 
 from __future__ import annotations
 
-import json
-from collections import Counter, defaultdict
-from pathlib import Path
-from typing import Any, Iterable
+from collections import Counter
 
-import jsonschema
-
-SCHEMA_PATH = Path(__file__).resolve().parent / "results.schema.json"
-FORMAT = "adam-conformance-results/1"
-VERDICTS = ("pass", "fail", "xfail", "stale", "unsupported", "error")
-LEVELS = ("core", "api", "tf2-detail")
-
-
-def verdict_of(report: Any) -> str:
-    """Map a pytest report to a verdict: pass, fail, xfail (known divergence), stale, unsupported, error."""
-    if hasattr(report, "wasxfail"):
-        return "xfail" if report.skipped else "stale"
-    if report.passed:
-        return "pass"
-    if report.skipped:
-        return "unsupported"
-    if "[XPASS(strict)]" in str(report.longrepr):
-        return "stale"
-    return "fail"
-
-
-def document(meta: dict, results: list[dict]) -> dict:
-    """The JSON results document, validated against ``results.schema.json``."""
-    doc = {"format": FORMAT, **meta, "summary": dict(Counter(r["verdict"] for r in results)), "results": results}
-    jsonschema.validate(doc, json.loads(SCHEMA_PATH.read_text(encoding="utf-8")))
-    return doc
-
-
-def write_json(path: str | Path, doc: dict) -> None:
-    """Write a results document (creating parent folders)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(doc, indent=1, sort_keys=True, default=str) + "\n", encoding="utf-8")
-
-
-def counts(results: list[dict]) -> tuple[dict[str, Counter], dict[str, Counter]]:
-    """Verdict counts per family and per level (``-`` for a record without a level)."""
-    by_family: dict[str, Counter] = defaultdict(Counter)
-    by_level: dict[str, Counter] = defaultdict(Counter)
-    for r in results:
-        by_family[r["family"]][r["verdict"]] += 1
-        by_level[r.get("level") or "-"][r["verdict"]] += 1
-    return by_family, by_level
+from conformance.report.document import LEVELS, VERDICTS, counts
 
 
 def header_lines(meta: dict) -> list[str]:
@@ -133,7 +88,7 @@ def summary_lines(results: list[dict]) -> list[str]:
 
 
 def diagnosis_summary(d: dict, ulps: bool = True) -> str:
-    """A result's diagnosis in a few words (conformance/diagnose.py says it in full; older files have no kind)."""
+    """A result's diagnosis in a few words (conformance/diagnosis/diagnose.py says it in full; older files have no kind)."""
     kind, what = d.get("kind"), f"{d['variant']} ({d['clause']})"
     close = f", {d['ulps']:.3g} ulp" if ulps and isinstance(d.get("ulps"), float) else ""
     where = (d.get("localisation") or {}).get("clause")
@@ -177,81 +132,3 @@ def terminal_lines(meta: dict, results: list[dict], avoided: dict[str, str], sta
     if executed == 0:
         out.append(("ERROR: zero vectors were executed against the candidate; this is never a pass", True))
     return out
-
-
-def _cell(counts: Counter) -> str:
-    ran = counts["pass"] + counts["fail"] + counts["xfail"] + counts["stale"] + counts["error"]
-    if not ran:
-        return "unsupported" if counts["unsupported"] else ""
-    text = f"{counts['pass']}/{ran}"
-    extras = [f"{counts[k]} {label}" for k, label in (("xfail", "known"), ("fail", "FAIL"), ("stale", "stale"),
-                                                     ("error", "error"), ("unsupported", "unsupp.")) if counts[k]]
-    return text + (f" ({', '.join(extras)})" if extras else "")
-
-
-def _label(doc: dict) -> str:
-    label = doc["candidate"] + (" (raw)" if doc.get("raw") else "")
-    backend = doc.get("versions", {}).get("backend")
-    label += f" [{backend}]" if backend and backend != "tensorflow" else ""
-    return label + (f" {doc['execution']}" if doc.get("execution", "eager") != "eager" else "")
-
-
-def matrix(paths: Iterable[Path]) -> str:
-    """Two markdown tables, one row per results file: verdicts by spec level, then by vector family."""
-    docs = [json.loads(Path(p).read_text(encoding="utf-8")) for p in paths]
-    families = sorted({r["family"] for d in docs for r in d["results"]})
-    tables = []
-    for key, columns in (("level", list(LEVELS)), ("family", families)):
-        head = ["candidate", *columns]
-        rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        for d in docs:
-            counts: dict[str, Counter] = defaultdict(Counter)
-            for r in d["results"]:
-                counts[r.get(key) or "-"][r["verdict"]] += 1
-            rows.append("| " + " | ".join([f"`{_label(d)}`"] + [_cell(counts[c]) for c in columns]) + " |")
-        tables.append("\n".join(rows) + "\n")
-    notes = unsupported_notes(docs)
-    return "\n".join(tables) + ("\nUnsupported because:\n\n" + "\n".join(notes) + "\n" if notes else "")
-
-
-def unsupported_notes(docs: list[dict]) -> list[str]:
-    """One markdown bullet per candidate with unsupported items or modes: what and why, with counts."""
-    notes = []
-    for d in docs:
-        reasons = Counter(r.get("unsupported") or r.get("message") or "?" for r in d["results"] if r["verdict"] == "unsupported")
-        parts = [f"{why} ({n} item{'s' if n > 1 else ''})" for why, n in reasons.most_common()]
-        if "state loading" in d.get("capabilities", {}).get("absent", {}):
-            parts.append("single-step mode (no state loading)")
-        if d.get("capabilities", {}).get("not_exposed"):
-            parts.append("not exposed: " + ", ".join(d["capabilities"]["not_exposed"]))
-        if parts:
-            notes.append(f"- `{_label(d)}`: " + "; ".join(parts))
-    return notes
-
-
-def tightness(paths: Iterable[Path]) -> str:
-    """A markdown table: per results file and dtype, the largest share of the error bound a passing vector used."""
-    docs = [json.loads(Path(p).read_text(encoding="utf-8")) for p in paths]
-    dtypes = ["float16", "bfloat16", "float32", "float64"]
-    rows = ["| candidate | " + " | ".join(dtypes) + " |", "|" + "---|" * (len(dtypes) + 1)]
-    for d in docs:
-        best: dict[str, float] = {}
-        for r in d["results"]:
-            if r["verdict"] == "pass" and isinstance(r.get("max_ratio"), (int, float)) and r.get("dtype"):
-                best[r["dtype"]] = max(best.get(r["dtype"], 0.0), float(r["max_ratio"]))
-        rows.append(f"| `{_label(d)}` | " + " | ".join(f"{best[t]:.3f}" if t in best else "" for t in dtypes) + " |")
-    return "\n".join(rows) + "\n"
-
-
-def diagnoses(paths: Iterable[Path]) -> str:
-    """A markdown table: per results file, which known variants its failing items match (or come closest to)."""
-    rows = ["| candidate | diagnosis of its failing and known-divergent items |", "|---|---|"]
-    for p in paths:
-        d = json.loads(Path(p).read_text(encoding="utf-8"))
-        found: Counter = Counter()
-        for r in d["results"]:
-            if r.get("diagnosis"):
-                found[diagnosis_summary(r["diagnosis"], ulps=False)] += 1
-        text = "; ".join(f"{what}: {n}" for what, n in sorted(found.items(), key=lambda kv: (-kv[1], kv[0])))
-        rows.append(f"| `{_label(d)}` | {text or 'nothing failed'} |")
-    return "\n".join(rows) + "\n"

@@ -1,4 +1,4 @@
-"""The fast path for large vectors (conformance/fused.py) against the readable definitions, bit for bit.
+"""The fast path for large vectors (conformance/judge/compiled.py) against the readable definitions, bit for bit.
 
 What is compared, on every bundled vector except the ``scale`` family, in float32 and float64 (the fast
 path's dtypes, whatever dtypes the vector lists: the model is defined for any), in both modes, with and
@@ -20,15 +20,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conformance import fused, tolerance
-from conformance.compare import Comparison
+from conformance.judge import compiled, error_model
+from conformance.judge.compare import Comparison
 from tests.helpers import bundled_vectors, small_scale
 
-pytestmark = pytest.mark.skipif(fused.kernels() is None, reason="numba is not installed")
+pytestmark = pytest.mark.skipif(compiled.kernels() is None, reason="numba is not installed")
 
 
 def _bounds(vector, dtype: str, carried: bool, ftz: bool, fast: bool) -> list:
-    model = tolerance.ErrorModel(vector, dtype, carried=carried, ftz=ftz)
+    model = error_model.ErrorModel(vector, dtype, carried=carried, ftz=ftz)
     model.fused = fast
     out = []
     for s, state in enumerate(vector.states()):
@@ -51,20 +51,20 @@ def _assert_same(readable: list, fast: list, what: str) -> None:
                 assert np.array_equal(np.signbit(x), np.signbit(y)), (what, s, name, f)
 
 
-@pytest.mark.parametrize("chunk, which, threads", [(4, "bundled", 3), (tolerance.CHUNK, "bundled", 0), (1024, "scale", 3),
-                                                   (tolerance.CHUNK, "scale", 0)])
+@pytest.mark.parametrize("chunk, which, threads", [(4, "bundled", 3), (error_model.CHUNK, "bundled", 0), (1024, "scale", 3),
+                                                   (error_model.CHUNK, "scale", 0)])
 def test_bounds_are_bit_identical_on_every_vector(monkeypatch: pytest.MonkeyPatch, chunk: int, which: str,
                                                   threads: int) -> None:
     """``threads``: the tensors are shared among that many threads in ranges of a few slices (0: as configured)."""
-    monkeypatch.setattr(tolerance, "CHUNK", chunk)
+    monkeypatch.setattr(error_model, "CHUNK", chunk)
     if threads:
-        monkeypatch.setattr(fused, "THREADS", threads)
-        monkeypatch.setattr(fused, "MIN_SHARE", 2 * chunk)
+        monkeypatch.setattr(compiled, "THREADS", threads)
+        monkeypatch.setattr(compiled, "MIN_SHARE", 2 * chunk)
     vectors = bundled_vectors() if which == "bundled" else small_scale(digest=False)
     if chunk == 4:  # slices of 4 put boundaries everywhere; the kernels family's 10^5-element vectors take the real length
         vectors = [v for v in vectors if v.size <= 5000]
     for vector in vectors:
-        for dtype in fused.DTYPES:
+        for dtype in compiled.DTYPES:
             for carried in (True, False):
                 for ftz in (False, True):
                     what = (vector.id, dtype, carried, ftz)
@@ -77,8 +77,8 @@ def test_comparison_fast_path_matches(monkeypatch: pytest.MonkeyPatch, threads: 
     when the tensor is shared among threads in small ranges whose results are combined (``threads``; 0: as
     configured), with the largest ratio reached twice (the first index wins)."""
     if threads:
-        monkeypatch.setattr(fused, "THREADS", threads)
-        monkeypatch.setattr(fused, "MIN_SHARE", 1000)
+        monkeypatch.setattr(compiled, "THREADS", threads)
+        monkeypatch.setattr(compiled, "MIN_SHARE", 1000)
     rng = np.random.default_rng(7)
     want = rng.standard_normal(70_001)
     err = np.abs(rng.standard_normal(want.size)) * 1e-7
@@ -87,23 +87,23 @@ def test_comparison_fast_path_matches(monkeypatch: pytest.MonkeyPatch, threads: 
                         ("float64", want + rng.standard_normal(want.size) * 2e-7)):
         cmp = Comparison(dtype)
         cmp._tensor("a.variable", 1, have, want, err, 4.0, want)
-        ok, best, ratio, n_bad = fused.compare_finite(have, want, err, 4.0)
+        ok, best, ratio, n_bad = compiled.compare_finite(have, want, err, 4.0)
         w = cmp.worst["a.variable"]
         assert ok and w.index == (best,) and w.ratio == ratio
         assert cmp.violations[0].mismatched[0] == n_bad
         have[-3] = np.nan  # in the last range: the combined answer is "not all finite"
-        assert not fused.compare_finite(have, want, err, 4.0)[0]
-    assert not fused.compare_finite(np.array([np.nan]), np.array([1.0]), np.array([1.0]), 1.0)[0]
+        assert not compiled.compare_finite(have, want, err, 4.0)[0]
+    assert not compiled.compare_finite(np.array([np.nan]), np.array([1.0]), np.array([1.0]), 1.0)[0]
 
 
 def test_same_in() -> None:
     want = np.array([1.0, np.nan, 2.0 ** -140, 1e39, 0.1])
-    for dtype in fused.DTYPES:
+    for dtype in compiled.DTYPES:
         with np.errstate(over="ignore"):
             held = want.astype(dtype)
-        assert fused.same_in(held, want, dtype)
+        assert compiled.same_in(held, want, dtype)
         held[4] = 0.2
-        assert not fused.same_in(held, want, dtype)
+        assert not compiled.same_in(held, want, dtype)
 
 
 @pytest.mark.parametrize("seed, scale, exact, n", [(1, 2.0, ["float32"], 200_003), (2, 1.0, ["float32", "float64"], 65_536),
@@ -114,7 +114,7 @@ def test_generated_values_are_those_of_one_call(seed: int, scale: float, exact: 
     import math
 
     from conformance.dtypes import PRECISION, exact_in
-    from conformance.vector_format import generated_values
+    from conformance.load.vector_format import generated_values
 
     p = min((PRECISION[d] for d in exact), default=53)
     k = (np.random.PCG64(seed).random_raw(n) >> np.uint64(64 - p)).astype(np.int64) - (1 << (p - 1))
@@ -139,16 +139,16 @@ def _state(rng: np.random.Generator, n: int) -> list[np.ndarray]:
 
 @pytest.mark.parametrize("amsgrad", [False, True])
 @pytest.mark.parametrize("hyper", ["exact", "tf2", "zero-epsilon"])
-@pytest.mark.parametrize("chunk, threads", [(4, 3), (tolerance.CHUNK, 0)])
+@pytest.mark.parametrize("chunk, threads", [(4, 3), (error_model.CHUNK, 0)])
 def test_oracle_step_is_the_readable_step(monkeypatch: pytest.MonkeyPatch, amsgrad: bool, hyper: str, chunk: int,
                                           threads: int) -> None:
-    """``fused.oracle_step`` against ``reference.adam.step``, bit for bit (sign bits too), the state before the step
+    """``compiled.oracle_step`` against ``reference.adam.step``, bit for bit (sign bits too), the state before the step
     handed back unchanged; with the tensor shared among threads in ranges of a few slices."""
     from reference import adam
 
     if threads:
-        monkeypatch.setattr(fused, "THREADS", threads)
-        monkeypatch.setattr(fused, "MIN_SHARE", 8)
+        monkeypatch.setattr(compiled, "THREADS", threads)
+        monkeypatch.setattr(compiled, "MIN_SHARE", 8)
     rng = np.random.default_rng(7)
     hp = adam.Hyperparameters(0.001, 0.9, 0.999, 0.0 if hyper == "zero-epsilon" else 1e-7)
     if hyper == "tf2":  # stored as float32, decayed (the tf2 oracle's hyperparameters)
@@ -159,7 +159,7 @@ def test_oracle_step_is_the_readable_step(monkeypatch: pytest.MonkeyPatch, amsgr
             want_x, want = adam.step(x, g, adam.Slots(m, v, vhat if amsgrad else None), hp, t)
         state = {"variable": x.copy(), "m": m.copy(), "v": v.copy(), **({"vhat": vhat.copy()} if amsgrad else {})}
         before = {f: np.full(n, 12345.0) for f in state}
-        fused.oracle_step(state, before, g, hp, t, chunk)
+        compiled.oracle_step(state, before, g, hp, t, chunk)
         expect = {"variable": want_x, "m": want.m, "v": want.v, **({"vhat": want.vhat} if amsgrad else {})}
         old = {"variable": x, "m": m, "v": v, "vhat": vhat}
         for f, a in expect.items():

@@ -24,75 +24,21 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from conformance import fused, stream
-from conformance.adapters import Unsupported
+from conformance.judge import compiled
+from conformance.drive import large
+from conformance.errors import Unsupported
 from conformance.adapters.base import Adapter
-from conformance.compare import Comparison, port_mistakes
+from conformance.judge.compare import Comparison, port_mistakes
 from conformance.dtypes import MIXED, NUMPY_DTYPES, variable_dtypes
 from conformance.errors import NOT_IMPLEMENTED, CandidateError, first_line, not_implemented
 from conformance.features import Feature
-from conformance.loader import Vector
-from conformance.tolerance import ErrorModel, MixedErrorModel
+from conformance.inputs import Clock, RunSpec, StepCallable, StepSchedule
+from conformance.load.vector import Vector
+from conformance.judge.error_model import ErrorModel, MixedErrorModel
 
 MODES = ("trajectory", "single-step")
 #: Observations and bounds of vectors up to this many elements are kept, for the diagnosis.
 KEEP_LIMIT = 100_000
-
-
-@dataclass
-class Clock:
-    """The harness's step counter: the 0-based index of the step being applied."""
-
-    step: int = 0
-
-
-class StepCallable:
-    """A zero-argument hyperparameter callable whose value follows the harness's clock."""
-
-    def __init__(self, name: str, values: list[float], clock: Clock) -> None:
-        self.name, self.values, self.clock = name, values, clock
-        self.called_at: set[int] = set()
-
-    def __call__(self) -> float:
-        self.called_at.add(self.clock.step)
-        return self.values[min(self.clock.step, len(self.values) - 1)]
-
-    def __repr__(self) -> str:
-        return f"<harness callable {self.name}>"
-
-
-class StepSchedule:
-    """A learning-rate schedule: ``schedule(step)`` returns the value stored for that 0-based step."""
-
-    def __init__(self, values: list[float]) -> None:
-        self.values = values
-        self.steps_seen: list[int] = []
-
-    def __call__(self, step: Any) -> float:
-        k = int(step)
-        self.steps_seen.append(k)
-        if not 0 <= k < len(self.values):
-            raise ValueError(f"learning-rate schedule called with step {k}; the vector defines steps 0..{len(self.values) - 1}")
-        return self.values[k]
-
-
-@dataclass
-class RunSpec:
-    """What an adapter needs to build the candidate and its variables for one vector and dtype."""
-
-    hyper: dict[str, Any]  # learning_rate, beta_1, beta_2, epsilon: float | StepCallable | StepSchedule; decay: float
-    amsgrad: bool
-    defaults: bool  # construct with no hyperparameter argument
-    dtype: str  # the run's: a dtype, or "mixed" (every variable has its own, ``dtypes``)
-    variables: dict[str, np.ndarray]  # float64 initial values
-    clock: Clock
-    round_trip: bool = False  # build the optimizer, then use from_config(get_config()) of it (ADAM-API-CONFIG-2)
-    non_contiguous: bool = False  # variables and gradients as strided / transposed views (Feature.NON_CONTIGUOUS)
-    dtypes: dict[str, str] = field(default_factory=dict)  # a variable's own dtype (ADAM-DTYPE-2)
-
-    def dtype_of(self, name: str) -> str:
-        """The dtype of variable ``name``: the variable's own in a mixed run, the run's otherwise."""
-        return self.dtypes.get(name, self.dtype)
 
 
 @dataclass
@@ -148,8 +94,8 @@ def _same(read: dict, loaded: dict, dtypes: dict[str, str]) -> str | None:
                 continue
             if np.shape(have) != want.shape:
                 return f"{name}.{f} reads back different from what was set"
-            if want.size >= fused.MIN_ELEMENTS and fused.available(dtype):  # one pass, no full-size copies
-                if not fused.same_in(np.asarray(have), want, dtype):
+            if want.size >= compiled.MIN_ELEMENTS and compiled.available(dtype):  # one pass, no full-size copies
+                if not compiled.same_in(np.asarray(have), want, dtype):
                     return f"{name}.{f} reads back different from what was set"
                 continue
             with np.errstate(over="ignore"):
@@ -184,9 +130,9 @@ def run(adapter: Adapter, vector: Vector, dtype: str, modes: tuple[str, ...] = (
     missing = adapter.missing()
     keep = vector.size <= KEEP_LIMIT if keep is None else keep
     ftz = {d: adapter.flush_to_zero(d) for d in {*variable_dtypes(vector.record, dtype).values(), dtype} - {MIXED}}
-    if stream.takes(vector, dtype, keep):  # large vectors: one pass per step, in little memory (conformance/stream.py)
+    if large.takes(vector, dtype, keep):  # large vectors: one pass per step, in little memory (conformance/drive/large.py)
         lanes = [_lane(vector, dtype, mode, ftz, keep, {}) for mode in modes]  # the driver makes the initial values
-        stream.drive(adapter, vector, dtype, lanes, missing, on_step, _begin, _step)
+        large.drive(adapter, vector, dtype, lanes, missing, on_step, _begin, _step)
         return _finish(adapter, vector, lanes)
     initial = vector.initial()
     made: dict[int, dict] = {}

@@ -1,14 +1,14 @@
 """The fast path for large vectors: the oracle's step, the error model (E-1..E-6) and the comparison, compiled.
 
-The readable definitions stay in ``reference/adam.py`` (``step``), ``conformance/tolerance.py``
-(``ErrorModel._chunk``) and ``conformance/compare.py`` (``Comparison._tensor``); this module computes the same
+The readable definitions stay in ``reference/adam.py`` (``step``), ``conformance/judge/error_model.py``
+(``ErrorModel._chunk``) and ``conformance/judge/compare.py`` (``Comparison._tensor``); this module computes the same
 numbers element by element, in the same operation order, with numba, so that a 10^7-element step costs one
 pass instead of some forty NumPy passes and no full-size temporaries.  A tensor's elements are shared among the cores by
 threads (the kernels let go of the GIL), in ranges that start where the model's slices start, and the ranges'
 results are combined in order, so the numbers do not depend on how many threads there are.
-``tests/test_fused.py`` proves the bounds bit-identical to the readable model on every bundled vector, and the
+``tests/test_compiled.py`` proves the bounds bit-identical to the readable model on every bundled vector, and the
 oracle's step to the readable one on values that include zeros of both signs, subnormals, NaN and Inf;
-``tests/test_stream.py`` proves the states of the driver for large vectors (the oracle's only user) identical to
+``tests/test_large.py`` proves the states of the driver for large vectors (the oracle's only user) identical to
 ``Vector.states`` on every vector it takes.
 
 Used only for vectors that keep no per-step arrays (``ErrorModel(reuse=True)``: more than
@@ -98,10 +98,10 @@ def kernels() -> Any:
     if os.environ.get("ADAM_CONFORMANCE_FUSED", "1") == "0":
         return None
     try:
-        from conformance import _fused_kernels
+        from conformance.judge import _compiled_kernels
     except ImportError:
         return None
-    return _fused_kernels
+    return _compiled_kernels
 
 
 def available(dtype: str) -> bool:

@@ -13,7 +13,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from conformance.report import LEVELS, VERDICTS, counts, diagnosis_summary, unsupported_notes
+from conformance.report.document import LEVELS, VERDICTS, counts
+from conformance.report.terminal import diagnosis_summary
+from conformance.report.tables import unsupported_notes
 
 CSS = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #1d1d1f; }

@@ -1,4 +1,4 @@
-"""The state of one kit session, kept in ``config.stash[STATE]``: the candidate, the options, the vectors, the results."""
+"""One kit session, kept in ``config.stash[SESSION]``: the candidate, the options, the vectors, the results."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 
 
 @dataclass
-class State:
+class Session:
     """What the plugin's hooks and the items share during one session."""
 
     spec: str  # the --candidate string
@@ -41,7 +41,7 @@ class State:
 
     def load(self, path: Path) -> tuple[list, list]:
         """Load a vector file once per session."""
-        from conformance.loader import load_file
+        from conformance.load.files import load_file
 
         key = Path(path).resolve()
         if key not in self._cache:
@@ -50,7 +50,7 @@ class State:
 
     def remember_verified(self) -> None:
         """Add to the verified-vector cache the large vectors whose digests this session checked."""
-        from conformance.loader import verified_key
+        from conformance.load.files import verified_key
 
         for vectors, _ in self._cache.values():
             for vector in vectors:
@@ -67,7 +67,7 @@ class State:
     @functools.cached_property
     def vector_set(self) -> dict:
         """The spec version and the files of this run's vector set, with a digest of their bytes."""
-        from conformance.vector_format import SPEC_VERSION
+        from conformance.load.vector_format import SPEC_VERSION
 
         digest = hashlib.sha256()
         for path in self.vector_paths:
@@ -97,4 +97,4 @@ class State:
         }
 
 
-STATE = pytest.StashKey[State]()
+SESSION = pytest.StashKey[Session]()

@@ -7,52 +7,27 @@ from typing import Any, Callable
 
 import pytest
 
-from conformance.adapters import Unsupported
-from conformance.compare import failure_text, json_number
-from conformance.diagnose import chosen, diagnose
-from conformance.isolation import CandidateCrash
-from conformance.loader import Vector, VectorError
-from conformance.record import Result
-from conformance import stream
-from conformance.runner import MODES, Outcome, run
-from conformance.state import STATE
+from conformance.errors import Unsupported
+from conformance.judge.compare import failure_text, json_number
+from conformance.diagnosis.diagnose import chosen, diagnose
+from conformance.drive.isolation import CandidateCrash
+from conformance.drive.timeout import call_with_timeout
+from conformance.load.vector import Vector, VectorError
+from conformance.report.record import Result
+from conformance.drive import large
+from conformance.drive.runner import MODES, Outcome, run
+from conformance.session import SESSION
 
 
 class ConformanceFailure(Exception):
     """A vector the candidate does not conform to; the message is the whole report."""
 
 
-def call_with_timeout(fn: Callable[[], Any], seconds: float) -> Any:
-    """Run ``fn`` in a worker thread; TimeoutError if it has not returned after ``seconds``.
-
-    A hung candidate cannot be killed from Python: its thread is left behind
-    (daemon) and the run goes on with the next item.
-    """
-    if seconds <= 0:
-        return fn()
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["value"] = fn()
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
-            box["error"] = exc
-
-    worker = threading.Thread(target=target, daemon=True, name="adam-conformance-candidate")
-    worker.start()
-    worker.join(seconds)
-    if worker.is_alive():
-        raise TimeoutError(f"the candidate did not finish within {seconds:g} s (--conformance-timeout)")
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
-
-
 class VectorFile(pytest.File):
     """A YAML family file of vectors."""
 
     def collect(self) -> Any:
-        vectors, errors = self.config.stash[STATE].load(self.path)
+        vectors, errors = self.config.stash[SESSION].load(self.path)
         for err in errors:
             name = f"{err.vector_id}[load-error]" if err.vector_id else "[load-error]"
             yield LoadErrorItem.from_parent(self, name=name, error=err)
@@ -79,16 +54,6 @@ class LoadErrorItem(pytest.Item):
         return self.path, None, f"vector file {self.path.name}"
 
 
-def mode_record(outcome: Outcome) -> dict:
-    """What the JSON keeps of one mode's run."""
-    if outcome.unsupported:
-        return {"unsupported": outcome.unsupported}
-    cmp = outcome.comparison
-    return {"passed": outcome.passed, "first_failing_step": outcome.first_failing_step, "error": outcome.error,
-            "max_ratio": json_number(cmp.max_ratio), "worst": {n: w.as_dict() for n, w in cmp.worst.items()},
-            "curve": cmp.curve, "liveness": outcome.liveness, "problems": cmp.problems}
-
-
 def outcome_text(outcome: Outcome) -> list[str]:
     """The lines of one failing mode in the failure report."""
     step = outcome.first_failing_step
@@ -97,15 +62,6 @@ def outcome_text(outcome: Outcome) -> list[str]:
         return lines + [f"    {outcome.error}"]
     body = failure_text(outcome.comparison, "").splitlines()[1:]
     return lines + [f"  {line}" for line in body] + [f"    {line}" for line in outcome.liveness]
-
-
-def observability(outcomes: list[Outcome]) -> dict[str, list[str]]:
-    """What the modes that ran compared, and what the candidate never exposed."""
-    seen = [o.comparison.observability() for o in outcomes]
-    checked = [k for k in ("iterations", "variable", "m", "v", "vhat") if any(k in s["checked"] for s in seen)]
-    hidden = [k for k in ("iterations", "variable", "m", "v", "vhat")
-              if k not in checked and any(k in s["not_exposed"] for s in seen)]
-    return {"checked": checked, "not_exposed": hidden}
 
 
 class VectorItem(pytest.Item):
@@ -117,15 +73,15 @@ class VectorItem(pytest.Item):
         self.result = Result.for_vector(vector, dtype)
 
     def runtest(self) -> None:
-        state = self.config.stash[STATE]
-        modes = MODES if state.mode == "both" else (state.mode,)
+        kit = self.config.stash[SESSION]
+        modes = MODES if kit.mode == "both" else (kit.mode,)
         header = f"{self.vector.id} [{self.dtype}] ({', '.join(self.vector.clauses)})"
         result = self.result
         try:
-            if state.isolation is not None:
-                outcomes = state.isolation.run(self.vector, self.dtype, modes, state.timeout)
+            if kit.isolation is not None:
+                outcomes = kit.isolation.run(self.vector, self.dtype, modes, kit.timeout)
             else:
-                outcomes = call_with_timeout(lambda: run(state.adapter, self.vector, self.dtype, modes), state.timeout)
+                outcomes = call_with_timeout(lambda: run(kit.adapter, self.vector, self.dtype, modes), kit.timeout)
         except CandidateCrash as exc:
             result.message = str(exc)
             raise ConformanceFailure(f"{header}: {exc}") from None
@@ -136,17 +92,12 @@ class VectorItem(pytest.Item):
             result.message, result.kit_error = str(exc), True
             raise ConformanceFailure(str(exc)) from None
         except TimeoutError as exc:
-            state.adapter.interrupt()
-            stream.abandon()  # the run may still be going in its thread: later ones take buffers of their own
+            kit.adapter.interrupt()
+            large.abandon()  # the run may still be going in its thread: later ones take buffers of their own
             result.message = str(exc)
             raise ConformanceFailure(f"{header}: {exc}") from None
+        result.record_run(outcomes)
         ran = [o for o in outcomes if o.unsupported is None]
-        result.candidate_seconds = sum(o.candidate_seconds for o in outcomes)
-        result.modes = {o.mode: mode_record(o) for o in outcomes}
-        result.observed = observability(ran)
-        steps = [o.first_failing_step for o in ran if o.first_failing_step is not None]
-        result.first_failing_step = min(steps) if steps else None
-        result.max_ratio = json_number(max(o.comparison.max_ratio for o in ran))
         failing = [o for o in ran if not o.passed]
         if not failing:
             return

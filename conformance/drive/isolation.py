@@ -15,9 +15,9 @@ import signal
 import time
 from typing import Any
 
-from conformance.adapters import Unsupported
+from conformance.errors import Unsupported
 from conformance.errors import first_line
-from conformance.loader import VectorError
+from conformance.load.vector import VectorError
 
 
 class CandidateCrash(Exception):
@@ -28,10 +28,10 @@ def _serve(conn: Any, spec: str, adapter_name: str | None, raw: bool, device: st
            absent: dict) -> None:
     """The child: build the adapter once, then run each (vector, dtype, modes) sent and send the outcomes back."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from conformance import candidate
-    from conformance.runner import run
+    from conformance.drive import resolve
+    from conformance.drive.runner import run
 
-    adapter = candidate.resolve(spec, adapter_name, raw=raw, device=device, execution=execution)
+    adapter = resolve.resolve(spec, adapter_name, raw=raw, device=device, execution=execution)
     adapter.absent = absent
     while True:
         try:
@@ -40,9 +40,9 @@ def _serve(conn: Any, spec: str, adapter_name: str | None, raw: bool, device: st
             return
         try:
             if request[0] == "probe":
-                from conformance import capabilities
+                from conformance.drive import probe
 
-                reply = ("ok", capabilities.probe(adapter, request[1]))
+                reply = ("ok", probe.probe(adapter, request[1]))
             else:
                 vector, dtype, modes = request
                 outcomes = run(adapter, vector, dtype, modes, on_step=lambda s: conn.send(("step", s)))
@@ -89,9 +89,9 @@ class Isolation:
             self.proc = None
 
     def probe(self, without: list, timeout: float) -> Any:
-        """``capabilities.probe`` in the child, so that a candidate that crashes while probed cannot end the run;
+        """``probe.probe`` in the child, so that a candidate that crashes while probed cannot end the run;
         then nothing is found absent, and the items that reach the crash report it."""
-        from conformance.capabilities import Capabilities
+        from conformance.drive.probe import Capabilities
 
         try:
             caps = self._ask(("probe", without), timeout)

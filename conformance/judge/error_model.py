@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from conformance import fused
+from conformance.judge import compiled
 from conformance.dtypes import FORMATS, NUMPY_DTYPES, finfo
 from reference import adam
 
@@ -80,13 +80,13 @@ class ErrorModel:
         # reuse=True: each step's errors overwrite the previous step's arrays (they are element-wise functions of
         # them), which spares large vectors a fresh allocation per step; the caller must not keep them.
         self.reuse, self._buffers = reuse, {}
-        # Large vectors take the compiled twin of _chunk (conformance/fused.py), proven bit-identical to it.
-        self.fused = reuse and vector.size >= fused.MIN_ELEMENTS and fused.available(dtype)
+        # Large vectors take the compiled twin of _chunk (conformance/judge/compiled.py), proven bit-identical to it.
+        self.compiled = reuse and vector.size >= compiled.MIN_ELEMENTS and compiled.available(dtype)
         initial = initial if initial is not None else vector.initial()
         self.previous: dict[str, dict[str, Any]] = {n: {"variable": x, "m": None, "v": None, "vhat": None}
                                                     for n, x in initial.items()}
         # The errors brought into the first step are made by it (``_start``): a driver that evaluates the model
-        # elsewhere (conformance/stream.py) uses this object for its scalars and never pays for them.
+        # elsewhere (conformance/drive/large.py) uses this object for its scalars and never pays for them.
         self.err: dict[str, dict[str, Any]] = {}
 
     def _load_error(self, x: np.ndarray | None) -> Any:
@@ -153,8 +153,8 @@ class ErrorModel:
                           "x1": now["variable"], **{f"e_{f}": e.get(f, 0.0) for f in FIELDS}}
                 # Single-step: the errors brought in are the rounding of the loaded state, made slice by slice.
                 state0 = {f: before.get(f) for f in FIELDS} if loaded else None
-                if self.fused:
-                    fused.model_step(self, k, inputs, state0, new, int(np.prod(shape, dtype=np.int64)), CHUNK)
+                if self.compiled:
+                    compiled.model_step(self, k, inputs, state0, new, int(np.prod(shape, dtype=np.int64)), CHUNK)
                     out[name] = self.err[name] = new
                     self.previous[name] = now
                     continue

@@ -1,12 +1,12 @@
-"""numba kernels of ``conformance.fused``: each line is the readable oracle's (``reference.adam.step``), model's
+"""numba kernels of ``conformance.judge.compiled``: each line is the readable oracle's (``reference.adam.step``), model's
 (``tolerance.ErrorModel._chunk``) or comparison's (``compare.Comparison._tensor``) operation, for one element, in
 the same order.
 
 No fastmath: every operation is the IEEE one NumPy performs, nothing is reassociated or contracted, so the
-results are those of the readable definitions bit for bit (``tests/test_fused.py``).  What makes them fast is only
+results are those of the readable definitions bit for bit (``tests/test_compiled.py``).  What makes them fast is only
 how the work is laid out: each slice's element loop reads contiguous arrays and writes rows of its own, so that
 LLVM makes it a vector loop (in place, the outputs would alias the inputs and LLVM would keep the loop scalar),
-and every kernel works on a range of elements and lets go of the GIL, so that ``conformance.fused`` can share a
+and every kernel works on a range of elements and lets go of the GIL, so that ``conformance.judge.compiled`` can share a
 tensor among the cores with threads.
 ``cache=True`` keeps the compiled code beside this file, so only the first run on a machine compiles.
 """
