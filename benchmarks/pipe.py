@@ -1,6 +1,6 @@
 """Benchmark: what the pipe protocol costs per step and per element, against the same port in process.
 
-    python benchmarks/pipe.py [COMMAND]        # default: the oracle served over the pipe (reference.pipe_port)
+    python benchmarks/pipe.py [COMMAND]        # default: the oracle served over the pipe (conformance.pipe_port)
 
 For each size, 20 steps of ``apply`` + ``read`` (what trajectory mode does per step) on one float32
 variable; the per-step time at one element is the fixed cost of a round trip, the slope over sizes the
@@ -19,17 +19,17 @@ import numpy as np
 import reference
 from conformance.adapters.numpy_port import NumpyPortAdapter
 from conformance.adapters.pipe import PipeAdapter
-from conformance.inputs import Clock, RunSpec
+from conformance.dtypes import DYADIC
+from conformance.inputs import RunSpec
 
 SIZES = (1, 1_000, 100_000, 1_000_000)
 STEPS = 20
-HYPER = {"learning_rate": 2.0**-7, "beta_1": 0.875, "beta_2": 1.0 - 2.0**-10, "epsilon": 2.0**-23}
+HYPER = DYADIC
 
 
 def per_step(adapter, n: int) -> float:
     rng = np.random.default_rng(0)
-    spec = RunSpec(hyper=dict(HYPER), amsgrad=False, defaults=False, dtype="float32",
-                   variables={"a": rng.standard_normal(n)}, clock=Clock())
+    spec = RunSpec.for_values("float32", {"a": rng.standard_normal(n)}, HYPER)
     session = adapter.start(spec)
     grads = [{"a": rng.standard_normal(n).astype(np.float32)} for _ in range(STEPS)]
     times = []
@@ -42,7 +42,7 @@ def per_step(adapter, n: int) -> float:
 
 
 def main() -> None:
-    command = sys.argv[1] if len(sys.argv) > 1 else f"{sys.executable} -m reference.pipe_port"
+    command = sys.argv[1] if len(sys.argv) > 1 else f"{sys.executable} -m conformance.pipe_port"
     pipe = PipeAdapter(shlex.split(command))
     pipe.timeout = 600
     pipe.probe()

@@ -27,9 +27,10 @@ import json, os, resource, sys, time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import pkgutil
 import numpy as np
-from conformance import adapters, fused
-from conformance.loader import load_file, bundled_paths
-from conformance.runner import run, MODES
+from conformance import adapters
+from conformance.judge import compiled
+from conformance.load.files import load_file, bundled_paths
+from conformance.drive.runner import run, MODES
 spec, vid, dtype, flags = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4].split(",")
 if spec.startswith("command="):  # a process candidate (spec/pipe-protocol.md)
     import shlex
@@ -46,7 +47,7 @@ if "verified" in flags:
     vector.mark_digests_verified()
 if "cold" not in flags:  # what the first large item of a session pays once: numba's import and its first call
     start = time.perf_counter()
-    fused.same_in(np.zeros(1), np.zeros(1), dtype)
+    compiled.same_in(np.zeros(1), np.zeros(1), dtype)
     start_up = time.perf_counter() - start
 def rss():
     with open("/proc/self/statm") as f:

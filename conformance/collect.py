@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import threading
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
 from conformance.errors import Unsupported
-from conformance.judge.compare import failure_text, json_number
+from conformance.judge.compare import failure_text
 from conformance.diagnosis.diagnose import chosen, diagnose
 from conformance.drive.isolation import CandidateCrash
 from conformance.drive.timeout import call_with_timeout

@@ -65,6 +65,10 @@ FORMATS = {"float64": Format(53, -1022), "float32": Format(24, -126), "float16":
 PRECISION = {name: fmt.p for name, fmt in FORMATS.items()}
 
 
+#: Hyperparameters exact in float16, float32 and float64 (the vectors of ADAM-DTYPE-1, the probe, the API checks).
+DYADIC = {"learning_rate": 2.0**-7, "beta_1": 0.875, "beta_2": 1.0 - 2.0**-10, "epsilon": 2.0**-23}
+
+
 def variable_dtypes(record: dict, dtype: str) -> dict[str, str]:
     """The dtype of every variable of a vector run in ``dtype``: the variable's own where it has one (a ``mixed``
     vector, ADAM-DTYPE-2), the run's otherwise."""

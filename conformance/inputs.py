@@ -65,6 +65,39 @@ class RunSpec:
     non_contiguous: bool = False  # variables and gradients as strided / transposed views (Feature.NON_CONTIGUOUS)
     dtypes: dict[str, str] = field(default_factory=dict)  # a variable's own dtype (ADAM-DTYPE-2)
 
+    @classmethod
+    def for_vector(cls, vector: Any, dtype: str, *, variables: dict[str, np.ndarray] | None = None,
+                   round_trip: bool = False) -> "RunSpec":
+        """The spec of one vector (``conformance.load.vector.Vector``) in ``dtype``: the one way every driver builds
+        it.  ``variables``: the initial values when the caller holds them already (by default, made here).  Each
+        call makes a new clock and new hyperparameter objects on it."""
+        clock = Clock()
+        return cls(hyper=hyper_inputs(vector.hyperparameter_specs, clock), amsgrad=vector.amsgrad,
+                   defaults=vector.constructed_with_defaults, dtype=dtype, variables=vector.initial() if variables is None else variables,
+                   clock=clock,
+                   round_trip=round_trip, non_contiguous=vector.non_contiguous, dtypes=vector.variable_dtypes(dtype))
+
+    @classmethod
+    def for_values(cls, dtype: str, variables: dict[str, np.ndarray], hyper: dict[str, Any],
+                   amsgrad: bool = False) -> "RunSpec":
+        """A spec without a vector (the capability probe, benchmarks): these variables and hyperparameter objects,
+        one dtype, a new clock."""
+        return cls(hyper=dict(hyper), amsgrad=amsgrad, defaults=False, dtype=dtype, variables=variables, clock=Clock())
+
     def dtype_of(self, name: str) -> str:
         """The dtype of variable ``name``: the variable's own in a mixed run, the run's otherwise."""
         return self.dtypes.get(name, self.dtype)
+
+
+def hyper_inputs(specs: dict[str, Any], clock: Clock) -> dict[str, Any]:
+    """The hyperparameter objects handed to the candidate, from a vector's ``hyperparameters`` field: constants,
+    harness callables (``{"callable": [values]}``), a schedule (``{"schedule": [values]}``)."""
+    out: dict[str, Any] = {}
+    for name, spec in specs.items():
+        if isinstance(spec, dict) and "callable" in spec:
+            out[name] = StepCallable(name, [float(x) for x in spec["callable"]], clock)
+        elif isinstance(spec, dict):
+            out[name] = StepSchedule([float(x) for x in spec["schedule"]])
+        else:
+            out[name] = float(spec)
+    return out

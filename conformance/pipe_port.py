@@ -1,7 +1,7 @@
 """The oracle as a process candidate: a NumPy port served over the pipe protocol (``spec/pipe-protocol.md``).
 
-    pytest --candidate-command="python -m reference.pipe_port"                    # reference:Adam
-    pytest --candidate-command="python -m reference.pipe_port reference.variants:Algorithm1Epsilon"
+    pytest --candidate-command="python -m conformance.pipe_port"                    # reference:Adam
+    pytest --candidate-command="python -m conformance.pipe_port reference.variants:Algorithm1Epsilon"
 
 It shows that the pipe changes nothing: the verdicts and numbers are those of the same class in process.
 Any class keeping the NumPy-port protocol can be served this way.
@@ -47,7 +47,7 @@ class Server:
         self.sessions: dict[int, dict[str, Any]] = {}
 
     def hello(self, req: dict) -> dict:
-        return {"protocol": PROTOCOL, "name": f"reference.pipe_port {self.label}", "version": "1",
+        return {"protocol": PROTOCOL, "name": f"conformance.pipe_port {self.label}", "version": "1",
                 "supports": {"dtypes": ["float16", "bfloat16", "float32", "float64"], "amsgrad": True, "sparse": True,
                              "state_loading": True, "slots": ["m", "v", "vhat"], "iterations": True,
                              "callables": True, "schedule": True, "decay": True}}

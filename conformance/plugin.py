@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from conformance.adapters import ADAPTERS
+from conformance.clauses import LEVELS
 from conformance.features import Feature
 from conformance.session import SESSION, Session
 
@@ -46,7 +47,6 @@ LEVEL = "--level"
 WITHOUT = "--without"
 ISOLATE = "--isolate"
 SUITE_DIR = Path(__file__).resolve().parent / "suite"
-LEVELS = ("core", "api", "tf2-detail")
 #: Optional methods of the NumPy-port protocol: an API check that needs one the port lacks is unsupported.
 OPTIONAL_API = {"iterations", "get_slot", "get_slot_names", "add_slot", "weights", "get_weights", "set_weights",
                 "get_config", "from_config", "variables", "add_weight"}

@@ -23,7 +23,7 @@ from conformance.load import vector_format
 from conformance.adapters.base import Batches
 from conformance.judge.compare import as_state, first_mismatch
 from conformance.dtypes import FORMATS, NUMPY_DTYPES, PRECISION, rounded
-from conformance.features import Feature
+from conformance.features import HYPERPARAMETERS, Feature
 from conformance.load.vector import Vector
 from conformance.load.verify import verify_record
 from vectors import generate
@@ -113,7 +113,7 @@ def scenarios(draw: Any, options: Options) -> Scenario:
     options = replace(options, nonfinite=options.nonfinite and not amsgrad)
 
     hyper: dict[str, Any] = {}
-    for name in ("learning_rate", "beta_1", "beta_2", "epsilon"):
+    for name in HYPERPARAMETERS:
         def one() -> float:
             if name == "learning_rate":
                 return exact_hyper(2.0 ** -draw(st.integers(0, 12)) * draw(st.sampled_from([1.0, 0.75, 0.625])), dtype)
@@ -277,13 +277,10 @@ def observe(adapter: Any, vector: Vector, dtype: str, *, round_trip: bool = Fals
     given it (after one zero-gradient call per batch of variables seen so far,
     which creates their slots in the original order) and runs the rest.
     """
-    from conformance.inputs import Clock, RunSpec
-    from conformance.drive.runner import hyper_inputs
+    from conformance.inputs import RunSpec
 
-    clock = Clock()
-    spec = RunSpec(hyper=hyper_inputs(vector, clock), amsgrad=vector.record["amsgrad"],
-                   defaults=vector.record["construct"] == "defaults", dtype=dtype, variables=vector.initial(),
-                   clock=clock, round_trip=round_trip)
+    spec = RunSpec.for_vector(vector, dtype, round_trip=round_trip)
+    clock = spec.clock
     session, out, batches = adapter.start(spec), [], Batches()
     for s in range(len(vector.steps)):
         clock.step = s

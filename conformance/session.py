@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from conformance.clauses import LEVELS
+
 
 @dataclass
 class Session:
@@ -22,8 +24,8 @@ class Session:
     timeout: float
     vector_paths: list[Path]
     expectations: Any = None
-    capabilities: Any = None  # conformance.capabilities.Capabilities
-    levels: tuple[str, ...] = ("core", "api", "tf2-detail")
+    capabilities: Any = None  # conformance.drive.probe.Capabilities
+    levels: tuple[str, ...] = LEVELS
     device: str = ""
     environment: dict = field(default_factory=dict)
     trackers: dict = field(default_factory=dict)  # property tier: name -> conformance.property.Tracker
@@ -35,7 +37,7 @@ class Session:
     started: float = 0.0  # the kit's run: from the start of collection to the end of the last item
     collected: float = 0.0
     finished: float = 0.0
-    isolation: Any = None  # conformance.isolation.Isolation under --isolate
+    isolation: Any = None  # conformance.drive.isolation.Isolation under --isolate
     running: str | None = None  # the item being run, for the line saying where an interrupted run stopped
     _cache: dict = field(default_factory=dict)
 

@@ -1,7 +1,7 @@
-"""The driver for large vectors (conformance/drive/large.py) against the readable runner, bit for bit.
+"""The sliced judge for large vectors (conformance/drive/large.py) against the readable one, bit for bit.
 
 Every bundled vector the driver takes (``large.eligible``: every variable updated at every step) is run
-through ``runner.run`` twice, once by the readable runner and once by the driver, in float32 and float64
+through ``runner.run`` twice, once with the readable judge and once with the sliced one, in float32 and float64
 (the kernels' dtypes), both modes, with a conforming port and with ports that fail in different ways
 (out of bound, NaN where none may be, a wrong shape, frozen iterations, slots that do not follow, a raise).
 What must be equal: every outcome field the report shows (worst elements, violations, problems in their
@@ -248,7 +248,7 @@ def test_buffers_are_kept_from_item_to_item_until_one_is_abandoned() -> None:
     from conformance.drive.timeout import call_with_timeout
 
     def run_and_take(wait: threading.Event | None = None) -> np.ndarray:
-        large._take_pool()  # as ``drive`` does first
+        large.take_pool()  # as the runner does first
         if wait is not None:
             wait.wait(60)
         return large.buffer("test/x", 10)

@@ -14,7 +14,7 @@ from conformance.load.files import bundled_paths, load_paths
 from tests.helpers import ROOT
 
 VECTORS, _ = load_paths(bundled_paths())
-ORACLE = f"{shlex.quote(sys.executable)} -m reference.pipe_port"
+ORACLE = f"{shlex.quote(sys.executable)} -m conformance.pipe_port"
 HOSTILE = f"{shlex.quote(sys.executable)} tests/hostile_port.py"
 PICK = "sparse/duplicate-pair or dense/basic"  # two sparse items (the faults fire on them), two dense ones
 
@@ -53,7 +53,7 @@ def test_the_oracle_through_the_pipe_gives_the_in_process_verdicts_and_numbers(r
         for mode, out in d[item]["modes"].items():
             assert p[item]["modes"][mode]["worst"] == out["worst"], (item, mode)
     assert {r["verdict"] for r in pdoc["results"] if r["family"] == "api"} == {"unsupported"}
-    assert pdoc["adapter"] == "pipe" and pdoc["versions"] == {"port": "reference.pipe_port reference:Adam 1"}
+    assert pdoc["adapter"] == "pipe" and pdoc["versions"] == {"port": "conformance.pipe_port reference:Adam 1"}
     piped.stdout.fnmatch_lines(["adam-conformance: translation: callable and schedule liveness * not checked"])
 
 

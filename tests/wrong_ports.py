@@ -5,7 +5,7 @@ Three kinds, each a NumPy port whose docstring's first line is "CLAUSE: descript
 - ``OUTSIDE``: one defect no variant has; the right diagnosis is "no known variant explains it", with the
   localisation naming ``locus``, the first tensor the defect touches in the order of the update.
 - ``FITTED``: the correct update with one hyperparameter changed; the right diagnosis is ``fit``, a label of
-  ``conformance.diagnose.FITS`` (or a listed variant that does the same on some vectors, in ``also``).
+  ``conformance.diagnosis.diagnose.FITS`` (or a listed variant that does the same on some vectors, in ``also``).
 - ``PAIRS``: two listed variants at once; the right diagnosis names the ones that depart on the item, as a pair
   when both do.  ``LOCUS`` says which tensor each of those variants touches first.
 

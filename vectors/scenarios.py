@@ -16,10 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from conformance.dtypes import exact_in
+from conformance.dtypes import DYADIC, exact_in
 
-#: Hyperparameters exact in float16, float32 and float64 (ADAM-DTYPE-1 vectors need this).
-DYADIC = {"learning_rate": 2.0**-7, "beta_1": 0.875, "beta_2": 1.0 - 2.0**-10, "epsilon": 2.0**-23}
 #: Exact in bfloat16 too (8 significant bits).
 DYADIC_BF16 = {"learning_rate": 2.0**-6, "beta_1": 0.75, "beta_2": 1.0 - 2.0**-8, "epsilon": 2.0**-20}
 F32_TENTH = float(np.float32(0.1))  # "0.1" as float32 stores it: exact in float32 and float64
@@ -39,7 +37,7 @@ class Sparse:
 
 @dataclass(frozen=True)
 class Generated:
-    """A large tensor described by a seeded generator instead of literals (see ``conformance.vector_format.generated_values``)."""
+    """A large tensor described by a seeded generator instead of literals (see ``conformance.load.vector_format.generated_values``)."""
 
     seed: int
     scale: float

@@ -9,15 +9,21 @@ import numpy as np
 
 from conformance.errors import Unsupported
 from conformance.dtypes import DTYPES, FORMATS, MIXED
-from conformance.features import Feature, features
+from conformance.features import HYPERPARAMETERS, Feature
+from conformance.inputs import RunSpec, StepSchedule
 from reference.adam import call_hyperparameters, dense_gradient
 
 
 class Session(Protocol):
-    """One candidate instance with its variables, for one vector and dtype."""
+    """One candidate instance with its variables, for one vector and dtype (what ``Adapter.start`` returns).
+
+    Any method may raise ``NotImplementedError`` or ``Unsupported`` for a part the candidate lacks: that part is
+    unsupported, not failed (``load`` missing makes single-step mode unsupported).  Anything else it raises is
+    reported as the candidate's error at that step."""
 
     def apply(self, grads: dict[str, Any], step: int) -> None:
-        """One ``apply_gradients`` call; ``grads`` maps names to arrays, IndexedSlices or None."""
+        """One ``apply_gradients`` call at 0-based ``step``; ``grads`` maps each variable's name to a float64 array,
+        an ``IndexedSlices`` or None (no gradient); a variable not in ``grads`` is not in the call."""
 
     def read(self) -> dict:
         """``{"iterations": int or None, name: {"variable": array, "m": array|None, ...}}``, arrays in the candidate's
@@ -76,7 +82,7 @@ class Adapter:
     def unsupported(self, vector: Any, dtype: str) -> str | None:
         """Why this vector cannot be run for this candidate, or None."""
         missing = self.missing()
-        for feature in features(vector.record) + ([] if dtype == MIXED else [Feature(dtype)]):
+        for feature in vector.features + ([] if dtype == MIXED else [Feature(dtype)]):
             if feature in missing:
                 return missing[feature]
         return None
@@ -100,7 +106,17 @@ class Adapter:
         """Build one instance with the framework's usual call, so that a broken constructor fails early."""
         return self.candidate()
 
-    def start(self, spec: Any) -> Session:  # pragma: no cover - abstract
+    def start(self, spec: RunSpec) -> Session:  # pragma: no cover - abstract
+        """Build the candidate and its variables for one vector and dtype, and return the session that steps it.
+
+        The contract: build the optimizer as ``spec`` says (``spec.defaults``: no hyperparameter argument; else
+        ``spec.hyper``, whose values are floats, ``StepCallable``s to pass as zero-argument callables, or a
+        ``StepSchedule`` to pass as a learning-rate schedule, translated to the framework's schedule type where it
+        has one), ``spec.amsgrad``; create each variable of ``spec.variables`` (float64 initial values, never
+        modified: copy them) in ``spec.dtype_of(name)``, as a strided view when ``spec.non_contiguous``; with
+        ``spec.round_trip``, use ``from_config(get_config())`` of the optimizer built.  Raise
+        ``conformance.errors.Unsupported`` (with the reason) for what the framework cannot express, and let any
+        other exception of the candidate's through: the harness reports it as the candidate's, at step 0."""
         raise NotImplementedError
 
     def interrupt(self) -> None:
@@ -145,7 +161,7 @@ def weights_in_spec_order(state: dict, batches: Batches, amsgrad: bool,
 
 def value_at(obj: Any, step: int) -> float:
     """The value a hyperparameter object has at 0-based step ``step`` (for frameworks that take numbers)."""
-    if callable(obj) and hasattr(obj, "steps_seen"):
+    if isinstance(obj, StepSchedule):
         return float(obj(step))
     return float(obj() if callable(obj) else obj)
 
@@ -153,7 +169,7 @@ def value_at(obj: Any, step: int) -> float:
 def per_step_numbers(hyper: dict[str, Any], step: int, defaults: dict[str, float]) -> dict[str, float]:
     """lr, beta_1, beta_2, epsilon as numbers at ``step`` (0-based), with the legacy decay applied (ADAM-HYPER-4)."""
     values = {k: value_at(hyper[k], step) if k in hyper else defaults[k]
-              for k in ("learning_rate", "beta_1", "beta_2", "epsilon")}
+              for k in HYPERPARAMETERS}
     return dict(vars(call_hyperparameters(**values, decay=float(hyper.get("decay", 0.0)), iterations=step)))
 
 

@@ -17,6 +17,7 @@ import reference
 from conformance.errors import Unsupported
 from conformance.adapters.base import Adapter, Batches, strided_view, weights_in_spec_order
 from conformance.dtypes import NUMPY_DTYPES
+from conformance.inputs import StepSchedule
 
 #: What ``get_slot`` may raise for a slot it does not have (yet, or at all): the slot is then not observed.
 NOT_A_SLOT = (KeyError, AttributeError, ValueError, NotImplementedError)
@@ -38,7 +39,7 @@ def constructor_kwargs(spec: Any, schedule_type: Any = _Schedule) -> dict[str, A
         return {}
     kwargs: dict[str, Any] = {"amsgrad": spec.amsgrad}
     for name, obj in spec.hyper.items():
-        kwargs[name] = schedule_type(obj) if hasattr(obj, "steps_seen") else obj
+        kwargs[name] = schedule_type(obj) if isinstance(obj, StepSchedule) else obj
     return kwargs
 
 

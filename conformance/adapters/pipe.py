@@ -26,7 +26,8 @@ import numpy as np
 from conformance.errors import Unsupported
 from conformance.adapters.base import Adapter
 from conformance.dtypes import DTYPES, NUMPY_DTYPES
-from conformance.features import Feature
+from conformance.features import HYPERPARAMETERS, Feature
+from conformance.inputs import StepSchedule
 
 PROTOCOL = "adam-pipe/1"
 SCHEMA = json.loads(resources.files("spec").joinpath("pipe.schema.json").read_text(encoding="utf-8"))
@@ -41,7 +42,6 @@ def _validator(ref: str) -> jsonschema.Draft202012Validator:
 VALIDATORS = {name.removesuffix("_response"): {"ok": _validator(f"#/$defs/{name}/oneOf/0"),
                                                "other": _validator("#/$defs/not_ok"), "any": _validator(f"#/$defs/{name}")}
               for name in SCHEMA["$defs"] if name.endswith("_response")}
-HYPERS = ("learning_rate", "beta_1", "beta_2", "epsilon")
 
 
 class PipeError(Exception):
@@ -263,7 +263,7 @@ class PipeAdapter(Adapter):
         out = {**mixed, **{Feature(d): why(d) for d in DTYPES if d not in s["dtypes"]}}
         for key, features in (("amsgrad", [Feature.AMSGRAD]), ("sparse", [Feature.SPARSE]),
                               ("state_loading", [Feature.STATE_LOADING]), ("schedule", [Feature.SCHEDULE]),
-                              ("decay", [Feature.DECAY]), ("callables", [Feature.callable(h) for h in HYPERS])):
+                              ("decay", [Feature.DECAY]), ("callables", [Feature.callable(h) for h in HYPERPARAMETERS])):
             if not s[key]:
                 out.update({f: why(key.replace("_", " ")) for f in features})
         return out
@@ -287,7 +287,7 @@ class PipeAdapter(Adapter):
 
 
 def _hyper(obj: Any) -> Any:
-    if hasattr(obj, "steps_seen"):
+    if isinstance(obj, StepSchedule):
         return {"schedule": [float(x) for x in obj.values]}
     if callable(obj):
         return {"callable": True}
@@ -300,9 +300,9 @@ class PipeSession:
     def __init__(self, adapter: PipeAdapter, sid: int, spec: Any) -> None:
         self.adapter, self.sid, self.dtype = adapter, sid, spec.dtype
         self.names = list(spec.variables)
-        self.callables = {k: v for k, v in spec.hyper.items() if callable(v) and not hasattr(v, "steps_seen")}
+        self.callables = {k: v for k, v in spec.hyper.items() if callable(v) and not isinstance(v, StepSchedule)}
         hyper = None if spec.defaults else {
-            **{k: _hyper(spec.hyper[k]) for k in HYPERS}, "decay": float(spec.hyper.get("decay", 0.0))}
+            **{k: _hyper(spec.hyper[k]) for k in HYPERPARAMETERS}, "decay": float(spec.hyper.get("decay", 0.0))}
         self.generation = None
         self._request("create", dtype=spec.dtype, amsgrad=spec.amsgrad, hyperparameters=hyper,
                       variables={n: encode(v, spec.dtype) for n, v in spec.variables.items()})

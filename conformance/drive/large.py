@@ -1,9 +1,10 @@
-"""The driver for large vectors: every mode's candidate steps first, then one pass over the slices does the rest.
+"""The judge for large vectors (``SlicedJudge``): the runner's one loop steps every mode's candidate first, then
+one pass over the slices does the oracle's side of the step.
 
 On this kind of machine a large vector's cost is set less by arithmetic than by how far the process grows:
 touching fresh memory costs 0.4 to 2.5 ms per MB (docs/performance.md), more than the arithmetic done on it.
-The readable runner (``runner.run``) holds, at the step that decides, the oracle's state before and after the
-step and each mode's full-size error arrays.  This driver holds only what must outlive a slice, in buffers kept
+The readable judge (``runner._ReadableJudge``) holds, at the step that decides, the oracle's state before and after the
+step and each mode's full-size error arrays.  This judge holds only what must outlive a slice, in buffers kept
 from step to step and from run to run (``buffer``):
 
 - the oracle's state (variable, m, v, vhat), updated in place slice by slice (the variable's array is the
@@ -18,9 +19,9 @@ For each slice it runs the oracle's step (the compiled twin of ``reference.adam.
 hashes the new state for the vector's digests (on a thread of its own, beside the rest), evaluates every mode's
 error model (the compiled twin of ``ErrorModel._chunk``) and compares every tensor of every mode (the compiled
 finite case, or the readable ``Comparison.scan`` for a slice that holds NaN or Inf).  The outcome of each step is
-then recorded in the readable order (``Comparison.record``), so the report cannot tell the two drivers apart:
+then recorded in the readable order (``Comparison.record``), so the report cannot tell the two judges apart:
 ``tests/test_large.py`` proves the outcomes, the bounds and the oracle's states identical to the readable
-runner's on every bundled vector the driver takes, and the vector's sha256 digests check the twin's states
+runner's on every bundled vector this judge takes, and the vector's sha256 digests check the twin's states
 against those the readable oracle made when the vector was generated (``generate``).
 
 A run that fails needs the oracle's state before the failing step (``port_mistakes``); it is made again by the
@@ -42,10 +43,8 @@ from typing import Any, Callable
 import numpy as np
 
 from conformance.judge import compiled, error_model
-from conformance.load import vector_format
-from conformance.judge.compare import Comparison, port_mistakes
+from conformance.judge.compare import Comparison
 from conformance.dtypes import MIXED, NUMPY_DTYPES
-from conformance.features import Feature
 from conformance.load.vector import Vector
 from reference import adam
 
@@ -77,7 +76,7 @@ def buffer(role: str, n: int) -> np.ndarray:
     return have
 
 
-def _take_pool() -> None:
+def take_pool() -> None:
     """A run starting in this thread takes the current pool, and keeps it to its end (``abandon``)."""
     _running.pool = _pool
 
@@ -120,7 +119,7 @@ def _hasher() -> ThreadPoolExecutor:
 
 
 def _yielding() -> None:
-    """The hashing thread runs at the lowest priority, so that it takes a core only when the driver leaves one
+    """The hashing thread runs at the lowest priority, so that it takes a core only when the pass leaves one
     idle (the Python between the kernels, the making of a gradient) or waits for it: at 10^7 elements, hashing
     at equal priority made the pass 0.1 to 0.3 s slower, contending with the compiled kernels' two threads
     (docs/performance.md).  Linux only, where a thread has a nice value of its own (elsewhere the call would
@@ -133,16 +132,16 @@ def _yielding() -> None:
 
 
 def takes(vector: Vector, dtype: str, keep: bool) -> bool:
-    """Whether this driver runs an item: a large vector stored as digests, in a dtype the kernels serve, whose
+    """Whether this judge takes an item: a large vector stored as digests, in a dtype the kernels serve, whose
     every step gives every variable a dense or sparse gradient (the readable runner takes everything else)."""
     return (not keep and vector.expected is None and vector.size >= compiled.MIN_ELEMENTS and compiled.available(dtype)
             and eligible(vector))
 
 
 def eligible(vector: Vector) -> bool:
-    """The shape of vector the driver handles: every variable updated at every step, contiguous tensors, one dtype."""
-    names = set(vector.record["variables"])
-    return "non-contiguous" not in vector.record["flags"] and MIXED not in vector.dtypes and all(
+    """The shape of vector this judge handles: every variable updated at every step, contiguous tensors, one dtype."""
+    names = set(vector.shapes)
+    return not vector.non_contiguous and MIXED not in vector.dtypes and all(
         set(step["gradients"]) == names and all(g is not None for g in step["gradients"].values())
         for step in vector.steps)
 
@@ -160,99 +159,76 @@ class _Found:
     problem: str | None = None  # a NaN where none may be: the tensor is not compared further at this step
 
 
-def drive(adapter: Any, vector: Vector, dtype: str, lanes: list, missing: dict, on_step: Callable[[int], None] | None,
-          begin: Callable[..., None], candidate_step: Callable[..., dict | None]) -> None:
-    """Run every step of ``vector`` on the lanes (``runner._Lane``, candidates not built yet), filling their outcomes.
-
-    The lanes run in lockstep over one pass of the oracle per step; a vector of ``ONE_AT_A_TIME`` elements or
-    more runs them one after the other, the oracle's pass made again for each, so that one candidate and one
-    read-back are held at a time.  ``begin`` and ``candidate_step`` are the runner's own (build a lane's
-    candidate; load, read-back check, apply, read), passed in so that this module does not import the runner.
-    Raises VectorError when a generated input or the oracle's state does not match its stored sha256.
-    """
-    _take_pool()
-    for group in [lanes] if vector.size < ONE_AT_A_TIME else [[lane] for lane in lanes]:
-        _drive(adapter, vector, dtype, group, missing, on_step, begin, candidate_step)
-        for lane in group:
-            lane.session = None  # the candidate's memory goes before the next one is built
-    trim()
+def groups(vector: Vector, lanes: list) -> list[list]:
+    """The lanes run in lockstep over one pass of the oracle per step; from ``ONE_AT_A_TIME`` elements on, one after
+    the other, the oracle's pass made again for each, so that one candidate and one read-back are held at a time."""
+    return [lanes] if vector.size < ONE_AT_A_TIME else [[lane] for lane in lanes]
 
 
-def _drive(adapter: Any, vector: Vector, dtype: str, lanes: list, missing: dict,
-           on_step: Callable[[int], None] | None, begin: Callable[..., None],
-           candidate_step: Callable[..., dict | None]) -> None:
-    """One pass of the oracle per step, for the lanes given (see ``drive``)."""
-    record, steps = vector.record, vector.steps
-    fields = ("variable", "m", "v", "vhat") if record["amsgrad"] else ("variable", "m", "v")
-    digests = vector.expected is None and not vector.digests_verified
-    # The initial values' sha256 is checked now: the pass updates them in place (they are the oracle's variable).
-    initial = {name: vector._wrap(lambda: vector_format.tensor(v["initial"], shape, _into(f"{name}/initial", shape)),
-                                  f"variables.{name}.initial")
-               for name, v in record["variables"].items() for shape in [tuple(v["shape"])]}
-    state: dict[str, Any] = {"iterations": 0}
-    for name, x in initial.items():
-        state[name] = {"variable": x}  # updated in place: every adapter copies the initial values when it builds
-        for f in fields[1:]:
-            state[name][f] = buffer(f"{name}/{f}", x.size).reshape(x.shape)
-            state[name][f].fill(0.0)  # ADAM-INIT-1: the oracle's slots start at zero
-    if on_step is not None:
-        on_step(0)  # --isolate: a crash from here on is in building the candidate
-    for lane in lanes:
-        lane.spec.variables = initial
-        begin(adapter, lane, missing)
-    if vector.digests_verified and not any(lane.outcome.error is None and lane.outcome.unsupported is None
-                                           for lane in lanes):
-        return  # nothing to run, and the oracle's first step was checked already (by an earlier mode or session)
-    trajectory = [lane for lane in lanes if lane.outcome.mode == "trajectory"]
-    carried = {name: {f: buffer(f"{name}/e_{f}", x.size) for f in fields} for name, x in initial.items()} \
-        if trajectory else {}
-    last: dict[int, Any] = {}  # a trajectory lane's previous observation (None: the initial state), for port_mistakes
-    prior: dict | None = None  # the oracle's state before the step, kept once a lane has failed
-    finished = True
-    for s in range(len(steps)):
-        if on_step is not None:
-            on_step(s + 1)
-        live = [lane for lane in lanes if lane.outcome.error is None and lane.outcome.unsupported is None]
-        grads, checks = _gradients(vector, s)
-        if any(lane.outcome.comparison.first_failing_step is not None for lane in live):
-            prior = _copy(state)
-        observed = []
-        for lane in live:
-            lane.spec.clock.step = s
-            loaded = state if lane.outcome.mode == "single-step" and s > 0 else None
-            obs = candidate_step(lane, grads, s, loaded)
-            if obs is None:
-                continue
-            if Feature.SLOTS in missing:  # declared absent: judged on the variable and iterations alone
-                obs = {n: (x if n == "iterations" else {"variable": x["variable"]}) for n, x in obs.items()}
-            observed.append((lane, obs))
+class SlicedJudge:
+    """The oracle's side of the runner's loop (``runner.Judge``) for a large vector, one pass over the slices per
+    step.  Raises VectorError when a generated input or the oracle's state does not match its stored sha256."""
+
+    def __init__(self, vector: Vector, lanes: list) -> None:
+        self.vector, self.steps = vector, len(vector.steps)
+        self.fields = ("variable", "m", "v", "vhat") if vector.amsgrad else ("variable", "m", "v")
+        self.digests = vector.expected is None and not vector.digests_verified
+        self.trajectory = any(lane.outcome.mode == "trajectory" for lane in lanes)
+        self.state: dict[str, Any] = {"iterations": 0}  # the oracle's, updated in place, slice by slice
+        self.carried: dict[str, dict[str, np.ndarray]] = {}  # trajectory mode's errors, overwritten in place
+        self.prior: dict | None = None  # the oracle's state before the step, once a lane has failed
+        self.checks: list[Callable[[], None]] = []
+
+    def initial(self) -> dict[str, np.ndarray]:
+        # The initial values' sha256 is checked now: the pass updates them in place (they are the oracle's variable).
+        initial = self.vector.initial(lambda name, shape: _into(f"{name}/initial", shape))
+        for name, x in initial.items():
+            self.state[name] = {"variable": x}  # updated in place: every adapter copies the initial values it is given
+            for f in self.fields[1:]:
+                self.state[name][f] = buffer(f"{name}/{f}", x.size).reshape(x.shape)
+                self.state[name][f].fill(0.0)  # ADAM-INIT-1: the oracle's slots start at zero
+        if self.trajectory:
+            self.carried = {name: {f: buffer(f"{name}/e_{f}", x.size) for f in self.fields} for name, x in initial.items()}
+        return initial
+
+    def idle(self, lanes: list) -> bool:
+        # Nothing to run, and the oracle's first step was checked already (by an earlier mode or session).
+        return self.vector.digests_verified and not any(
+            lane.outcome.error is None and lane.outcome.unsupported is None for lane in lanes)
+
+    def gradients(self, s: int) -> dict[str, Any]:
+        grads, self.checks = self.vector.generated_gradients(s, lambda name, shape: _into(f"{name}/g", shape))
+        return grads
+
+    def loaded(self, s: int) -> dict | None:
+        return self.state if s > 0 else None
+
+    def step(self, s: int, grads: dict[str, Any], observed: list) -> None:
+        self.prior = _copy(self.state) if any(lane.outcome.comparison.first_failing_step is not None
+                                              for lane, _ in observed) else None
         # The gradients' sha256 is checked on the hashing thread, beside the pass (which does not change them); a
         # gradient that does not match is the error to report, rather than the states made from it.
-        checking = [_hasher().submit(check) for check in checks]
+        checking = [_hasher().submit(check) for check in self.checks]
         try:
-            found = _pass(vector, s, state, grads, observed, carried, fields, digests)
+            found = _pass(self.vector, s, self.state, grads, observed, self.carried, self.fields, self.digests)
         finally:
             for job in checking:
                 job.result()
-        state["iterations"] = s + 1
-        if not live:
-            finished = False  # the readable runner, too, makes and checks this step's state, then stops
-            break
+        self.state["iterations"] = s + 1
         for lane, obs in observed:
-            cmp = lane.outcome.comparison
-            _record(cmp, s + 1, obs, state, found[id(lane)], lane.model.scale)
-            if cmp.first_failing_step is not None:  # named only to explain a failure the numbers already show
-                before = prior if prior is not None else _replayed(vector, s)
-                prior = before
-                had = last.get(id(lane)) if lane.outcome.mode == "trajectory" else before
-                for line in port_mistakes(s + 1, before if had is None else had, obs, before, state, grads,
-                                          lane.spec.dtypes):
-                    cmp.mistake(s + 1, line)
-            if lane.outcome.mode == "trajectory":
-                last[id(lane)] = obs
-        prior = None
-    if digests and finished:
-        vector.mark_digests_verified()
+            _record(lane.outcome.comparison, s + 1, obs, self.state, found[id(lane)], lane.model.scale)
+
+    def before(self, s: int) -> dict:
+        if self.prior is None:  # a lane failed at this step for the first time: made again, once
+            self.prior = _replayed(self.vector, s)
+        return self.prior
+
+    def after(self) -> dict:
+        return self.state
+
+    def finish(self) -> None:
+        if self.digests:
+            self.vector.mark_digests_verified()
 
 
 def _copy(state: dict) -> dict:
@@ -263,26 +239,10 @@ def _replayed(vector: Vector, s: int) -> dict:
     """The oracle's state before step ``s`` (0-based), made again by the readable oracle (a failing run only)."""
     if s == 0:
         return {"iterations": 0, **{n: {"variable": x} for n, x in vector.initial().items()}}
-    for t, state in enumerate(vector_format.oracle_states(vector.record)):
+    for t, state in enumerate(vector.recomputed_states()):
         if t == s - 1:
             return state
     raise AssertionError("unreachable")
-
-
-def _gradients(vector: Vector, s: int) -> tuple[dict[str, Any], list[Callable[[], None]]]:
-    """Step ``s``'s gradients (a generated dense one made into the variable's gradient buffer), and the checks of
-    the generated ones' sha256 still to be made (each raises VectorError)."""
-    shapes = vector_format.shapes(vector.record)
-    out, checks = {}, []
-    for name, spec in vector.steps[s]["gradients"].items():
-        shape, field = shapes[name], f"steps[{s}].gradients"
-        if "dense" in spec and isinstance(spec["dense"], dict):
-            g, made = spec["dense"], _into(f"{name}/g", shape)
-            out[name] = vector_format.generated_values(g["seed"], g["scale"], g["exact_in"], shape, made)
-            checks.append(functools.partial(vector._wrap, functools.partial(vector_format.check_generated, g, made), field))
-        else:
-            out[name] = vector._wrap(lambda: vector_format.gradient_value(spec, shape), field)
-    return out, checks
 
 
 def _into(role: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -298,12 +258,11 @@ def _width() -> int:
 def _pass(vector: Vector, s: int, state: dict, grads: dict, observed: list, carried: dict, fields: tuple,
           digests: bool) -> dict[int, dict[tuple[str, str], _Found]]:
     """Step ``s`` of the oracle (``state`` updated in place), its digests, both modes' bounds and comparisons."""
-    record = vector.record
-    hp = vector_format.hyperparameters_at(record, s)
+    hp = vector.hyperparameters_at(s)
     t = adam.local_step(s)
     width = _width()
     found: dict[int, dict[tuple[str, str], _Found]] = {id(lane): {} for lane, _ in observed}
-    for name in record["variables"]:
+    for name in vector.shapes:
         now = state[name]
         shape, n = now["variable"].shape, now["variable"].size
         flat = {f: now[f].reshape(-1) for f in fields}

@@ -16,13 +16,13 @@ import numpy as np
 
 from conformance.adapters.base import Adapter
 from conformance.judge.compare import as_state
-from conformance.dtypes import DTYPES
+from conformance.dtypes import DTYPES, DYADIC
 from conformance.errors import NOT_IMPLEMENTED, not_implemented
 from conformance.features import Feature
 from conformance.inputs import Clock, RunSpec, StepCallable, StepSchedule
 from reference.adam import IndexedSlices
 
-HYPER = {"learning_rate": 2.0**-7, "beta_1": 0.875, "beta_2": 1.0 - 2.0**-10, "epsilon": 2.0**-23}
+HYPER = DYADIC
 DECLARED = "declared absent with --without"
 
 
@@ -38,9 +38,7 @@ class Capabilities:
 
 
 def _spec(dtype: str, amsgrad: bool, hyper: dict[str, Any] | None = None) -> RunSpec:
-    clock = Clock()
-    return RunSpec(hyper=dict(hyper or HYPER), amsgrad=amsgrad, defaults=False, dtype=dtype,
-                   variables={"a": np.array([[1.0, -0.5], [0.25, 2.0]])}, clock=clock)
+    return RunSpec.for_values(dtype, {"a": np.array([[1.0, -0.5], [0.25, 2.0]])}, hyper or HYPER, amsgrad)
 
 
 DENSE = {"a": np.array([[0.5, -0.25], [1.0, 0.125]])}

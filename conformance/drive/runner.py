@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Protocol
 
 import numpy as np
 
@@ -29,10 +29,10 @@ from conformance.drive import large
 from conformance.errors import Unsupported
 from conformance.adapters.base import Adapter
 from conformance.judge.compare import Comparison, port_mistakes
-from conformance.dtypes import MIXED, NUMPY_DTYPES, variable_dtypes
+from conformance.dtypes import MIXED, NUMPY_DTYPES
 from conformance.errors import NOT_IMPLEMENTED, CandidateError, first_line, not_implemented
 from conformance.features import Feature
-from conformance.inputs import Clock, RunSpec, StepCallable, StepSchedule
+from conformance.inputs import RunSpec, StepCallable, StepSchedule
 from conformance.load.vector import Vector
 from conformance.judge.error_model import ErrorModel, MixedErrorModel
 
@@ -64,19 +64,6 @@ class Outcome:
     def first_failing_step(self) -> int | None:
         steps = [x for x in (self.error_step, self.comparison.first_failing_step) if x is not None]
         return min(steps) if steps else None  # 0: the candidate could not be built
-
-
-def hyper_inputs(vector: Vector, clock: Clock) -> dict[str, Any]:
-    """The hyperparameter objects handed to the candidate (constants, harness callables, a schedule)."""
-    out: dict[str, Any] = {}
-    for name, spec in vector.record["hyperparameters"].items():
-        if isinstance(spec, dict) and "callable" in spec:
-            out[name] = StepCallable(name, [float(x) for x in spec["callable"]], clock)
-        elif isinstance(spec, dict):
-            out[name] = StepSchedule([float(x) for x in spec["schedule"]])
-        else:
-            out[name] = float(spec)
-    return out
 
 
 def _same(read: dict, loaded: dict, dtypes: dict[str, str]) -> str | None:
@@ -129,62 +116,142 @@ def run(adapter: Adapter, vector: Vector, dtype: str, modes: tuple[str, ...] = (
         raise Unsupported(reason)
     missing = adapter.missing()
     keep = vector.size <= KEEP_LIMIT if keep is None else keep
-    ftz = {d: adapter.flush_to_zero(d) for d in {*variable_dtypes(vector.record, dtype).values(), dtype} - {MIXED}}
-    if large.takes(vector, dtype, keep):  # large vectors: one pass per step, in little memory (conformance/drive/large.py)
-        lanes = [_lane(vector, dtype, mode, ftz, keep, {}) for mode in modes]  # the driver makes the initial values
-        large.drive(adapter, vector, dtype, lanes, missing, on_step, _begin, _step)
+    ftz = {d: adapter.flush_to_zero(d) for d in {*vector.variable_dtypes(dtype).values(), dtype} - {MIXED}}
+    if large.takes(vector, dtype, keep):  # stored as digests: one pass per step, in little memory (drive/large.py)
+        lanes = [_lane(vector, dtype, mode, ftz, keep, {}) for mode in modes]  # the judge makes the initial values
+        large.take_pool()
+        for group in large.groups(vector, lanes):
+            _loop(adapter, group, missing, on_step, large.SlicedJudge(vector, group))
+            for lane in group:
+                lane.session = None  # the candidate's memory goes before the next one is built
+        large.trim()
         return _finish(adapter, vector, lanes)
     initial = vector.initial()
-    made: dict[int, dict] = {}
-
-    def gradients(s: int) -> dict:
-        """Step s's gradients, made once for the oracle and every lane (large ones come from generators)."""
-        if s not in made:
-            made.clear()
-            made[s] = vector.gradients(s)
-        return made[s]
-
     lanes = [_lane(vector, dtype, mode, ftz, keep, initial) for mode in modes]
-    for lane in lanes:
-        _begin(adapter, lane, missing)
-    start = {"iterations": 0, **{n: {"variable": v} for n, v in initial.items()}}
-    last = {id(lane): start for lane in lanes}  # each lane's state before the step, for port_mistakes
-    previous: dict | None = None
-    for s, expected in enumerate(vector.states(initial, gradients)):
-        if on_step is not None:
-            on_step(s + 1)  # --isolate: the step a crash happened at
-        live = [lane for lane in lanes if lane.outcome.error is None and lane.outcome.unsupported is None]
-        if not live:
-            break
-        grads = gradients(s)
-        for lane in live:
-            lane.spec.clock.step = s
-            observed = _step(lane, grads, s, previous if lane.outcome.mode == "single-step" else None)
-            if observed is None:
-                continue
-            if Feature.SLOTS in missing:  # declared absent: judged on the variable and iterations alone
-                observed = {n: (x if n == "iterations" else {"variable": x["variable"]}) for n, x in observed.items()}
-            errors = lane.model.step(s, grads, expected)
-            cmp = lane.outcome.comparison
-            cmp.add_step(s + 1, observed, expected, errors, lane.model.scale)
-            if cmp.first_failing_step is not None:  # named only to explain a failure the numbers already show
-                before = last[id(lane)] if lane.outcome.mode == "trajectory" else previous or start
-                for line in port_mistakes(s + 1, before, observed, previous or start, expected, grads, lane.spec.dtypes):
-                    cmp.mistake(s + 1, line)
-            last[id(lane)] = observed
-            if keep:
-                lane.outcome.observed.append(observed)
-                lane.outcome.errors.append(errors)
-        previous = expected
+    _loop(adapter, lanes, missing, on_step, _ReadableJudge(vector, initial, keep))
     return _finish(adapter, vector, lanes)
 
 
+class Judge(Protocol):
+    """The oracle's side of ``_loop``, chosen per vector: the readable one (``_ReadableJudge``) or the one that
+    works slice by slice on large vectors (``large.SlicedJudge``).  ``tests/test_large.py`` proves the two give the
+    same outcomes bit for bit."""
+
+    steps: int  # the vector's steps
+
+    def initial(self) -> dict[str, np.ndarray]:
+        """The initial values every lane's candidate is built from (float64; the candidate copies them)."""
+
+    def idle(self, lanes: list[_Lane]) -> bool:
+        """Whether nothing is left to do once the candidates are built (none could be, and nothing to verify)."""
+
+    def gradients(self, s: int) -> dict[str, Any]:
+        """Step ``s``'s gradients, made once for the oracle and every lane."""
+
+    def loaded(self, s: int) -> dict | None:
+        """The oracle's state before step ``s``, given to a single-step lane before it steps (None at the first)."""
+
+    def step(self, s: int, grads: dict[str, Any], observed: list[tuple[_Lane, dict]]) -> None:
+        """The oracle's step ``s``, then every observed lane's bound and comparison at it (recorded in its outcome)."""
+
+    def before(self, s: int) -> dict:
+        """The oracle's state before step ``s`` (after ``step``: for naming port mistakes)."""
+
+    def after(self) -> dict:
+        """The oracle's state after the step just judged."""
+
+    def finish(self) -> None:
+        """Every step ran: what the run verified of the vector is remembered."""
+
+
+def _loop(adapter: Adapter, lanes: list[_Lane], missing: dict, on_step: Callable[[int], None] | None,
+          judge: Judge) -> None:
+    """The one driver loop: build each lane's candidate, then step every live lane in lockstep with the oracle."""
+    initial = judge.initial()
+    if on_step is not None:
+        on_step(0)  # --isolate: a crash from here on is in building the candidate
+    for lane in lanes:
+        lane.spec.variables = initial
+        _begin(adapter, lane, missing)
+    if judge.idle(lanes):
+        return
+    last: dict[int, dict] = {}  # a trajectory lane's previous observation, for port_mistakes
+    for s in range(judge.steps):
+        if on_step is not None:
+            on_step(s + 1)  # --isolate: the step a crash happened at
+        live = [lane for lane in lanes if lane.outcome.error is None and lane.outcome.unsupported is None]
+        grads = judge.gradients(s)
+        observed = []
+        for lane in live:
+            lane.spec.clock.step = s
+            obs = _step(lane, grads, s, judge.loaded(s) if lane.outcome.mode == "single-step" else None)
+            if obs is None:
+                continue
+            if Feature.SLOTS in missing:  # declared absent: judged on the variable and iterations alone
+                obs = {n: (x if n == "iterations" else {"variable": x["variable"]}) for n, x in obs.items()}
+            observed.append((lane, obs))
+        judge.step(s, grads, observed)  # with no lane left, the oracle's state is still made and checked
+        if not live:
+            return
+        for lane, obs in observed:
+            cmp = lane.outcome.comparison
+            if cmp.first_failing_step is not None:  # named only to explain a failure the numbers already show
+                before = judge.before(s)
+                had = last.get(id(lane), before) if lane.outcome.mode == "trajectory" else before
+                for line in port_mistakes(s + 1, had, obs, before, judge.after(), grads, lane.spec.dtypes):
+                    cmp.mistake(s + 1, line)
+            last[id(lane)] = obs
+    judge.finish()
+
+
+class _ReadableJudge:
+    """The readable oracle and error model on whole arrays (``Vector.states``, ``ErrorModel.step``,
+    ``Comparison.add_step``); ``keep`` keeps the observations and bounds for the diagnosis."""
+
+    def __init__(self, vector: Vector, initial: dict[str, np.ndarray], keep: bool) -> None:
+        self.vector, self.keep, self.steps = vector, keep, len(vector.steps)
+        self.start = {"iterations": 0, **{n: {"variable": v} for n, v in initial.items()}}
+        self._initial, self._made = initial, {}
+        self.previous: dict | None = None  # the oracle's state before the step
+        self.expected: dict | None = None  # and after it
+        self.states = vector.states(initial, self.gradients)
+
+    def initial(self) -> dict[str, np.ndarray]:
+        return self._initial
+
+    def idle(self, lanes: list[_Lane]) -> bool:
+        return False
+
+    def gradients(self, s: int) -> dict[str, Any]:
+        if s not in self._made:
+            self._made.clear()
+            self._made[s] = self.vector.gradients(s)
+        return self._made[s]
+
+    def loaded(self, s: int) -> dict | None:
+        return self.expected
+
+    def step(self, s: int, grads: dict[str, Any], observed: list[tuple[_Lane, dict]]) -> None:
+        self.previous, self.expected = self.expected, next(self.states)
+        for lane, obs in observed:
+            errors = lane.model.step(s, grads, self.expected)
+            lane.outcome.comparison.add_step(s + 1, obs, self.expected, errors, lane.model.scale)
+            if self.keep:
+                lane.outcome.observed.append(obs)
+                lane.outcome.errors.append(errors)
+
+    def before(self, s: int) -> dict:
+        return self.previous or self.start
+
+    def after(self) -> dict:
+        return self.expected
+
+    def finish(self) -> None:
+        next(self.states, None)  # the states' generator ends by marking a large vector's digests verified
 def _lane(vector: Vector, dtype: str, mode: str, ftz: dict[str, bool], keep: bool, initial: dict[str, np.ndarray]) -> _Lane:
     """One mode's lane, its candidate not built yet."""
-    clock, dtypes = Clock(), variable_dtypes(vector.record, dtype)
-    spec = RunSpec(hyper=hyper_inputs(vector, clock), amsgrad=vector.record["amsgrad"],
-                   defaults=vector.record["construct"] == "defaults", dtype=dtype, variables=initial, clock=clock,
-                   non_contiguous="non-contiguous" in vector.record["flags"], dtypes=dtypes)
+    spec = RunSpec.for_vector(vector, dtype, variables=initial)
+    dtypes = spec.dtypes
     carried = mode == "trajectory"
     if dtype == MIXED:
         model: Any = MixedErrorModel(vector, dtypes, carried=carried, ftz=ftz, initial=initial)

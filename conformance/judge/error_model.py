@@ -76,7 +76,7 @@ class ErrorModel:
         # The oracle rounds too (float64, gradual underflow).  Every term of the model is proportional to u or eta
         # or of higher order, so its bound is rho times the candidate's (spec E-7).
         self.rho = 1.0 if dtype == "float64" else FORMATS["float64"].u / fmt.u
-        self.amsgrad = vector.record["amsgrad"]
+        self.amsgrad = vector.amsgrad
         # reuse=True: each step's errors overwrite the previous step's arrays (they are element-wise functions of
         # them), which spares large vectors a fresh allocation per step; the caller must not keep them.
         self.reuse, self._buffers = reuse, {}

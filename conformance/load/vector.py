@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+import functools
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from conformance.dtypes import variable_dtypes
+from conformance.features import Feature, features
 from conformance.load import vector_format
 
 class VectorError(Exception):
@@ -79,20 +82,84 @@ class Vector:
         """Elements in all variables together."""
         return sum(int(np.prod(v["shape"], dtype=np.int64)) for v in self.record["variables"].values())
 
-    def _wrap(self, fn: Any, field: str) -> Any:
+    @property
+    def amsgrad(self) -> bool:
+        return self.record["amsgrad"]
+
+    @property
+    def flags(self) -> list[str]:
+        return self.record["flags"]
+
+    @property
+    def non_contiguous(self) -> bool:
+        """Whether its variables and gradients are handed over as strided or transposed views."""
+        return "non-contiguous" in self.flags
+
+    @property
+    def constructed_with_defaults(self) -> bool:
+        """Whether the candidate is built with no hyperparameter argument (``construct: defaults``)."""
+        return self.record["construct"] == "defaults"
+
+    @property
+    def hyperparameter_specs(self) -> dict[str, Any]:
+        """The ``hyperparameters`` field: numbers, ``{"callable": [...]}`` or ``{"schedule": [...]}``, ``decay``."""
+        return self.record["hyperparameters"]
+
+    @property
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        """Every variable's shape, by name, in the vector's order."""
+        return vector_format.shapes(self.record)
+
+    @property
+    def features(self) -> list[Feature]:
+        """The features a candidate needs to run it (``conformance.features``)."""
+        return features(self.record)
+
+    def variable_dtypes(self, dtype: str) -> dict[str, str]:
+        """Each variable's dtype when the vector runs in ``dtype`` (its own in a mixed-dtype vector)."""
+        return variable_dtypes(self.record, dtype)
+
+    def checked(self, fn: Callable[[], Any], field: str) -> Any:
+        """``fn()``, a ValueError from it becoming this vector's one-line VectorError naming ``field``."""
         try:
             return fn()
         except ValueError as exc:
             raise VectorError(self.path, str(exc), self.id, field) from None
 
-    def initial(self) -> dict[str, np.ndarray]:
-        """Initial values of every variable (float64)."""
-        return {name: self._wrap(lambda: vector_format.tensor(v["initial"], tuple(v["shape"])), f"variables.{name}.initial")
-                for name, v in self.record["variables"].items()}
+    def initial(self, into: Callable[[str, tuple[int, ...]], np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """Initial values of every variable (float64); ``into(name, shape)`` gives the array to write them in."""
+        return {name: self.checked(lambda: vector_format.tensor(v["initial"], shape, into and into(name, shape)),
+                                   f"variables.{name}.initial")
+                for name, v in self.record["variables"].items() for shape in [tuple(v["shape"])]}
 
     def gradients(self, s: int) -> dict[str, Any]:
         """Step s's gradients: float64 array, IndexedSlices or None, by variable name."""
-        return self._wrap(lambda: vector_format.gradients_at(self.record, s), f"steps[{s}].gradients")
+        return self.checked(lambda: vector_format.gradients_at(self.record, s), f"steps[{s}].gradients")
+
+    def generated_gradients(self, s: int, into: Callable[[str, tuple[int, ...]], np.ndarray]
+                            ) -> tuple[dict[str, Any], list[Callable[[], None]]]:
+        """Step ``s``'s gradients, a generated dense one made into ``into(name, shape)``, and the checks of the
+        generated ones' sha256 still to be made (each raises VectorError): the caller runs them when it likes."""
+        shapes = self.shapes
+        out, checks = {}, []
+        for name, spec in self.steps[s]["gradients"].items():
+            shape, field = shapes[name], f"steps[{s}].gradients"
+            if "dense" in spec and isinstance(spec["dense"], dict):
+                g, made = spec["dense"], into(name, shape)
+                out[name] = vector_format.generated_values(g["seed"], g["scale"], g["exact_in"], shape, made)
+                checks.append(functools.partial(self.checked, functools.partial(vector_format.check_generated, g, made),
+                                                field))
+            else:
+                out[name] = self.checked(lambda: vector_format.gradient_value(spec, shape), field)
+        return out, checks
+
+    def recomputed_states(self) -> Iterator[dict]:
+        """The oracle's state after each step, made again by the readable oracle, without the digest checks."""
+        return vector_format.oracle_states(self.record)
+
+    def hyperparameters_at(self, s: int) -> Any:
+        """The oracle's ``Hyperparameters`` of 0-based step ``s`` (callables and schedules evaluated)."""
+        return vector_format.hyperparameters_at(self.record, s)
 
     def hyperparameters(self, s: int) -> dict[str, float]:
         """The resolved hyperparameters of step s (as the oracle used them)."""
@@ -106,10 +173,10 @@ class Vector:
         if self.expected is not None:
             yield from self.expected
             return
-        states = self._wrap(lambda: vector_format.oracle_states(self.record, initial, gradients), "steps")
+        states = self.checked(lambda: vector_format.oracle_states(self.record, initial, gradients), "steps")
         checked = self.digests_verified
         for s, stored in enumerate(self.steps):
-            state = self._wrap(lambda: next(states), f"steps[{s}]")
+            state = self.checked(lambda: next(states), f"steps[{s}]")
             for name in {} if checked else stored["expected"]["variables"]:
                 self.check_state_digests(s, name, {f: None if x is None else vector_format.array_digest(x)
                                                    for f, x in state[name].items()})

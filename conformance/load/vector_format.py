@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from conformance.dtypes import NUMPY_DTYPES, PRECISION, exact_in
+from conformance.features import HYPERPARAMETERS
 from reference import adam
 
 FORMAT = "adam-conformance-vectors/1"
@@ -127,7 +128,7 @@ def hyperparameters_at(vector: dict, s: int) -> adam.Hyperparameters:
     (ADAM-TF2-HYPER-1, ADAM-TF2-EPS-1), cast to the vector's one dtype (ADAM-DTYPE-1).
     """
     hp = vector["hyperparameters"]
-    lr, b1, b2, eps = (value_at(hp[k], s) for k in ("learning_rate", "beta_1", "beta_2", "epsilon"))
+    lr, b1, b2, eps = (value_at(hp[k], s) for k in HYPERPARAMETERS)
     decay = float(hp.get("decay", 0.0))
     if vector["oracle"] == "tf2":
         return adam.call_hyperparameters(lr, b1, b2, adam.effective_epsilon(eps), decay, s, float32_storage=True,

@@ -12,7 +12,6 @@ import jsonschema
 SCHEMA_PATH = Path(__file__).resolve().parent / "results.schema.json"
 FORMAT = "adam-conformance-results/1"
 VERDICTS = ("pass", "fail", "xfail", "stale", "unsupported", "error")
-LEVELS = ("core", "api", "tf2-detail")
 
 
 def verdict_of(report: Any) -> str:

@@ -13,7 +13,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from conformance.report.document import LEVELS, VERDICTS, counts
+from conformance.clauses import LEVELS
+from conformance.report.document import VERDICTS, counts
 from conformance.report.terminal import diagnosis_summary
 from conformance.report.tables import unsupported_notes
 

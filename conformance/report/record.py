@@ -26,7 +26,7 @@ class Result:
     clauses: list[str]
     dtype: str | None = None
     nodeid: str = ""
-    verdict: str = ""  # pass, fail, xfail, stale, unsupported, error (conformance.report.VERDICTS)
+    verdict: str = ""  # pass, fail, xfail, stale, unsupported, error (conformance.report.document.VERDICTS)
     message: str | None = None
     duration_s: float | None = None
     device: str | None = None

@@ -7,7 +7,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Iterable
 
-from conformance.report.document import LEVELS
+from conformance.clauses import LEVELS
 from conformance.report.terminal import diagnosis_summary
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from conformance.report.document import LEVELS, VERDICTS, counts
+from conformance.clauses import LEVELS
+from conformance.report.document import VERDICTS, counts
 
 
 def header_lines(meta: dict) -> list[str]:

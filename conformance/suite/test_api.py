@@ -11,10 +11,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conformance.dtypes import DYADIC
+from conformance.features import HYPERPARAMETERS
 from reference import adam as oracle
 
-LR, B1, B2, EPS = 2.0**-7, 0.875, 1.0 - 2.0**-10, 2.0**-23
-HP = {"learning_rate": LR, "beta_1": B1, "beta_2": B2, "epsilon": EPS}
+HP = dict(DYADIC)
+LR, B1, B2, EPS = (HP[k] for k in HYPERPARAMETERS)
 
 
 def _step(api, opt, pairs):
