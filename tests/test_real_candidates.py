@@ -53,7 +53,7 @@ def test_property_tier_with_a_fixed_seed(candidate, module, pytester, tmp_path):
 
 
 def test_readme_matrix_is_built_from_the_committed_results():
-    paths = sorted(RESULTS.glob("*.summary.json"))
+    paths = sorted(p for p in RESULTS.glob("*.summary.json") if not p.name.startswith("gpu-"))  # the CPU rows
     assert [p.name.removesuffix(".summary.json") for p in paths] == sorted(RUNS)
     assert matrix(paths) in README
     assert tightness(paths) in READING
