@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     mut = sub.add_parser("mutants", help="run every known variant through the suite and write the kill matrix")
     mut.add_argument("--json", type=Path, required=True, help="where to write the kill matrix")
     mut.add_argument("--jobs", type=int, default=2)
-    mat = sub.add_parser("matrix", help="markdown table from --conformance-json result files")
+    mat = sub.add_parser("matrix", help="markdown tables from --conformance-json result files or their summaries (docs/results/*.summary.json)")
     mat.add_argument("results", nargs="+", type=Path)
     mat.add_argument("--tightness", action="store_true", help="print the largest share of the bound used, per dtype")
     mat.add_argument("--diagnoses", action="store_true", help="print which known variants the failing items match")

@@ -1,7 +1,9 @@
 """The real candidates the kit is run against, and how; ``python -m tests.real_runs docs/results`` rewrites their results.
 
-The README's conformance matrix is built from those files (``adam-conformance matrix docs/results/*.json``),
-and ``tests/test_real_candidates.py`` checks that a fresh run still gives the same verdicts.
+Each run writes its full results document to ``results/real-runs/STEM.json`` (not committed; ``--full=DIR``
+puts it elsewhere) and its summary (``conformance/report/summary.py``) to ``docs/results/STEM.summary.json``.
+The README's tables are built from the summaries (``adam-conformance matrix docs/results/*.summary.json``),
+and ``tests/test_real_candidates.py`` checks that a fresh run still gives the verdicts they record.
 """
 
 from __future__ import annotations
@@ -54,23 +56,33 @@ def run(name: str, out: Path, cwd: Path, device: str = "cpu") -> subprocess.Comp
 
 
 def verdicts(path: Path) -> dict[str, str]:
-    """nodeid -> verdict of a results file."""
+    """nodeid -> verdict of a results file, full or summary."""
     return {r["nodeid"]: r["verdict"] for r in json.loads(path.read_text(encoding="utf-8"))["results"]}
 
 
 if __name__ == "__main__":
-    # python -m tests.real_runs FOLDER [--device=gpu] [STEM ...]: every run (or the named ones), two at a time;
-    # on a GPU the files are named gpu-STEM.json.
+    # python -m tests.real_runs FOLDER [--device=gpu] [--full=DIR] [STEM ...]: every run (or the named ones), two at
+    # a time; FOLDER gets STEM.summary.json, DIR (default results/real-runs) the full STEM.json; on a GPU both
+    # are named gpu-STEM.
     from concurrent.futures import ThreadPoolExecutor
 
+    from conformance.report import summary
+
     folder = Path(sys.argv[1])
+    options = dict(a[2:].split("=", 1) for a in sys.argv[2:] if a.startswith("--") and "=" in a)
+    device = options.get("device", "cpu")
+    full = Path(options.get("full", "results/real-runs")).resolve()
     folder.mkdir(parents=True, exist_ok=True)
-    device = "gpu" if "--device=gpu" in sys.argv[2:] else "cpu"
+    full.mkdir(parents=True, exist_ok=True)
     stems = [a for a in sys.argv[2:] if not a.startswith("--")] or list(RUNS)
 
     def one(stem: str) -> str:
         name = f"gpu-{stem}" if device == "gpu" else stem
-        proc = run(stem, (folder / f"{name}.json").resolve(), folder.resolve(), device)
+        out = full / f"{name}.json"
+        out.unlink(missing_ok=True)  # a run that writes nothing leaves the committed summary as it was
+        proc = run(stem, out, full, device)
+        if out.is_file():
+            summary.write(folder / f"{name}.summary.json", json.loads(out.read_text(encoding="utf-8")))
         return f"{stem} exit {proc.returncode} " + (proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else proc.stderr[-300:])
 
     with ThreadPoolExecutor(max_workers=2) as pool:

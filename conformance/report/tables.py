@@ -1,13 +1,14 @@
-"""The README's tables, built from results files: the conformance matrix, tightness, diagnoses."""
+"""The README's tables, built from results files, full or summary (``conformance.report.summary``): the
+conformance matrix, tightness, diagnoses."""
 
 from __future__ import annotations
 
-import json
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Iterable
 
 from conformance.clauses import LEVELS
+from conformance.report.summary import load
 from conformance.report.terminal import diagnosis_summary
 
 
@@ -30,7 +31,7 @@ def _label(doc: dict) -> str:
 
 def matrix(paths: Iterable[Path]) -> str:
     """Two markdown tables, one row per results file: verdicts by spec level, then by vector family."""
-    docs = [json.loads(Path(p).read_text(encoding="utf-8")) for p in paths]
+    docs = [load(p) for p in paths]
     families = sorted({r["family"] for d in docs for r in d["results"]})
     tables = []
     for key, columns in (("level", list(LEVELS)), ("family", families)):
@@ -47,7 +48,7 @@ def matrix(paths: Iterable[Path]) -> str:
 
 
 def unsupported_notes(docs: list[dict]) -> list[str]:
-    """One markdown bullet per candidate with unsupported items or modes: what and why, with counts."""
+    """One markdown bullet per candidate with unsupported items or modes: what and why, with counts (full or summary documents)."""
     notes = []
     for d in docs:
         reasons = Counter(r.get("unsupported") or r.get("message") or "?" for r in d["results"] if r["verdict"] == "unsupported")
@@ -63,7 +64,7 @@ def unsupported_notes(docs: list[dict]) -> list[str]:
 
 def tightness(paths: Iterable[Path]) -> str:
     """A markdown table: per results file and dtype, the largest share of the error bound a passing vector used."""
-    docs = [json.loads(Path(p).read_text(encoding="utf-8")) for p in paths]
+    docs = [load(p) for p in paths]
     dtypes = ["float16", "bfloat16", "float32", "float64"]
     rows = ["| candidate | " + " | ".join(dtypes) + " |", "|" + "---|" * (len(dtypes) + 1)]
     for d in docs:
@@ -79,7 +80,7 @@ def diagnoses(paths: Iterable[Path]) -> str:
     """A markdown table: per results file, which known variants its failing items match (or come closest to)."""
     rows = ["| candidate | diagnosis of its failing and known-divergent items |", "|---|---|"]
     for p in paths:
-        d = json.loads(Path(p).read_text(encoding="utf-8"))
+        d = load(p)
         found: Counter = Counter()
         for r in d["results"]:
             if r.get("diagnosis"):
