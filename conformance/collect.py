@@ -78,9 +78,10 @@ class VectorItem(pytest.Item):
         result = self.result
         try:
             if kit.isolation is not None:
-                outcomes = kit.isolation.run(self.vector, self.dtype, modes, kit.timeout)
+                outcomes = kit.isolation.run(self.vector, self.dtype, modes, kit.timeout, kit.profile)
             else:
-                outcomes = call_with_timeout(lambda: run(kit.adapter, self.vector, self.dtype, modes), kit.timeout)
+                outcomes = call_with_timeout(lambda: run(kit.adapter, self.vector, self.dtype, modes, profile=kit.profile),
+                                             kit.timeout)
         except CandidateCrash as exc:
             result.message = str(exc)
             raise ConformanceFailure(f"{header}: {exc}") from None
@@ -109,7 +110,7 @@ class VectorItem(pytest.Item):
                          f"not exposed: {', '.join(result.observed['not_exposed'])}")
         # Diagnose the numbers (single-step first: nothing accumulates there), not a run that raised or did not load.
         numeric = chosen(failing)
-        found = diagnose(self.vector, self.dtype, numeric) if numeric else None
+        found = diagnose(self.vector, self.dtype, numeric, kit.profile) if numeric else None
         if found is not None:
             result.diagnosis = found.as_dict()
             lines += [f"  {line}" for line in found.lines()]

@@ -5,6 +5,8 @@ A file lists the candidates it applies to and its entries::
     candidates: ["keras.optimizers:Adam"]
     raw: false
     backend: tensorflow            # optional: the Keras 3 backend(s) the file applies to
+    profile: [Algorithm1Epsilon]   # optional: known deviations the candidate is judged with (as --profile): its
+                                   # items are then verified against the spec with them, not excused
     divergences:
       - id: "sparse/duplicate*"     # fnmatch pattern on the vector id, "api/<check>" or "property/<check>"
         dtypes: [float32]          # optional
@@ -63,6 +65,7 @@ class Expectations:
     entries: list[Entry] = field(default_factory=list)
     backends: list[str] | None = None  # Keras 3: the backends the file applies to (None: any)
     avoid: dict[Feature, str] = field(default_factory=dict)  # property tier: feature -> the known divergence it would hit
+    profile: list[str] = field(default_factory=list)  # known deviations it is judged with (--profile), verified
 
     def lookup(self, conformance_id: str, dtype: str | None) -> Entry | None:
         """The first entry that matches an item, counting the match."""
@@ -121,9 +124,12 @@ def load(path: Path | str) -> Expectations:
         features = Feature.parse(list(avoid), f"{path}: field 'property_tier.avoid'")
     except ValueError as exc:
         raise ExpectationsError(str(exc)) from None
+    profile = doc.get("profile") or []
+    if not (isinstance(profile, list) and all(isinstance(x, str) for x in profile)):
+        raise ExpectationsError(f"{path}: field 'profile': a list of deviation names is required")
     return Expectations(path, list(doc.get("candidates") or []), bool(doc.get("raw", False)), entries,
                         [doc["backend"]] if isinstance(doc.get("backend"), str) else doc.get("backend"),
-                        dict(zip(features, avoid.values())))
+                        dict(zip(features, avoid.values())), profile)
 
 
 def for_candidate(spec: str, raw: bool, backend: str | None = None) -> Expectations | None:

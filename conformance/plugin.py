@@ -46,6 +46,7 @@ EXPORT = "--export-failures"
 LEVEL = "--level"
 WITHOUT = "--without"
 ISOLATE = "--isolate"
+PROFILE = "--profile"
 SUITE_DIR = Path(__file__).resolve().parent / "suite"
 #: Optional methods of the NumPy-port protocol: an API check that needs one the port lacks is unsupported.
 OPTIONAL_API = {"iterations", "get_slot", "get_slot_names", "add_slot", "weights", "get_weights", "set_weights",
@@ -90,6 +91,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(ISOLATE, action="store_true",
                     help="run the vector items in a child process (reused until it dies), so that a candidate that "
                          "crashes its interpreter (segfault, abort, os._exit) fails one item and the run goes on")
+    group.addoption(PROFILE, default="", metavar="DEVIATION[,DEVIATION]",
+                    help="judge the candidate against the spec with these known deviations (names as the kit prints "
+                         "them, e.g. Algorithm1Epsilon,PerVariableStep), under the same error model; any further "
+                         "difference still fails (default: the profile its expectations file names, if any)")
     group.addoption(WITHOUT, default="", metavar="FEATURE[,FEATURE]",
                     help="features the candidate does not implement (e.g. amsgrad,sparse,state loading): their items "
                          "are unsupported, with this as the reason")
@@ -101,6 +106,19 @@ def _levels(config: pytest.Config) -> tuple[str, ...]:
     if unknown or not chosen:
         raise pytest.UsageError(f"{LEVEL}={config.getoption(LEVEL)}: levels are core, api and tf2-detail")
     return chosen
+
+
+def _profile(option: str, exp: Any) -> tuple[str, ...]:
+    """The deviations the candidate is judged with: ``--profile``'s, else its expectations file's; a name the kit
+    does not know, or deviations that cannot make one port, is a usage error."""
+    from reference import variants
+
+    names = tuple(x.strip() for x in option.split(",") if x.strip()) if option else tuple(exp.profile if exp else ())
+    try:
+        variants.compose(*(variants.deviation(name) for name in names))
+    except ValueError as exc:
+        raise pytest.UsageError(f"{PROFILE}: {exc}") from None
+    return names
 
 
 def _vector_paths(config: pytest.Config) -> list[Path]:
@@ -163,6 +181,7 @@ def pytest_configure(config: pytest.Config) -> None:
     kit = Session(spec, adapter, config.getoption(MODE), config.getoption(TIMEOUT), _vector_paths(config), exp,
                   capabilities=caps, levels=levels, device=adapter.device_used(), environment=_environment(adapter))
     kit.isolation = isolation
+    kit.profile = _profile(config.getoption(PROFILE), exp)
     config.stash[SESSION] = kit
     cache = getattr(config, "cache", None)  # absent with -p no:cacheprovider: then every file is checked
     if cache is not None:
@@ -298,6 +317,18 @@ def adam_aliases(request: pytest.FixtureRequest) -> tuple[Any, dict[str, Any]]:
     except Unsupported as exc:
         _result(request.node).unsupported = str(exc)
         pytest.skip(f"unsupported: {exc}")
+
+
+@pytest.fixture
+def adam_oracle(request: pytest.FixtureRequest) -> Any:
+    """The spec's NumPy port (``reference.Adam``), with the deviations of the declared profile composed in: what the
+    API checks that compare numbers expect."""
+    from reference import variants
+
+    kit = request.config.stash.get(SESSION, None)
+    if kit is None:
+        pytest.skip("no --candidate given")
+    return variants.compose(*(variants.deviation(name) for name in kit.profile))
 
 
 @pytest.fixture

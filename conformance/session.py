@@ -38,6 +38,7 @@ class Session:
     collected: float = 0.0
     finished: float = 0.0
     isolation: Any = None  # conformance.drive.isolation.Isolation under --isolate
+    profile: tuple[str, ...] = ()  # deviations the candidate declares (--profile, or its expectations file's)
     running: str | None = None  # the item being run, for the line saying where an interrupted run stopped
     _cache: dict = field(default_factory=dict)
 
@@ -96,7 +97,15 @@ class Session:
             "stale_expectations": [e.id for e in self.stale_expectations()],
             "timing": {"total_s": round(total, 3), "candidate_s": round(inside, 3),
                        "collection_s": round(max(self.collected - self.started, 0.0), 3)},
+            "declared_profile": list(self.profile),
+            "profile": self.found_profile(),
         }
+
+    def found_profile(self) -> dict:
+        """The run's deviation profile, from the items' diagnoses (``conformance.diagnosis.profile``)."""
+        from conformance.diagnosis.profile import build
+
+        return build(self.results)
 
 
 SESSION = pytest.StashKey[Session]()

@@ -179,6 +179,16 @@ class Adam:
     local_step = staticmethod(adam.local_step)
 
     @staticmethod
+    def step_of(var: np.ndarray, t: int) -> int:
+        """ADAM-MULTI-2: the step ``t`` a variable's update uses: the optimizer's, the same for every variable."""
+        return t
+
+    @staticmethod
+    def epsilon_hat(hp: adam.Hyperparameters, t: int) -> float:
+        """ADAM-UPDATE-4: the epsilon added to sqrt(v) in the epsilon-hat form: the hyperparameter as given."""
+        return hp.epsilon
+
+    @staticmethod
     def working_dtype(dtype: np.dtype) -> np.dtype:
         """The precision the step is computed in: float64, whatever the variable's dtype."""
         return np.dtype(np.float64)
@@ -205,6 +215,7 @@ class Adam:
 
     def _update(self, var: np.ndarray, grad: Any, slots: dict[str, np.ndarray], hp: adam.Hyperparameters, t: int) -> None:
         """One variable's update, in the working precision, written back in the variable's dtype (ADAM-DTYPE-1)."""
+        t = self.step_of(var, t)
         work = self.working_dtype(var.dtype)
         g = self.dense_gradient(grad, var.shape).astype(work)
         alpha = self.step_size(hp, t, work)
@@ -213,7 +224,7 @@ class Adam:
         if self.amsgrad:
             vhat, denominator_v = self.amsgrad_max(slots["vhat"].astype(work), v, hp, t)
             slots["vhat"][...] = vhat.astype(var.dtype)
-        new_var = self.update_variable(var.astype(work), alpha, m, denominator_v, hp.epsilon)
+        new_var = self.update_variable(var.astype(work), alpha, m, denominator_v, self.epsilon_hat(hp, t))
         var[...] = new_var.astype(var.dtype)
         slots["m"][...] = m.astype(var.dtype)
         slots["v"][...] = v.astype(var.dtype)

@@ -43,10 +43,10 @@ class EpsilonInsideSqrt(Adam):
 class Algorithm1Epsilon(Adam):
     """ADAM-UPDATE-4: epsilon on the bias-corrected root, as torch and optax do (``m_hat / (sqrt(v_hat) + eps)``)."""
 
-    def _update(self, var, grad, slots, hp, t):
-        # epsilon / sqrt(1 - beta_2**t) in the epsilon-hat form is exactly Algorithm 1's epsilon.
-        eps_hat = hp.epsilon * math.sqrt(1.0 - adam.beta_power(hp.beta_2, t))
-        super()._update(var, grad, slots, adam.Hyperparameters(hp.learning_rate, hp.beta_1, hp.beta_2, eps_hat), t)
+    @staticmethod
+    def epsilon_hat(hp, t):
+        # Algorithm 1's epsilon on sqrt(v_hat) is exactly epsilon * sqrt(1 - beta_2**t) in the epsilon-hat form.
+        return hp.epsilon * math.sqrt(1.0 - adam.beta_power(hp.beta_2, t))
 
 
 class StepOffByOne(Adam):
@@ -93,8 +93,25 @@ class RunningProductBetas(Adam):
         return lr * math.sqrt(1.0 - p2) / (1.0 - p1)
 
 
+class LaggingBetaProduct(Adam):
+    """ADAM-HYPER-2: beta powers kept as a running product that lags one step and counts the first betas twice."""
+
+    def bias_corrected_lr(self, lr, beta_1, beta_2, t):
+        # Step 1 uses the first betas; step t uses the product before it times the betas of step t - 1, so the
+        # first betas count twice and the current ones not at all: visible only when the betas change per step.
+        powers, betas = self.__dict__.setdefault("_lagging", {}), self.__dict__.setdefault("_betas", {})
+        if t not in powers:
+            last = powers.get(t - 1)
+            powers[t] = (beta_1, beta_2) if last is None else tuple(p * b for p, b in zip(last, betas[t - 1]))
+            betas[t] = (beta_1, beta_2)
+        p1, p2 = powers[t]
+        return lr * math.sqrt(1.0 - p2) / (1.0 - p1)
+
+
 class SwappedBetas(Adam):
     """ADAM-UPDATE-2/3: m decays with beta_2 and v with beta_1."""
+
+    wraps = ("_update",)
 
     def _update(self, var, grad, slots, hp, t):
         super()._update(var, grad, slots, adam.Hyperparameters(hp.learning_rate, hp.beta_2, hp.beta_1, hp.epsilon), t)
@@ -103,14 +120,16 @@ class SwappedBetas(Adam):
 class PerVariableStep(Adam):
     """ADAM-MULTI-2: each variable counts its own steps (as torch's state['step'] does), not the optimizer's."""
 
-    def _update(self, var, grad, slots, hp, t):
+    def step_of(self, var, t):
         counts = self.__dict__.setdefault("_steps", {})
         counts[id(var)] = counts.get(id(var), 0) + 1
-        super()._update(var, grad, slots, hp, counts[id(var)])
+        return counts[id(var)]
 
 
 class IterationsFrozen(Adam):
     """ADAM-ITER-1: iterations never advances, so every step uses t = 1."""
+
+    wraps = ("apply_gradients",)
 
     def apply_gradients(self, grads_and_vars, name=None):
         super().apply_gradients(grads_and_vars, name)
@@ -120,6 +139,8 @@ class IterationsFrozen(Adam):
 
 class SkipsNonFiniteSteps(Adam):
     """ADAM-UPDATE-5: a call with any NaN or Inf gradient is skipped (as loss-scaling wrappers do)."""
+
+    wraps = ("apply_gradients",)
 
     def apply_gradients(self, grads_and_vars, name=None):
         pairs = list(grads_and_vars)
@@ -135,6 +156,8 @@ class SkipsNonFiniteSteps(Adam):
 
 class AmsgradIgnored(Adam):
     """ADAM-AMSGRAD-2: the update divides by sqrt(v), not sqrt(vhat) (vhat is still kept)."""
+
+    wraps = ("_update",)
 
     def _update(self, var, grad, slots, hp, t):
         if not self.amsgrad:
@@ -169,6 +192,8 @@ class AmsgradOverCorrectedV(Adam):
 
 class LazySparse(Adam):
     """ADAM-SPARSE-2: with an IndexedSlices, only the indexed rows of m, v, vhat and the variable change."""
+
+    wraps = ("_update",)
 
     def _update(self, var, grad, slots, hp, t):
         rows = _rows(grad, var.shape)
@@ -211,6 +236,8 @@ class SquaredDuplicates(Adam):
 class FrozenCallables(Adam):
     """ADAM-HYPER-1: callables are called once, at construction, and their first value kept."""
 
+    wraps = ("__init__",)
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         for key, value in self._hyper.items():
@@ -223,6 +250,8 @@ class FrozenCallables(Adam):
 class ScheduleOneBased(Adam):
     """ADAM-HYPER-3: the schedule is called with iterations + 1."""
 
+    wraps = ("_values_in_force",)
+
     def _values_in_force(self):
         values = super()._values_in_force()
         lr = self._hyper["learning_rate"]
@@ -233,6 +262,8 @@ class ScheduleOneBased(Adam):
 
 class DecayIgnored(Adam):
     """ADAM-HYPER-4: the decay keyword is accepted and ignored."""
+
+    wraps = ("__init__",)
 
     def __init__(self, *args, **kwargs):
         kwargs.pop("decay", None)
@@ -248,6 +279,8 @@ class DecayOneBased(Adam):
 
 class DefaultEpsilon1e8(Adam):
     """ADAM-DEFAULTS-1: the default epsilon is 1e-8 (torch's and optax's)."""
+
+    wraps = ("__init__",)
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8, amsgrad=False, name="Adam", **kwargs):
         super().__init__(learning_rate, beta_1, beta_2, epsilon, amsgrad, name, **kwargs)
@@ -267,9 +300,19 @@ class Float32State(Adam):
 class EpsilonZeroKept(Adam):
     """ADAM-TF2-EPS-1: epsilon = 0 (or None) is used as 0 instead of becoming 1e-7."""
 
+    wraps = ("__init__",)
+
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False, name="Adam", **kwargs):
         super().__init__(learning_rate, beta_1, beta_2, epsilon, amsgrad, name, **kwargs)
         self.epsilon = epsilon if epsilon is not None else 0.0
+
+
+class Float32Arithmetic(Adam):
+    """ADAM-DTYPE-1: every step computed in float32, so a float64 variable is updated at float32 precision."""
+
+    @staticmethod
+    def working_dtype(dtype):
+        return np.dtype(np.float32)
 
 
 class HyperparametersNotCast(Adam):
@@ -325,6 +368,8 @@ class SetWeightsKeepsIterations(Adam):
 
 class MutatesGradient(Adam):
     """ADAM-API-INPUTS-1: the caller's dense gradient arrays are halved in place after the update."""
+
+    wraps = ("apply_gradients",)
 
     def apply_gradients(self, grads_and_vars, name=None):
         pairs = list(grads_and_vars)
@@ -428,6 +473,8 @@ LANES, VECTOR_LOOP_FROM = 8, 64
 class VectorTailSkipped(Adam):
     """ADAM-UPDATE-4: the vector loop leaves the elements past the last multiple of 8 unchanged (tensors of 64 or more)."""
 
+    wraps = ("_update",)
+
     def _update(self, var, grad, slots, hp, t):
         before = [x.copy() for x in (var, *slots.values())]
         super()._update(var, grad, slots, hp, t)
@@ -440,12 +487,16 @@ class VectorTailSkipped(Adam):
 class MultiTensorFirstLaunchOnly(Adam):
     """ADAM-MULTI-1: a multi-tensor apply in launches of 100 tensors runs only the first: later variables stay unchanged."""
 
+    wraps = ("update_all",)
+
     def update_all(self, present, values, t):
         super().update_all(present[:100], values, t)
 
 
 class EmptyTensorEndsTheCall(Adam):
     """ADAM-MULTI-1: an empty variable ends the call's loop: the variables after it are left unchanged."""
+
+    wraps = ("update_all",)
 
     def update_all(self, present, values, t):
         first_empty = next((i for i, (_, var) in enumerate(present) if var.size == 0), len(present))
@@ -455,10 +506,24 @@ class EmptyTensorEndsTheCall(Adam):
 class FlatCopyUpdate(Adam):
     """ADAM-UPDATE-4: the update is written through ``reshape(-1)``, a copy for a non-contiguous variable, so it is lost."""
 
+    wraps = ("_update",)
+
     def _update(self, var, grad, slots, hp, t):
         out = var.copy()  # contiguous: the update computed as the reference does
         super()._update(out, grad, slots, hp, t)
         var.reshape(-1)[...] = out.reshape(-1)  # a view only when var is contiguous
+
+
+class StridedUpdateDiscarded(Adam):
+    """ADAM-UPDATE-4: a strided variable is updated through a contiguous copy of it and its slots, then discarded."""
+
+    wraps = ("_update",)
+
+    def _update(self, var, grad, slots, hp, t):
+        if var.flags.c_contiguous:
+            return super()._update(var, grad, slots, hp, t)
+        # The kernel takes contiguous inputs: it is handed copies, and what it writes into them is lost.
+        super()._update(np.ascontiguousarray(var), grad, {k: s.copy() for k, s in slots.items()}, hp, t)
 
 
 class FirstDtypeForTheCall(Adam):
@@ -483,6 +548,8 @@ class FirstDtypeForTheCall(Adam):
 class StepSizeInFirstDtype(Adam):
     """ADAM-DTYPE-2: a call of several dtypes computes the step size alpha once, in its first variable's dtype."""
 
+    wraps = ("update_all",)
+
     def update_all(self, present, values, t):
         first = present[0][1].dtype
         self._alpha = float(NativePaperForm.step_size(self, self.hyperparameters_for(values, first), t, first))
@@ -494,11 +561,52 @@ class StepSizeInFirstDtype(Adam):
 
 WRONG = [
     EpsilonInsideSqrt, Algorithm1Epsilon, StepOffByOne, NoFirstMomentCorrection, NoSecondMomentCorrection,
-    NoBiasCorrection, RunningProductBetas, SwappedBetas, PerVariableStep, IterationsFrozen, SkipsNonFiniteSteps, AmsgradIgnored, AmsgradNotStored,
+    NoBiasCorrection, RunningProductBetas, LaggingBetaProduct, SwappedBetas, PerVariableStep, IterationsFrozen, SkipsNonFiniteSteps, AmsgradIgnored, AmsgradNotStored,
     AmsgradOverCorrectedV, LazySparse, LastDuplicateWins, SquaredDuplicates, FrozenCallables, ScheduleOneBased,
-    DecayIgnored, DecayOneBased, DefaultEpsilon1e8, Float32State, HyperparametersNotCast, EpsilonZeroKept, Float64Hyperparameters,
+    DecayIgnored, DecayOneBased, DefaultEpsilon1e8, Float32State, Float32Arithmetic, HyperparametersNotCast, EpsilonZeroKept, Float64Hyperparameters,
     WeightsByVariable, KerasSlotNames, ConfigWithoutDecay, SetWeightsKeepsIterations, MutatesGradient,
-    VectorTailSkipped, MultiTensorFirstLaunchOnly, EmptyTensorEndsTheCall, FlatCopyUpdate, FirstDtypeForTheCall,
+    VectorTailSkipped, MultiTensorFirstLaunchOnly, EmptyTensorEndsTheCall, FlatCopyUpdate, StridedUpdateDiscarded,
+    FirstDtypeForTheCall,
     StepSizeInFirstDtype,
 ]
 CORRECT = [KernelMomentForm, NativePrecision, NativePaperForm, GroupedStepSize, ScatterSparse, ContractedKernelForm]
+
+
+# --- deviations compose ------------------------------------------------------------------------------
+
+
+def hooks(cls: type) -> set[str]:
+    """What a variant overrides of ``reference.Adam``: its own methods and attributes (``__init__`` included)."""
+    own = {k for k in vars(cls) if not k.startswith("__") or k == "__init__"}
+    return own - {"__doc__", "__module__", "wraps"}
+
+
+def composable(*deviations: type) -> bool:
+    """Whether the deviations can be one port: no hook is overridden by two of them, unless each of the two wraps it
+    (calls the hook it overrides, ``wraps``), so that one change is made on top of the other."""
+    for i, a in enumerate(deviations):
+        for b in deviations[i + 1:]:
+            shared = hooks(a) & hooks(b)
+            if a is b or not shared <= set(getattr(a, "wraps", ())) & set(getattr(b, "wraps", ())):
+                return False
+    return True
+
+
+def compose(*deviations: type) -> type:
+    """One port that departs from ``reference.Adam`` in every way the deviations do (``composable`` ones), each
+    change made to the clause it changes; named ``A + B``.  A single deviation is returned as it is, none as the
+    spec's port itself."""
+    if len(deviations) <= 1:
+        return deviations[0] if deviations else Adam
+    if not composable(*deviations):
+        raise ValueError(f"{' + '.join(d.__name__ for d in deviations)}: these deviations change the same hook")
+    ordered = sorted(deviations, key=lambda d: WRONG.index(d) if d in WRONG else len(WRONG))
+    return type(" + ".join(d.__name__ for d in ordered), tuple(ordered), {"__doc__": ordered[0].__doc__})
+
+
+def deviation(name: str) -> type:
+    """The wrong variant called ``name``; ValueError naming the known ones otherwise."""
+    found = {cls.__name__: cls for cls in WRONG}
+    if name not in found:
+        raise ValueError(f"unknown deviation {name!r}; known: {', '.join(sorted(found))}")
+    return found[name]

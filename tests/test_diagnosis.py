@@ -75,7 +75,10 @@ def test_a_listed_variant_is_still_named_alone():
 def test_pairs_that_override_the_same_hook_are_not_composed():
     skipped = dg.not_composable()
     assert ("NoFirstMomentCorrection", "NoBiasCorrection") in skipped
-    assert dg.composable(variants.Float32State, variants.Algorithm1Epsilon)
+    assert variants.composable(variants.Float32State, variants.Algorithm1Epsilon)
+    # Two deviations of the same step of the rule compose: each changes a hook of its own.
+    assert variants.composable(variants.Algorithm1Epsilon, variants.PerVariableStep)
+    assert ("Algorithm1Epsilon", "PerVariableStep") not in skipped
 
 
 def test_a_vector_too_large_to_keep_is_still_localised():

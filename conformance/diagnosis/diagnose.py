@@ -11,9 +11,15 @@ Two findings per failing item (spec E, "Diagnosis"):
   the same error bound as against the spec: every wrong variant of
   ``reference/variants.py``; if none matches, the correct port with one
   hyperparameter changed (``FITS``); if none of those matches either, pairs of
-  variants.  Several that match equally are a tie, reported as one; a nearest
-  one that does not match is named only if it explains part of the departure
-  (``EXPLAINS``).
+  deviations composed into one port (``variants.compose``), then triples built
+  on the nearest pairs.  A match must also reproduce the candidate's slot
+  dtypes and shapes where they differ from the spec's.  Several that match
+  equally are a tie, reported as one; a nearest one that does not match is
+  named only if it explains part of the departure (``EXPLAINS``), and never at
+  an infinite distance.
+
+Every match found is recorded (``explanations``), so that the run's deviation
+profile (``conformance/diagnosis/profile.py``) can choose among them.
 
 A structural problem of a slot (wrong dtype or shape) does not stop this: the
 slot's values are compared as numbers in the run's dtype.
@@ -24,7 +30,6 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from itertools import combinations
 from typing import Any
 
 import numpy as np
@@ -36,6 +41,7 @@ from conformance.dtypes import NUMPY_DTYPES
 from conformance.drive.runner import Outcome, run
 from reference import variants
 from reference.port import Adam
+from reference.variants import composable, compose
 
 #: Wrong variants that cannot show in the numbers of a trajectory, and why; every other one is replayed.
 NOT_REPLAYED = {
@@ -51,7 +57,8 @@ CANDIDATES = [cls for cls in variants.WRONG if cls.__name__ not in NOT_REPLAYED]
 #: the spec's oracle: it then accounts for more than half of the departure (spec E, "Diagnosis").
 EXPLAINS = 0.5
 #: Pairs are tried between this many of the nearest single variants (and those localised where the candidate is)
-#: and every other variant that departs on the vector: a bounded number of replays per item.
+#: and every other variant that departs on the vector, triples between this many of the nearest pairs and every
+#: variant: a bounded number of replays per item.
 NEAREST_FOR_PAIRS = 3
 
 #: The order of the update: the first of these out of bound at the first failing step is where the defect is.
@@ -196,15 +203,21 @@ class Replay:
     """One known departure replayed on the vector, and the candidate measured against it."""
 
     name: str
-    kind: str  # "variant", "fit", "pair"
+    kind: str  # "variant", "fit", "pair", "triple"
     members: tuple[type, ...]
     ratio: float  # the largest share of the bound the candidate's difference from it uses (<= 1: it matches)
     ulps: float
     locus: str | None  # where the replay itself departs from the spec
+    structure: bool = True  # it has the candidate's slot dtypes and shapes where those differ from the spec's
 
     @property
     def matches(self) -> bool:
-        return self.ratio <= 1.0
+        return self.ratio <= 1.0 and self.structure
+
+    @property
+    def names(self) -> list[str]:
+        """The deviations it is made of, as ``--profile`` takes them (a fit by its label)."""
+        return [self.name] if self.kind == "fit" else [c.__name__ for c in self.members]
 
     @property
     def clause(self) -> str:
@@ -219,6 +232,13 @@ class Replay:
 def _describe(cls: type) -> tuple[str, str]:
     clause, _, text = (cls.__doc__ or "").strip().splitlines()[0].partition(": ")
     return clause, text.rstrip(".").replace("``", "")
+
+
+def _member_text(replay: Replay, name: str) -> tuple[str, str]:
+    """(clause, what it does) of one deviation of a replay; a fit is the spec with a hyperparameter changed."""
+    if replay.kind == "fit":
+        return "", name
+    return _describe(next(c for c in replay.members if c.__name__ == name))
 
 
 def _compare(outcome: Outcome, replay: Outcome) -> Comparison:
@@ -238,10 +258,11 @@ def _distance(cmp: Comparison) -> tuple[float, float]:
 
 
 class _Search:
-    """The replays of one failing item, each run once."""
+    """The replays of one failing item, each run once; with a declared profile (``--profile``), every replay is the
+    profile's port with the deviations tried composed in."""
 
-    def __init__(self, vector: Any, dtype: str, outcome: Outcome) -> None:
-        self.vector, self.dtype, self.outcome = vector, dtype, outcome
+    def __init__(self, vector: Any, dtype: str, outcome: Outcome, base: tuple[type, ...] = ()) -> None:
+        self.vector, self.dtype, self.outcome, self.base = vector, dtype, outcome, base
 
     def outcome_of(self, port: type) -> Outcome | None:
         """``port`` run on the vector in the candidate's dtype and mode; None if it cannot run it."""
@@ -249,33 +270,27 @@ class _Search:
             # A replayed port is one written wrong or refitted on purpose: its divisions by zero and overflows are
             # values to compare with the candidate's, not warnings for the user's report.
             with np.errstate(all="ignore"):
-                return run(NumpyPortAdapter(port), self.vector, self.dtype, (self.outcome.mode,), keep=True)[0]
+                # Judged as the candidate was: in single-step mode each step starts from the same (profile's) state.
+                return run(NumpyPortAdapter(port), self.vector, self.dtype, (self.outcome.mode,), keep=True,
+                           profile=tuple(b.__name__ for b in self.base))[0]
         except Unsupported:
             return None
 
-    def replay(self, name: str, kind: str, members: tuple[type, ...], port: type) -> Replay | None:
-        """The candidate against ``port``; None if the port cannot run the vector or never departs from the spec on it."""
+    def replay(self, kind: str, members: tuple[type, ...]) -> Replay | None:
+        """The candidate against the deviations ``members`` (on the declared profile); None if they cannot make one
+        port with it, if it cannot run the vector, or if it never departs from the spec on it."""
+        if any(m in self.base for m in members) or not composable(*self.base, *members):
+            return None
+        port = compose(*self.base, *members)
+        name = members[0].__name__ if kind == "fit" else " + ".join(m.__name__ for m in members)
         out = self.outcome_of(port)
         if out is None or not out.observed or len(out.observed) < len(self.outcome.observed):
             return None  # it stopped before the candidate did: nothing to compare the later steps with
         if out.comparison.passed:
             return None  # the same as the spec on this vector: it cannot explain a departure
         ratio, ulps = _distance(_compare(self.outcome, out))
-        return Replay(name, kind, members, ratio, ulps, localise(out.comparison, out.mode).tensor)
-
-
-def _hooks(cls: type) -> set[str]:
-    """What a variant overrides of ``reference.Adam`` (its methods and attributes, ``__init__`` included)."""
-    return {k for k in vars(cls) if not k.startswith("__") or k == "__init__"} - {"__doc__", "__module__"}
-
-
-def composable(a: type, b: type) -> bool:
-    """Whether two variants can be combined into one port: they override different hooks of ``reference.Adam``."""
-    return not (_hooks(a) & _hooks(b))
-
-
-def _pair(a: type, b: type) -> type:
-    return type(f"{a.__name__}+{b.__name__}", (a, b), {"__doc__": a.__doc__})
+        return Replay(name, kind, members, ratio, ulps, localise(out.comparison, out.mode).tensor,
+                      structural_problems(out) == structural_problems(self.outcome))
 
 
 # --- the diagnosis -----------------------------------------------------------------------------------------------
@@ -285,7 +300,7 @@ def _pair(a: type, b: type) -> type:
 class Diagnosis:
     """What the kit says about one failing item: the localisation, and the known departure(s) that explain it."""
 
-    kind: str  # "variant", "tie", "fit", "pair", "partial" (nearest explains part), "none", "unreplayed"
+    kind: str  # "variant", "tie", "fit", "pair", "triple", "partial" (nearest explains part), "none", "unreplayed"
     localisation: Localisation
     found: list[Replay] = field(default_factory=list)  # the match(es), or the nearest for "partial" / "none"
     spec_ratio: float = math.inf  # the candidate's distance from the spec, in the same measure
@@ -294,7 +309,7 @@ class Diagnosis:
 
     @property
     def matches(self) -> bool:
-        return self.kind in ("variant", "tie", "fit", "pair")
+        return self.kind in ("variant", "tie", "fit", "pair", "triple")
 
     @property
     def best(self) -> Replay | None:
@@ -312,6 +327,8 @@ class Diagnosis:
             return f"matches {b.described()} {used}"
         if self.kind == "pair":
             return f"matches the pair {b.described()}: both defects at once, {used}"
+        if self.kind == "triple":
+            return f"matches {b.described()}: three defects at once, {used}"
         if self.kind == "fit":
             return f"behaves as {b.name}: the spec's update with that one hyperparameter changed, {used}"
         if self.kind == "tie":
@@ -334,6 +351,8 @@ class Diagnosis:
                 "description": b.described() if b else "", "ratio": num(b.ratio) if b else "inf",
                 "ulps": num(b.ulps) if b else "inf", "spec_ratio": num(self.spec_ratio),
                 "alternatives": [r.name for r in self.found[1:]] if self.kind == "tie" else [],
+                "explanations": [r.names for r in self.found] if self.matches else [],
+                "members": [[name, *_member_text(r, name)] for r in self.found if self.matches for name in r.names],
                 "localisation": self.localisation.as_dict(), "seconds": round(self.seconds, 3)}
 
 
@@ -346,8 +365,9 @@ def chosen(outcomes: list[Outcome]) -> Outcome | None:
     return max(numeric, key=lambda o: (len(o.observed or ()), o.mode == "single-step"))
 
 
-def diagnose(vector: Any, dtype: str, outcome: Outcome) -> Diagnosis | None:
-    """The diagnosis of a failing ``outcome``; None if its numbers did not fail."""
+def diagnose(vector: Any, dtype: str, outcome: Outcome, profile: tuple[str, ...] = ()) -> Diagnosis | None:
+    """The diagnosis of a failing ``outcome``; None if its numbers did not fail.  ``profile``: the deviations the
+    candidate declares; what is found is what departs further from them."""
     import time
 
     start = time.perf_counter()
@@ -356,8 +376,8 @@ def diagnose(vector: Any, dtype: str, outcome: Outcome) -> Diagnosis | None:
     structural = structural_problems(outcome)
     if not outcome.observed or outcome.errors is None:
         return Diagnosis("unreplayed", localise(outcome.comparison, outcome.mode, structural), mode=outcome.mode)
-    search = _Search(vector, dtype, outcome)
-    oracle = search.outcome_of(Adam)
+    search = _Search(vector, dtype, outcome, tuple(variants.deviation(name) for name in profile))
+    oracle = search.outcome_of(compose(*search.base))
     if oracle is None or not oracle.observed:
         return Diagnosis("unreplayed", localise(outcome.comparison, outcome.mode, structural), mode=outcome.mode)
     # Against the oracle's replay, on the values: a slot of the wrong dtype is compared as a number.
@@ -366,24 +386,30 @@ def diagnose(vector: Any, dtype: str, outcome: Outcome) -> Diagnosis | None:
     loc = localise(spec_cmp, outcome.mode, structural)
     diagnosis = Diagnosis("none", loc, spec_ratio=spec_ratio, mode=outcome.mode)
 
-    singles = [r for cls in CANDIDATES if (r := search.replay(cls.__name__, "variant", (cls,), cls))]
+    singles = [r for cls in CANDIDATES if (r := search.replay("variant", (cls,)))]
     tried = list(singles)
     found = _matching(singles)
     if not found:
-        fits = [r for port in FITS if (r := search.replay(port.__name__, "fit", (port,), port))]
+        fits = [r for port in FITS if (r := search.replay("fit", (port,)))]
         tried += fits
         found = _matching(fits)
+    pairs: list[Replay] = []
     if not found:
         pairs = _pairs(search, singles, loc.tensor)
         tried += pairs
         found = _matching(pairs)
+    if not found and pairs:
+        triples = _triples(search, pairs, singles)
+        tried += triples
+        found = _matching(triples)
     if found:
         diagnosis.kind = "tie" if len(found) > 1 else found[0].kind
         diagnosis.found = found
     elif tried:
         nearest = min(tried, key=lambda r: (r.ratio, r.ulps))
         diagnosis.found = [nearest]
-        diagnosis.kind = "partial" if nearest.ratio <= EXPLAINS * spec_ratio else "none"
+        # An infinite distance (NaN where the other has none, iterations that differ) explains nothing.
+        diagnosis.kind = "partial" if math.isfinite(nearest.ratio) and nearest.ratio <= EXPLAINS * spec_ratio else "none"
     else:
         diagnosis.kind = "none"  # no known departure shows on this vector at all
     diagnosis.seconds = time.perf_counter() - start
@@ -408,8 +434,25 @@ def _pairs(search: _Search, singles: list[Replay], locus: str | None) -> list[Re
             if x is y or key in seen or not composable(x, y):
                 continue
             seen.add(key)
-            first, second = sorted((x, y), key=CANDIDATES.index)
-            r = search.replay(f"{first.__name__} + {second.__name__}", "pair", (first, second), _pair(first, second))
+            r = search.replay("pair", compose(x, y).__bases__)
+            if r:
+                out.append(r)
+    return out
+
+
+def _triples(search: _Search, pairs: list[Replay], singles: list[Replay]) -> list[Replay]:
+    """Triples built on the nearest pairs (those that match by value first: what they lack is a slot's structure),
+    each with every other variant that departs on the vector and composes with both."""
+    ranked = sorted(pairs, key=lambda r: (r.ratio > 1.0, r.ratio, r.ulps))[:NEAREST_FOR_PAIRS]
+    seen, out = set(), []
+    for pair in ranked:
+        for single in singles:
+            (z,) = single.members
+            key = frozenset((*pair.members, z))
+            if z in pair.members or key in seen or not composable(*pair.members, z):
+                continue
+            seen.add(key)
+            r = search.replay("triple", compose(*pair.members, z).__bases__)
             if r:
                 out.append(r)
     return out
@@ -417,4 +460,4 @@ def _pairs(search: _Search, singles: list[Replay], locus: str | None) -> list[Re
 
 def not_composable() -> list[tuple[str, str]]:
     """The pairs of replayed variants that override the same hook, so that the diagnosis never tries them."""
-    return [(a.__name__, b.__name__) for a, b in combinations(CANDIDATES, 2) if not composable(a, b)]
+    return [(a.__name__, b.__name__) for i, a in enumerate(CANDIDATES) for b in CANDIDATES[i + 1:] if not composable(a, b)]

@@ -44,8 +44,8 @@ def _serve(conn: Any, spec: str, adapter_name: str | None, raw: bool, device: st
 
                 reply = ("ok", probe.probe(adapter, request[1]))
             else:
-                vector, dtype, modes = request
-                outcomes = run(adapter, vector, dtype, modes, on_step=lambda s: conn.send(("step", s)))
+                vector, dtype, modes, profile = request
+                outcomes = run(adapter, vector, dtype, modes, on_step=lambda s: conn.send(("step", s)), profile=profile)
                 reply = ("ok", (outcomes, vector.digests_verified))  # the parent's copy learns it too
         except Unsupported as exc:
             reply = ("unsupported", str(exc))
@@ -100,9 +100,9 @@ class Isolation:
         self.args = self.args[:5] + (dict(caps.absent),)
         return caps
 
-    def run(self, vector: Any, dtype: str, modes: tuple[str, ...], timeout: float) -> list:
+    def run(self, vector: Any, dtype: str, modes: tuple[str, ...], timeout: float, profile: tuple[str, ...] = ()) -> list:
         """What ``runner.run`` returns, computed in the child; CandidateCrash or TimeoutError when it cannot say."""
-        outcomes, verified = self._ask((vector, dtype, modes), timeout)
+        outcomes, verified = self._ask((vector, dtype, modes, profile), timeout)
         if verified:
             vector.mark_digests_verified()
         return outcomes

@@ -37,8 +37,9 @@ from conformance.load.vector import Vector
 from conformance.judge.error_model import ErrorModel, MixedErrorModel
 
 MODES = ("trajectory", "single-step")
-#: Observations and bounds of vectors up to this many elements are kept, for the diagnosis.
-KEEP_LIMIT = 100_000
+#: Observations and bounds of vectors up to this many elements are kept, for the diagnosis: the `kernels` family
+#: (up to 327,681 elements over 2 steps, about 25 MB kept) is replayed; the `scale` vectors are not.
+KEEP_LIMIT = 400_000
 
 
 @dataclass
@@ -103,8 +104,12 @@ class _Lane:
 
 
 def run(adapter: Adapter, vector: Vector, dtype: str, modes: tuple[str, ...] = ("trajectory",),
-        keep: bool | None = None, on_step: Callable[[int], None] | None = None) -> list[Outcome]:
+        keep: bool | None = None, on_step: Callable[[int], None] | None = None,
+        profile: tuple[str, ...] = ()) -> list[Outcome]:
     """Run every step of ``vector`` on the candidate in ``dtype``, once per mode, over one pass of the oracle.
+
+    ``profile``: deviations (``reference.variants``) the candidate declares: it is judged against the spec with
+    them (``deviated_states``), under the same error model.
 
     Raises Unsupported (what the candidate cannot express, or does not implement in any mode) and VectorError
     (a broken large vector).
@@ -117,7 +122,7 @@ def run(adapter: Adapter, vector: Vector, dtype: str, modes: tuple[str, ...] = (
     missing = adapter.missing()
     keep = vector.size <= KEEP_LIMIT if keep is None else keep
     ftz = {d: adapter.flush_to_zero(d) for d in {*vector.variable_dtypes(dtype).values(), dtype} - {MIXED}}
-    if large.takes(vector, dtype, keep):  # stored as digests: one pass per step, in little memory (drive/large.py)
+    if large.takes(vector, dtype, keep) and not profile:  # stored as digests: one pass per step, in little memory (drive/large.py)
         lanes = [_lane(vector, dtype, mode, ftz, keep, {}) for mode in modes]  # the judge makes the initial values
         large.take_pool()
         for group in large.groups(vector, lanes):
@@ -128,7 +133,7 @@ def run(adapter: Adapter, vector: Vector, dtype: str, modes: tuple[str, ...] = (
         return _finish(adapter, vector, lanes)
     initial = vector.initial()
     lanes = [_lane(vector, dtype, mode, ftz, keep, initial) for mode in modes]
-    _loop(adapter, lanes, missing, on_step, _ReadableJudge(vector, initial, keep))
+    _loop(adapter, lanes, missing, on_step, _ReadableJudge(vector, initial, keep, profile))
     return _finish(adapter, vector, lanes)
 
 
@@ -208,13 +213,14 @@ class _ReadableJudge:
     """The readable oracle and error model on whole arrays (``Vector.states``, ``ErrorModel.step``,
     ``Comparison.add_step``); ``keep`` keeps the observations and bounds for the diagnosis."""
 
-    def __init__(self, vector: Vector, initial: dict[str, np.ndarray], keep: bool) -> None:
+    def __init__(self, vector: Vector, initial: dict[str, np.ndarray], keep: bool, profile: tuple[str, ...] = ()) -> None:
         self.vector, self.keep, self.steps = vector, keep, len(vector.steps)
         self.start = {"iterations": 0, **{n: {"variable": v} for n, v in initial.items()}}
         self._initial, self._made = initial, {}
         self.previous: dict | None = None  # the oracle's state before the step
         self.expected: dict | None = None  # and after it
-        self.states = vector.states(initial, self.gradients)
+        self.states = (deviated_states(vector, profile, initial, self.gradients) if profile
+                       else vector.states(initial, self.gradients))
 
     def initial(self) -> dict[str, np.ndarray]:
         return self._initial
@@ -248,6 +254,41 @@ class _ReadableJudge:
 
     def finish(self) -> None:
         next(self.states, None)  # the states' generator ends by marking a large vector's digests verified
+def deviated_states(vector: Vector, profile: tuple[str, ...], initial: dict[str, np.ndarray],
+                    gradients: Callable[[int], dict]) -> Iterator[dict]:
+    """The states of the spec with the deviations of ``profile``, in the oracle's layout: the NumPy port of the spec
+    (``reference.Adam``) with each deviation composed in (``variants.compose``), run in float64 on the vector, its
+    hyperparameters taken as the vector's oracle takes them (as given, or as TF 2.0 stores them in the vector's
+    dtype).  With no deviation it gives the oracle's states bit for bit (``tests/test_profile.py``)."""
+    from conformance.adapters.numpy_port import NumpyPortAdapter
+    from reference import variants
+
+    port = variants.compose(*(variants.deviation(name) for name in profile))
+    tf2 = vector.record["oracle"] == "tf2"
+    stored_in = NUMPY_DTYPES[vector.dtypes[0]] if tf2 else None
+
+    class Judged(port):  # type: ignore[misc, valid-type]
+        float32_storage = port.float32_storage and tf2  # the exact oracle stores nothing as float32
+
+        def hyperparameters_for(self, values: dict[str, float], dtype: Any) -> Any:
+            return super().hyperparameters_for(values, stored_in)  # the vector's dtype, not float64's
+
+    spec = RunSpec.for_vector(vector, "float64", variables=initial)
+    spec.non_contiguous, spec.dtypes = False, {name: "float64" for name in initial}
+    session = NumpyPortAdapter(Judged).start(spec)
+    for s in range(len(vector.steps)):
+        spec.clock.step = s
+        with np.errstate(all="ignore"):  # a deviation's overflows are values to compare, not warnings
+            session.apply(gradients(s), s)
+        read = session.read()
+        state: dict[str, Any] = {"iterations": read["iterations"]}
+        for name in initial:
+            fields = read[name]
+            state[name] = {f: None if fields.get(f) is None else np.asarray(fields[f], dtype=np.float64)
+                           for f in (("variable", "m", "v", "vhat") if vector.amsgrad else ("variable", "m", "v"))}
+        yield state
+
+
 def _lane(vector: Vector, dtype: str, mode: str, ftz: dict[str, bool], keep: bool, initial: dict[str, np.ndarray]) -> _Lane:
     """One mode's lane, its candidate not built yet."""
     spec = RunSpec.for_vector(vector, dtype, variables=initial)

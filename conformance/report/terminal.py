@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from conformance.clauses import LEVELS
+from conformance.diagnosis.profile import item_line, sentence
 from conformance.report.document import VERDICTS, counts
 
 
@@ -46,11 +47,13 @@ def verdict_line(meta: dict, results: list[dict]) -> str:
         c = by_level.get(level, Counter())
         judged = sum(c[v] for v in ("pass", "fail", "xfail", "stale", "error"))
         bad = c["fail"] + c["stale"] + c["error"]
+        declared = meta.get("declared_profile") or []
+        with_profile = f" with profile {' + '.join(declared)}" if declared else ""
         if bad:
-            parts.append(f"does not conform to {level}: {bad} of {judged} items fail")
+            parts.append(f"does not conform to {level}{with_profile}: {bad} of {judged} items fail")
         elif judged:
             known = f" ({c['xfail']} known divergences)" if c["xfail"] else ""
-            parts.append(f"conforms to {level} on {c['pass'] + c['xfail']} items{known}")
+            parts.append(f"conforms to {level}{with_profile} on {c['pass'] + c['xfail']} items{known}")
         elif c["unsupported"]:
             parts.append(f"{level}: nothing ran")
     reasons = Counter(r.get("unsupported") or r.get("message") or "?" for r in results if r["verdict"] == "unsupported")
@@ -64,8 +67,9 @@ def verdict_line(meta: dict, results: list[dict]) -> str:
     return "; ".join(parts) if parts else "nothing was judged"
 
 
-def summary_lines(results: list[dict]) -> list[str]:
-    """Per family (and per level) counts, then one line per unexpected failure."""
+def summary_lines(results: list[dict], profile: dict | None = None) -> list[str]:
+    """Per family (and per level) counts, then one line per unexpected failure (with what the run's deviation
+    profile says of it)."""
     by_family, by_level = counts(results)
     width = max([len(f) for f in by_family] + [16])
     head = f"{'family':<{width}} " + " ".join(f"{v:>11}" for v in VERDICTS)
@@ -85,6 +89,9 @@ def summary_lines(results: list[dict]) -> list[str]:
             lines.append(f"{r['verdict'].upper()}: {r['vector']} [{r.get('dtype') or '-'}]{step}: {r.get('message') or ''}")
             if r.get("diagnosis"):
                 lines.append(f"    diagnosis: {diagnosis_summary(r['diagnosis'])}")
+            said = item_line(profile, r) if profile else None
+            if said:
+                lines.append(f"    profile: {said}")
     return lines
 
 
@@ -95,8 +102,10 @@ def diagnosis_summary(d: dict, ulps: bool = True) -> str:
     where = (d.get("localisation") or {}).get("clause")
     if kind is None:
         return f"{'matches' if d['matches'] else 'closest known variant:'} {what}{close}"
-    if kind in ("variant", "pair"):
+    if kind in ("variant", "pair", "triple"):
         return f"matches {what}{close}"
+    if kind == "unreplayed":
+        return "not replayed (too large to keep its observations)" + (f"; departs at {where}" if where else "")
     if kind == "fit":
         return f"behaves as {d['variant']}{close}"
     if kind == "tie":
@@ -110,7 +119,12 @@ def terminal_lines(meta: dict, results: list[dict], avoided: dict[str, str], sta
                    executed: int) -> list[tuple[str, bool]]:
     """The terminal summary, as (line, shown in red) pairs."""
     lines = [f"candidate {meta['candidate']} via the {meta['adapter']} adapter{' (raw)' if meta['raw'] else ''}"]
-    lines += summary_lines(results)
+    if meta.get("declared_profile"):
+        lines.append(f"judged against the spec with the declared profile: {', '.join(meta['declared_profile'])}")
+    found = sentence(meta["profile"], meta.get("declared_profile") or ()) if meta.get("profile") else None
+    if found:
+        lines.append(f"profile: {found}")
+    lines += summary_lines(results, meta.get("profile"))
     if meta["deselected_levels"]:
         lines.append("not selected (--level): " + ", ".join(f"{level} ({n} items)"
                                                              for level, n in sorted(meta["deselected_levels"].items())))

@@ -341,19 +341,23 @@ def _assert_near_oracle(actual, expected, what):
     np.testing.assert_allclose(actual, expected, rtol=2.0**-40, atol=0, err_msg=what)
 
 
-def _oracle_run(steps, iterations=0):
-    """The oracle's variable after ``steps``, a list of (gradient, learning rate), from [1, 2]; float64."""
-    var, slots = np.array([1.0, 2.0]), oracle.init_slots((2,), False)
-    for g, lr in steps:
-        var, slots = oracle.step(var, np.array(g), slots, oracle.Hyperparameters(lr, B1, B2, EPS),
-                                 oracle.local_step(iterations))
-        iterations += 1
+def _expected_run(port, steps, iterations_after_first=None):
+    """The variable after ``steps``, a list of (gradient, learning rate), from [1, 2], in float64, as ``port`` (the
+    spec's NumPy port, with the deviations of a declared ``--profile``) computes it; ``iterations_after_first``:
+    iterations is assigned that value after the first step."""
+    rate = [steps[0][1]]
+    opt, var = port(**{**HP, "learning_rate": lambda: rate[0]}), np.array([1.0, 2.0])
+    for i, (g, lr) in enumerate(steps):
+        rate[0] = lr
+        opt.apply_gradients([(np.array(g), var)])
+        if i == 0 and iterations_after_first is not None:
+            opt.iterations = iterations_after_first
     return var
 
 
 @pytest.mark.clause("ADAM-API-LR-1")
 @pytest.mark.parametrize("given", ["tensor", "variable"])
-def test_learning_rate_tensor_or_variable(adam_api, given):
+def test_learning_rate_tensor_or_variable(adam_api, adam_oracle, given):
     """"A Tensor or a floating point value": a Tensor is its value; a Variable is read anew at every call."""
     lr = adam_api.tensor(LR) if given == "tensor" else adam_api.scalar_variable(0.0)
     opt, var = adam_api.make(**{**HP, "learning_rate": lr}), adam_api.variable([1.0, 2.0], "float64")
@@ -362,21 +366,19 @@ def test_learning_rate_tensor_or_variable(adam_api, given):
         if given == "variable":
             adam_api.assign(lr, rate)
         opt.apply_gradients([(adam_api.gradient(g, "float64"), var)])
-        _assert_near_oracle(adam_api.numpy(var), _oracle_run(steps[: i + 1]), f"step {i + 1} with learning rate {rate}")
+        _assert_near_oracle(adam_api.numpy(var), _expected_run(adam_oracle, steps[: i + 1]),
+                            f"step {i + 1} with learning rate {rate}")
 
 
 @pytest.mark.clause("ADAM-API-ITER-2")
-def test_assigned_iterations_set_the_next_step(adam_api):
+def test_assigned_iterations_set_the_next_step(adam_api, adam_oracle):
     """After the user assigns iterations = 9, the next call uses t = 10 and leaves iterations at 10."""
     opt, var = adam_api.make(**HP), adam_api.variable([1.0, 2.0], "float64")
     opt.apply_gradients([(adam_api.gradient(GRADS[0], "float64"), var)])
     adam_api.set_iterations(opt, 9)
     opt.apply_gradients([(adam_api.gradient(GRADS[1], "float64"), var)])
     assert int(adam_api.numpy(opt.iterations)) == 10
-    first = _oracle_run([(GRADS[0], LR)])
-    m, v = _first_moments(np.array(GRADS[0]))
-    slots = oracle.Slots(m, v, None)
-    expected, _ = oracle.step(first, np.array(GRADS[1]), slots, oracle.Hyperparameters(LR, B1, B2, EPS), oracle.local_step(9))
+    expected = _expected_run(adam_oracle, [(GRADS[0], LR), (GRADS[1], LR)], iterations_after_first=9)
     _assert_near_oracle(adam_api.numpy(var), expected, "the step after iterations = 9 must use t = 10")
 
 
