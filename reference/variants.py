@@ -84,6 +84,8 @@ class NoBiasCorrection(Adam):
 class RunningProductBetas(Adam):
     """ADAM-HYPER-2: beta powers kept as the running product of the betas of past steps (TF 1 style)."""
 
+    hidden_state = "the running products of the betas"
+
     def bias_corrected_lr(self, lr, beta_1, beta_2, t):
         products = self.__dict__.setdefault("_products", {})
         if t not in products:  # once per call: every variable of the call shares it
@@ -95,6 +97,8 @@ class RunningProductBetas(Adam):
 
 class LaggingBetaProduct(Adam):
     """ADAM-HYPER-2: beta powers kept as a running product that lags one step and counts the first betas twice."""
+
+    hidden_state = "the running products of the betas"
 
     def bias_corrected_lr(self, lr, beta_1, beta_2, t):
         # Step 1 uses the first betas; step t uses the product before it times the betas of step t - 1, so the
@@ -119,6 +123,8 @@ class SwappedBetas(Adam):
 
 class PerVariableStep(Adam):
     """ADAM-MULTI-2: each variable counts its own steps (as torch's state['step'] does), not the optimizer's."""
+
+    hidden_state = "a step count per variable"
 
     def step_of(self, var, t):
         counts = self.__dict__.setdefault("_steps", {})
@@ -274,7 +280,8 @@ class DecayOneBased(Adam):
     """ADAM-HYPER-4: ``lr / (1 + decay * (iterations + 1))``."""
 
     def hyperparameters_for(self, values, dtype):
-        return adam.call_hyperparameters(**values, iterations=self._iterations + 1, float32_storage=True, dtype=dtype)
+        return adam.call_hyperparameters(**values, iterations=self._iterations + 1,
+                                         float32_storage=self.float32_storage, dtype=dtype)
 
 
 class DefaultEpsilon1e8(Adam):
@@ -319,7 +326,8 @@ class HyperparametersNotCast(Adam):
     """ADAM-DTYPE-1: hyperparameters are not cast to the variable's dtype (a float16 variable sees float32 betas)."""
 
     def hyperparameters_for(self, values, dtype):
-        return adam.call_hyperparameters(**values, iterations=self._iterations, float32_storage=True, dtype=None)
+        return adam.call_hyperparameters(**values, iterations=self._iterations,
+                                         float32_storage=self.float32_storage, dtype=None)
 
 
 class Float64Hyperparameters(Adam):
@@ -578,7 +586,7 @@ CORRECT = [KernelMomentForm, NativePrecision, NativePaperForm, GroupedStepSize, 
 def hooks(cls: type) -> set[str]:
     """What a variant overrides of ``reference.Adam``: its own methods and attributes (``__init__`` included)."""
     own = {k for k in vars(cls) if not k.startswith("__") or k == "__init__"}
-    return own - {"__doc__", "__module__", "wraps"}
+    return own - {"__doc__", "__module__", "wraps", "hidden_state"}
 
 
 def composable(*deviations: type) -> bool:

@@ -133,6 +133,10 @@ def run(adapter: Adapter, vector: Vector, dtype: str, modes: tuple[str, ...] = (
         return _finish(adapter, vector, lanes)
     initial = vector.initial()
     lanes = [_lane(vector, dtype, mode, ftz, keep, initial) for mode in modes]
+    hidden = _hidden_state(profile)
+    for lane in lanes:
+        if lane.outcome.mode == "single-step" and hidden:
+            lane.outcome.unsupported = hidden  # the spec's state cannot carry it: trajectory mode alone judges
     _loop(adapter, lanes, missing, on_step, _ReadableJudge(vector, initial, keep, profile))
     return _finish(adapter, vector, lanes)
 
@@ -254,6 +258,18 @@ class _ReadableJudge:
 
     def finish(self) -> None:
         next(self.states, None)  # the states' generator ends by marking a large vector's digests verified
+def _hidden_state(profile: tuple[str, ...]) -> str | None:
+    """Why single-step mode cannot judge against ``profile``: a deviation that keeps state of its own, which a
+    state in the spec's layout (iterations, m, v, vhat) cannot set; None if none does."""
+    from reference import variants
+
+    for name in profile:
+        hidden = getattr(variants.deviation(name), "hidden_state", None)
+        if hidden:
+            return f"single-step mode: the profile's {name} keeps {hidden}, which the spec's state cannot carry"
+    return None
+
+
 def deviated_states(vector: Vector, profile: tuple[str, ...], initial: dict[str, np.ndarray],
                     gradients: Callable[[int], dict]) -> Iterator[dict]:
     """The states of the spec with the deviations of ``profile``, in the oracle's layout: the NumPy port of the spec
@@ -304,6 +320,8 @@ def _lane(vector: Vector, dtype: str, mode: str, ftz: dict[str, bool], keep: boo
 
 def _begin(adapter: Adapter, lane: _Lane, missing: dict) -> None:
     """Build a lane's candidate from ``lane.spec`` (timed); what it lacks, or an error, ends the lane here."""
+    if lane.outcome.unsupported:
+        return
     if lane.outcome.mode == "single-step" and Feature.STATE_LOADING in missing:
         lane.outcome.unsupported = missing[Feature.STATE_LOADING]
         return
