@@ -15,6 +15,7 @@ from typing import Any
 
 from conformance.clauses import LEVELS
 from conformance.report.document import VERDICTS, counts
+from conformance.diagnosis.profile import item_line, sentence
 from conformance.report.terminal import diagnosis_summary
 from conformance.report.tables import unsupported_notes
 
@@ -151,10 +152,14 @@ def render(doc: dict) -> str:
     known = [r for r in results if r["verdict"] == "xfail"]
     vectors = [r for r in results if r.get("modes")]
     props = [r for r in results if r["family"] == "property"]
+    found = sentence(doc["profile"], doc.get("declared_profile") or ()) if doc.get("profile") else None
     out = [f"<!doctype html><html lang=en><head><meta charset=utf-8><title>Adam conformance: {_e(doc['candidate'])}</title>",
            f"<style>{CSS}</style></head><body>",
            f"<h1>Adam conformance: {_e(doc['candidate'])}</h1>",
            f"<p>{_e(', '.join(f'{v} {n}' for v, n in sorted(doc['summary'].items())))}</p>",
+           *([f"<p>Judged against the spec with the declared profile: {_e(' + '.join(doc['declared_profile']))}</p>"]
+             if doc.get("declared_profile") else []),
+           *([f"<h2>Deviation profile</h2><p>{_e(found)}</p>"] if found else []),
            "<h2>Summary</h2>", _summary(results), "<h2>Environment</h2>", _environment(doc)]
     if problems:
         out.append("<h2>Failures</h2>")
@@ -166,6 +171,8 @@ def render(doc: dict) -> str:
                 diag = f"\ndiagnosis: {d.get('text') or diagnosis_summary(d)}"
                 if d.get("localisation"):
                     diag += f"\nlocalisation: {d['localisation']['text']}"
+                said = item_line(doc["profile"], r) if doc.get("profile") else None
+                diag += f"\nprofile: {said}" if said else ""
             out.append(f"<pre><b>{_e(r['verdict'].upper())}: {_e(r['vector'])} [{_e(r.get('dtype') or '-')}]{step}</b>\n"
                        f"{_e(r.get('message') or '')}{_e(diag)}</pre>")
     notes = unsupported_notes([doc])

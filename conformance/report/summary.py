@@ -18,14 +18,16 @@ FORMAT = "adam-conformance-summary/1"
 
 #: Header fields kept as they are (the row's label, its versions and capabilities, the run's settings).
 HEADER = ("candidate", "adapter", "raw", "execution", "device", "versions", "capabilities", "levels",
-          "deselected_levels", "expectations", "mode", "summary", "timing", "translations")
+          "deselected_levels", "expectations", "mode", "summary", "timing", "translations", "declared_profile",
+          "profile")
 #: Item fields kept as they are, where present.
 ITEM = ("nodeid", "verdict", "family", "level", "dtype", "max_ratio", "first_failing_step", "examples")
 
 
 def _diagnosis(d: dict) -> dict:
     """A diagnosis in brief: enough for ``diagnosis_summary``, and its sentence."""
-    brief = {k: d[k] for k in ("kind", "variant", "clause", "matches", "alternatives", "ulps", "mode") if k in d}
+    brief = {k: d[k] for k in ("kind", "variant", "clause", "matches", "alternatives", "ulps", "mode", "explanations")
+             if k in d}
     where = d.get("localisation") or {}
     if where:
         brief["localisation"] = {k: where[k] for k in ("clause", "text") if k in where}

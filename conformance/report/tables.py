@@ -26,7 +26,8 @@ def _label(doc: dict) -> str:
     label = doc["candidate"] + (" (raw)" if doc.get("raw") else "")
     backend = doc.get("versions", {}).get("backend")
     label += f" [{backend}]" if backend and backend != "tensorflow" else ""
-    return label + (f" {doc['execution']}" if doc.get("execution", "eager") != "eager" else "")
+    label += f" {doc['execution']}" if doc.get("execution", "eager") != "eager" else ""
+    return label + (f" with profile {' + '.join(doc['declared_profile'])}" if doc.get("declared_profile") else "")
 
 
 def matrix(paths: Iterable[Path]) -> str:
