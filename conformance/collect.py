@@ -63,6 +63,49 @@ def outcome_text(outcome: Outcome) -> list[str]:
     return lines + [f"  {line}" for line in body] + [f"    {line}" for line in outcome.liveness]
 
 
+#: The most lines one failure prints (a screenful); the JSON and HTML reports keep every tensor.
+SCREENFUL = 40
+
+
+def _items(mode_lines: list[str]) -> list[list[str]]:
+    """A mode's lines after its first, as items: a line with the lines indented deeper under it (a tensor's
+    violation is three lines), so that a cut never leaves half of one."""
+    items: list[list[str]] = []
+    for line in mode_lines:
+        depth = len(line) - len(line.lstrip())
+        if items and depth > len(items[-1][0]) - len(items[-1][0].lstrip()):
+            items[-1].append(line)
+        else:
+            items.append([line])
+    return items
+
+
+def screenful(head: list[str], modes: list[list[str]], tail: list[str], limit: int = SCREENFUL) -> list[str]:
+    """The failure report cut to at most ``limit`` lines (where the kept lines allow it).
+
+    The header, each failing mode's first line and ``tail`` (unsupported modes, what was checked, the diagnosis and
+    localisation) are always kept; the modes' items (problems and tensors, in their order) are taken one per mode in
+    turn, so that every mode shows its first failures; a last line says how many lines were left out.
+    """
+    if len(head) + sum(map(len, modes)) + len(tail) <= limit:
+        return head + [line for mode in modes for line in mode] + tail
+    room = limit - len(head) - len(tail) - len(modes) - 1  # the omission line
+    queues = [_items(mode[1:]) for mode in modes]
+    kept: list[list[str]] = [mode[:1] for mode in modes]
+    taking = True
+    while taking:
+        taking = False
+        for queue, out in zip(queues, kept):
+            if queue and len(queue[0]) <= room:
+                room -= len(queue[0])
+                out += queue.pop(0)
+                taking = True
+    left_out = sum(map(len, modes)) - sum(map(len, kept))
+    return head + [line for mode in kept for line in mode] + tail + [
+        f"  ... {left_out} more lines left out (a failure prints at most {limit} lines); the --conformance-json and "
+        "--conformance-html reports have every tensor"]
+
+
 class VectorItem(pytest.Item):
     """One vector in one dtype, run against the candidate in every selected mode."""
 
@@ -101,21 +144,21 @@ class VectorItem(pytest.Item):
         failing = [o for o in ran if not o.passed]
         if not failing:
             return
-        lines = [f"{header}: does not conform"]
-        for outcome in failing:
-            lines += outcome_text(outcome)
-        lines += [f"  {o.mode} mode: unsupported: {o.unsupported}" for o in outcomes if o.unsupported]
+        modes_text = [outcome_text(outcome) for outcome in failing]
+        tail = [f"  {o.mode} mode: unsupported: {o.unsupported}" for o in outcomes if o.unsupported]
         if result.observed["not_exposed"]:
-            lines.append(f"  checked: {', '.join(result.observed['checked'])}; "
-                         f"not exposed: {', '.join(result.observed['not_exposed'])}")
+            tail.append(f"  checked: {', '.join(result.observed['checked'])}; "
+                        f"not exposed: {', '.join(result.observed['not_exposed'])}")
         # Diagnose the numbers (single-step first: nothing accumulates there), not a run that raised or did not load.
         numeric = chosen(failing)
         found = diagnose(self.vector, self.dtype, numeric, kit.profile) if numeric else None
         if found is not None:
             result.diagnosis = found.as_dict()
-            lines += [f"  {line}" for line in found.lines()]
+            tail += [f"  {line}" for line in found.lines()]
+        head = [f"{header}: does not conform"]
+        lines = head + [line for text in modes_text for line in text] + tail
         result.message = lines[2].strip() if len(lines) > 2 else lines[0]
-        raise ConformanceFailure("\n".join(lines))
+        raise ConformanceFailure("\n".join(screenful(head, modes_text, tail)))
 
     def repr_failure(self, excinfo: Any, style: Any = None) -> str:
         if excinfo.errisinstance(ConformanceFailure):

@@ -258,8 +258,8 @@ def test_scale_vectors_are_deselected_unless_asked(run):
      "change although the oracle's did: apply_gradients must update every variable of the call in place, not rebind it or skip it (ADAM-UPDATE-4, ADAM-SHAPE-1)"),
     ("SwapsSlots", "dense/basic and float32", "FAIL: dense/basic [[]float32[]] from step 1: step 1: a.m holds v and a.v holds "
      "m: the slots are swapped (ADAM-API-SLOTS-1)"),
-    ("StaleSlots", "dense/basic and float32", "FAIL: dense/basic [[]float32[]] from step 2: step 2: a.m did not follow the "
-     "step although the oracle's did: get_slot returns a copy, not the slot (ADAM-API-SLOTS-2)"),
+    ("StaleSlots", "dense/basic and float32", "FAIL: dense/basic [[]float32[]] from step 2: step 2: a.m and a.v did not change "
+     "although a.variable took the oracle's step: get_slot returns a copy, not the slot (ADAM-API-SLOTS-2)"),
     ("StuckIterations", "dense/basic and float32", "FAIL: dense/basic [[]float32[]] from step 1: step 1: iterations did not "
      "advance (still 0): it counts apply_gradients calls (ADAM-ITER-1)"),
     ("MovesNoneGradients", "multivariable/none-gradient and float32", "FAIL: multivariable/none-gradient [[]float32[]] from "

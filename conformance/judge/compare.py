@@ -283,43 +283,220 @@ def _moved(dtype: str, after: Any, before: Any) -> float:
     return float(changed.mean()) if changed.size else 0.0
 
 
+#: The slots whose update is affine in their previous value (m and v): what the exchange check can fit.
+_AFFINE_SLOTS = ("m", "v")
+#: Past this many variables whose slots are wrong, the pairwise exchange search is skipped (it is quadratic).
+_EXCHANGE_SEARCH_LIMIT = 48
+
+
+def _f64(x: Any) -> np.ndarray:
+    return np.asarray(x, dtype=np.float64)
+
+
+def _rounding(dtype: str, *arrays: Any) -> np.ndarray:
+    """A few units of ``dtype``'s rounding of the values in ``arrays``, element-wise, with the smallest normal as floor
+    (a subnormal, or one flushed to zero, is that far off)."""
+    return 4.0 * finfo(dtype).eps * sum(np.abs(_f64(a)) for a in arrays) + float(finfo(dtype).tiny)
+
+
+def _wrong(dtype: str, have: Any, want: Any) -> bool:
+    """Whether most elements of ``have`` are off ``want`` by far more than ``dtype``'s rounding."""
+    have, want = _f64(have), _f64(want)
+    with np.errstate(invalid="ignore"):
+        off = np.abs(have - want) > 4.0 * _rounding(dtype, have, want)
+    return bool(off.size) and float(off.mean()) >= 0.5
+
+
+def _scaled(dtype: str, diff: Any, direction: Any, scale_of: tuple) -> bool:
+    """Whether ``diff == k * direction`` element-wise for one k in [0, 1], to ``dtype``'s rounding of ``scale_of``.
+
+    This is the signature of an affine slot update (``new = beta * old + (1 - beta) * g``) made from another
+    variable's old slot or gradient; where ``direction`` is zero everywhere it asks ``diff`` to be zero (the
+    variables' old slots were equal, as at a first step, and the slot is exactly the other variable's).
+    """
+    diff, direction, tol = _f64(diff), _f64(direction), _rounding(dtype, *scale_of)
+    if not (np.isfinite(diff).all() and np.isfinite(direction).all()):
+        return False
+    informative = np.abs(direction) > tol
+    if not informative.any():
+        return bool((np.abs(diff) <= tol).all())
+    if np.count_nonzero(informative) < 2:
+        return False  # one element fits any k: no evidence
+    k = float(np.dot(diff[informative], direction[informative]) / np.dot(direction[informative], direction[informative]))
+    return 0.0 <= k <= 1.0 and bool((np.abs(diff - k * direction) <= tol).all())
+
+
+def _exchanged_slots(s: int, names: list[str], before: dict, after: dict, expected_before: dict, expected: dict,
+                     dtypes: dict[str, str]) -> tuple[list[str], set[str]]:
+    """Variables whose m and v were updated with another variable's gradient, or from its old slots: the lines, and
+    the variables they name.
+
+    A port that binds slots to a variable's position in the call (a list of states, as a functional optimizer keeps
+    them) updates a variable left out of a call, or listed in another order, with another variable's m and v.  For
+    m and v (affine in their old value) that leaves a fingerprint needing no hyperparameter: x's slot taking y's
+    gradient gives ``y_new_oracle - x_new = beta * (y_old - x_old)``; x's step starting from y's slot gives
+    ``x_new_oracle - x_new = beta * (x_old - y_old)``.  Each exposed m and v must show the same one.
+    """
+    def slots(state: dict, name: str) -> dict:
+        return {k: (state.get(name) or {}).get(k) for k in _AFFINE_SLOTS}
+
+    def wrong(x: str) -> bool:
+        have, want = slots(after, x), slots(expected, x)
+        return any(have[k] is not None and want[k] is not None and np.shape(have[k]) == np.shape(want[k])
+                   and _wrong(dtypes[x], have[k], want[k]) for k in _AFFINE_SLOTS)
+
+    suspects = [x for x in names if wrong(x)]
+    if len(suspects) > _EXCHANGE_SEARCH_LIMIT:
+        return [], set()
+    took_gradient: dict[str, tuple[str, list[str]]] = {}  # x -> (y, slots): x's slots hold y's step
+    started_from: dict[str, tuple[str, list[str]]] = {}  # x -> (y, slots): x's step started from y's slots
+    for x in suspects:
+        dtype = dtypes[x]
+        for y in names:
+            if y == x or dtypes[y] != dtype:
+                continue
+            have, had, want_x, want_y = slots(after, x), slots(before, x), slots(expected, x), slots(expected, y)
+            had_y, was_x, was_y = slots(before, y), slots(expected_before, x), slots(expected_before, y)
+            fields = [k for k in _AFFINE_SLOTS if all(a is not None and np.shape(a) == np.shape(have[k]) for a in
+                                                     (have[k], had[k], want_x[k], want_y[k], had_y[k], was_x[k], was_y[k]))]
+            # x's slots were updated (they changed), and the oracle's slots of x and y differ: else nothing tells
+            # an exchange apart from a slot left alone or from a correct one.
+            if not fields or any(_same_in(dtype, have[k], had[k]) for k in fields) \
+                    or not any(_wrong(dtype, want_y[k], want_x[k]) for k in fields):
+                continue
+            # Each form needs the step whose slot it names to have happened in the oracle (a gradient).
+            if all(_moved(dtype, want_y[k], was_y[k]) > 0 and _scaled(
+                    dtype, _f64(want_y[k]) - _f64(have[k]), _f64(was_y[k]) - _f64(had[k]),
+                    (want_y[k], have[k], was_y[k], had[k])) for k in fields):
+                took_gradient[x] = (y, fields)
+                break
+            if all(_moved(dtype, want_x[k], was_x[k]) > 0 and _scaled(
+                    dtype, _f64(want_x[k]) - _f64(have[k]), _f64(was_x[k]) - _f64(had_y[k]),
+                    (want_x[k], have[k], was_x[k], had_y[k])) for k in fields):
+                started_from[x] = (y, fields)
+                break
+    lines, named = [], set()
+    for found, how in ((took_gradient, "updated with {}'s gradient"), (started_from, "updated from {}'s slots")):
+        for x, (y, fields) in found.items():
+            if x in named:
+                continue
+            what = f"{_listed(x, fields)} {'was' if len(fields) == 1 else 'were'} {how.format(y)}"
+            if found.get(y, ("",))[0] == x:
+                lines.append(f"step {s}: slots of {x} and {y} exchanged ({what}, {y}'s with {x}'s): slots bound by "
+                             "position in the call, not by variable (ADAM-API-SLOTS-2, ADAM-MULTI-1)")
+                named |= {x, y}
+            else:
+                lines.append(f"step {s}: {what}: slots bound by position in the call, not by variable "
+                             "(ADAM-API-SLOTS-2, ADAM-MULTI-1)")
+                named.add(x)
+    return lines, named
+
+
+def _took_the_step(dtype: str, have: Any, had: Any, want: Any, want_before: Any) -> bool:
+    """Whether a variable moved as the oracle's did: at nine in ten of the elements the oracle moved, the candidate's
+    value is the oracle's in ``dtype`` or within half the oracle's step of it."""
+    dt = NUMPY_DTYPES[dtype]
+    have, had, want, want_before = _f64(have), _f64(had), _f64(want), _f64(want_before)
+    with np.errstate(over="ignore", invalid="ignore"):
+        moved = want.astype(dt) != want_before.astype(dt)
+        same = have.astype(dt) == want.astype(dt)
+        near = np.abs(have - want) <= 0.5 * np.abs(want - want_before)
+    return bool(moved.any()) and not _same_in(dtype, have, had) and float((same | near)[moved].mean()) >= 0.9
+
+
+def _clearly_moved(dtype: str, after: Any, before: Any) -> float:
+    """The share of elements that moved by more than two units in the last place of ``dtype``: a step that no
+    correct port's rounding loses (a smaller one may round to nothing in the candidate and not in the oracle)."""
+    a, b = _f64(after), _f64(before)
+    with np.errstate(invalid="ignore"):
+        far = np.abs(a - b) > 2.0 * float(finfo(dtype).eps) * np.maximum(np.abs(a), np.abs(b)) + float(finfo(dtype).tiny)
+    return float(far.mean()) if far.size else 0.0
+
+
+def _from_zero_slots(old: dict, new: dict) -> dict:
+    """``old`` with a zero slot wherever ``new`` has one and ``old`` has no entry: slots start at zero
+    (ADAM-API-SLOTS-2), and the state before a variable's first step (the oracle's start) lists none."""
+    out = dict(old)
+    for name, fields in new.items():
+        then = old.get(name)
+        if name != "iterations" and isinstance(fields, dict) and isinstance(then, dict):
+            out[name] = {**{k: np.zeros(np.shape(x)) for k, x in fields.items() if x is not None and k not in then}, **then}
+    return out
+
+
+def _listed(name: str, fields: list[str]) -> str:
+    """``a.m`` / ``a.m and a.v`` / ``a.variable, a.m and a.v``."""
+    parts = [f"{name}.{f}" for f in fields]
+    return parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}"
+
+
+def _variable_mistakes(s: int, name: str, have: dict, had: dict, want: dict, want_before: dict, dtype: str,
+                       has_gradient: bool, exchanged: bool) -> list[str]:
+    """The mistakes one variable shows at step ``s``: its candidate state ``had`` -> ``have``, the oracle's
+    ``want_before`` -> ``want``.  Where its slots were ``exchanged`` with another variable's (named before, by
+    ``_exchanged_slots``), that explains what they did: no other slot hint is given."""
+    out = []
+    # The slots the candidate shows at both ends of the step, and which of them stayed, or moved, against the oracle.
+    seen = [k for k in ("m", "v", "vhat") if all(x is not None for x in (have.get(k), had.get(k), want.get(k),
+                                                                        want_before.get(k)))
+            and np.shape(have[k]) == np.shape(had[k])]
+    oracle_moved = {k: _moved(dtype, want[k], want_before[k]) for k in seen}
+    stayed = [k for k in seen if _same_in(dtype, have[k], had[k]) and oracle_moved[k] >= 0.5]
+    strayed = [k for k in seen if not _same_in(dtype, have[k], had[k]) and oracle_moved[k] == 0.0]
+    followed = [k for k in seen if not _same_in(dtype, have[k], had[k]) and oracle_moved[k] > 0.0]
+    var, var_before = have.get("variable"), had.get("variable")
+    if var is None or var_before is None or np.shape(var) != np.shape(var_before):
+        return out
+    unchanged = _same_in(dtype, var, var_before)
+    if not has_gradient and not unchanged and _moved(dtype, want["variable"], want_before["variable"]) == 0.0:
+        out.append(f"step {s}: {name}.variable changed at a step whose gradient was None or absent: such a "
+                   "variable is left alone (ADAM-ITER-2)")
+    elif not has_gradient and unchanged and strayed and not exchanged:
+        out.append(f"step {s}: {_listed(name, strayed)} changed at a step whose gradient was None or absent "
+                   f"({name}.variable did not): such a variable's slots are left alone too (ADAM-ITER-2)")
+    elif has_gradient and unchanged and _clearly_moved(dtype, want["variable"], want_before["variable"]) >= 0.5:
+        if seen and stayed == seen:  # nothing of the variable moved: the whole update was lost
+            out.append(f"step {s}: {_listed(name, ['variable', *seen])} did not change although the oracle's did: "
+                       "the update was computed on a copy and discarded (e.g. a contiguous temporary of a strided "
+                       "variable), or skipped (ADAM-UPDATE-4, ADAM-SHAPE-1)")
+        elif followed:  # the slots took the step: the variable's part of it was lost, or too small to show
+            out.append(f"step {s}: {name}.variable did not change although the oracle's did and "
+                       f"{_listed(name, followed)} moved: the variable's update was written to a copy (e.g. through "
+                       "a reshape of a strided variable) or is too small to show (ADAM-UPDATE-4, ADAM-SHAPE-1)")
+        else:
+            out.append(f"step {s}: {name}.variable did not change although the oracle's did: apply_gradients must "
+                       "update every variable of the call in place, not rebind it or skip it (ADAM-UPDATE-4, "
+                       "ADAM-SHAPE-1)")
+    elif stayed and not followed and not exchanged and _took_the_step(dtype, var, var_before, want["variable"], want_before["variable"]):
+        # The step was made with the right slots (the variable shows it), yet get_slot shows the old ones.
+        out.append(f"step {s}: {_listed(name, stayed)} did not change although {name}.variable took the oracle's "
+                   "step: get_slot returns a copy, not the slot (ADAM-API-SLOTS-2)")
+    return out
+
+
 def port_mistakes(s: int, before: dict, after: dict, expected_before: dict, expected: dict, grads: dict,
                   dtypes: dict[str, str]) -> list[str]:
     """The common port mistakes visible in one step, as structural lines naming the clause they break.
 
     ``before`` and ``after`` are the candidate's states around step ``s`` (1-based), ``expected_before`` and
-    ``expected`` the oracle's; a mistake is named only where the oracle's own state shows the opposite.
-    ``dtypes`` maps every variable to its dtype.
+    ``expected`` the oracle's; ``dtypes`` maps every variable to its dtype.  Each mistake is named only where these
+    observations show it, and its line says what was seen: a hint must never fire on a correct port.
     """
     out = []
+    before, expected_before = _from_zero_slots(before, after), _from_zero_slots(expected_before, expected)
     it_before, it_after = before.get("iterations"), after.get("iterations")
     if it_before is not None and it_after is not None and int(it_after) == int(it_before) \
             and expected["iterations"] != expected_before["iterations"]:
         out.append(f"step {s}: iterations did not advance (still {int(it_after)}): it counts apply_gradients calls (ADAM-ITER-1)")
-    for name, want in expected.items():
-        if name == "iterations" or name not in expected_before:
-            continue
-        have, had, want_before, dtype = after.get(name) or {}, before.get(name) or {}, expected_before[name], dtypes[name]
-        var, var_before = have.get("variable"), had.get("variable")
-        if var is not None and var_before is not None and np.shape(var) == np.shape(var_before):
-            unchanged = _same_in(dtype, var, var_before)
-            oracle_moved = _moved(dtype, want["variable"], want_before["variable"])
-            if grads.get(name) is None and not unchanged and oracle_moved == 0.0:
-                out.append(f"step {s}: {name}.variable changed at a step whose gradient was None or absent: such a "
-                           "variable is left alone (ADAM-ITER-2)")
-            elif grads.get(name) is not None and unchanged and oracle_moved >= 0.5:
-                out.append(f"step {s}: {name}.variable did not change although the oracle's did: apply_gradients must "
-                           "update every variable of the call in place, not rebind it or skip it (ADAM-UPDATE-4, "
-                           "ADAM-SHAPE-1)")
+    names = [n for n in expected if n != "iterations" and n in expected_before]
+    exchanged, involved = _exchanged_slots(s, names, before, after, expected_before, expected, dtypes)
+    out += exchanged
+    for name in names:
+        have, want = after.get(name) or {}, expected[name]
+        out += _variable_mistakes(s, name, have, before.get(name) or {}, want, expected_before[name], dtypes[name],
+                                  grads.get(name) is not None, name in involved)
         m, v, want_m, want_v = have.get("m"), have.get("v"), want.get("m"), want.get("v")
         if all(x is not None for x in (m, v, want_m, want_v)) and np.shape(m) == np.shape(want_m) \
                 and not np.allclose(want_m, want_v) and np.allclose(m, want_v, rtol=1e-2) and np.allclose(v, want_m, rtol=1e-2):
             out.append(f"step {s}: {name}.m holds v and {name}.v holds m: the slots are swapped (ADAM-API-SLOTS-1)")
-        for slot in ("m", "v"):
-            now, then = have.get(slot), had.get(slot)
-            if now is not None and then is not None and want.get(slot) is not None and want_before.get(slot) is not None \
-                    and np.shape(now) == np.shape(then) and _same_in(dtype, now, then) \
-                    and _moved(dtype, want[slot], want_before[slot]) >= 0.5:
-                out.append(f"step {s}: {name}.{slot} did not follow the step although the oracle's did: get_slot returns a "
-                           "copy, not the slot (ADAM-API-SLOTS-2)")
     return out
