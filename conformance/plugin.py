@@ -108,12 +108,14 @@ def _levels(config: pytest.Config) -> tuple[str, ...]:
     return chosen
 
 
-def _profile(option: str, exp: Any) -> tuple[str, ...]:
-    """The deviations the candidate is judged with: ``--profile``'s, else its expectations file's; a name the kit
-    does not know, or deviations that cannot make one port, is a usage error."""
+def _profile(adapter: tuple[str, ...], option: str, exp: Any) -> tuple[str, ...]:
+    """The deviations the candidate is judged with: its adapter's (a framework's convention), then ``--profile``'s,
+    else its expectations file's; a name the kit does not know, or deviations that cannot make one port, is a usage
+    error."""
     from reference import variants
 
-    names = tuple(x.strip() for x in option.split(",") if x.strip()) if option else tuple(exp.profile if exp else ())
+    declared = tuple(x.strip() for x in option.split(",") if x.strip()) if option else tuple(exp.profile if exp else ())
+    names = tuple(dict.fromkeys(adapter + declared))
     try:
         variants.compose(*(variants.deviation(name) for name in names))
     except ValueError as exc:
@@ -181,7 +183,7 @@ def pytest_configure(config: pytest.Config) -> None:
     kit = Session(spec, adapter, config.getoption(MODE), config.getoption(TIMEOUT), _vector_paths(config), exp,
                   capabilities=caps, levels=levels, device=adapter.device_used(), environment=_environment(adapter))
     kit.isolation = isolation
-    kit.profile = _profile(config.getoption(PROFILE), exp)
+    kit.profile = _profile(adapter.profile(), config.getoption(PROFILE), exp)
     config.stash[SESSION] = kit
     cache = getattr(config, "cache", None)  # absent with -p no:cacheprovider: then every file is checked
     if cache is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any, Callable, Protocol
 
 import numpy as np
@@ -56,6 +55,11 @@ class Adapter:
     def translations(self) -> list[str]:
         """What the adapter translates, in words, for the report header."""
         return []
+
+    def profile(self) -> tuple[str, ...]:
+        """The known deviations (``reference.variants``) this adapter's candidates are judged with: a framework's
+        own convention, declared instead of translated (none with ``raw``)."""
+        return ()
 
     def versions(self) -> dict[str, str]:
         """Framework versions for the report."""
@@ -171,11 +175,6 @@ def per_step_numbers(hyper: dict[str, Any], step: int, defaults: dict[str, float
     values = {k: value_at(hyper[k], step) if k in hyper else defaults[k]
               for k in HYPERPARAMETERS}
     return dict(vars(call_hyperparameters(**values, decay=float(hyper.get("decay", 0.0)), iterations=step)))
-
-
-def algorithm1_epsilon(epsilon: float, beta_2: float, t: int) -> float:
-    """The Algorithm-1 epsilon equal to an epsilon hat at step t: ``eps / sqrt(1 - beta_2**t)`` (ADAM-UPDATE-4)."""
-    return epsilon / math.sqrt(1.0 - beta_2**t)
 
 
 def subnormal(dtype: str) -> float:

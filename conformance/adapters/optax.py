@@ -4,7 +4,7 @@ The transformation is built anew before every step from that step's
 learning rate, betas and epsilon, as Python floats (optax's state holds no
 hyperparameters, so it carries over; Python floats stay weakly typed, so the
 moments keep the parameters' dtype, as in a user's code).  Translations
-(off with ``raw``): epsilon hat becomes ``eps = epsilon / sqrt(1 - beta_2**t)``;
+(off with ``raw``): the candidate is judged with the profile Algorithm1Epsilon (optax's epsilon placement);
 an IndexedSlices gradient is densified (optax has no sparse type).  A variable
 not passed yet gets a zero gradient (its moments stay zero, so it does not
 move); a None gradient for a variable already updated cannot be expressed
@@ -31,7 +31,7 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 import optax  # noqa: E402
 
-from conformance.adapters.base import Adapter, algorithm1_epsilon, densify, per_step_numbers, subnormal  # noqa: E402
+from conformance.adapters.base import Adapter, densify, per_step_numbers, subnormal  # noqa: E402
 from conformance.dtypes import NUMPY_DTYPES  # noqa: E402
 from conformance.features import Feature  # noqa: E402
 
@@ -53,9 +53,12 @@ class OptaxAdapter(Adapter):
         out = ["callables, schedules and decay evaluated by the adapter before each step",
                "variables not yet passed get zero gradients"]
         if not self.raw:
-            out = ["epsilon hat -> eps = epsilon / sqrt(1 - beta_2**t) before each step",
+            out = ["epsilon judged with the profile Algorithm1Epsilon (optax adds eps to the bias-corrected root)",
                    "IndexedSlices densified (duplicates summed)"] + out
         return out
+
+    def profile(self) -> tuple[str, ...]:
+        return () if self.raw else ("Algorithm1Epsilon",)
 
     def versions(self) -> dict[str, str]:
         return {"optax": optax.__version__, "jax": jax.__version__}
@@ -116,8 +119,6 @@ class OptaxSession:
 
     def apply(self, grads: dict[str, Any], step: int) -> None:
         hp = per_step_numbers({} if self.spec.defaults else self.spec.hyper, step, self.own_defaults)
-        if not self.raw:
-            hp["epsilon"] = algorithm1_epsilon(hp["epsilon"], hp["beta_2"], step + 1)
         full = {}
         for n, p in self.params.items():
             g = grads.get(n)

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from conformance.adapters.base import Adapter, algorithm1_epsilon, densify, per_step_numbers, strided_view, subnormal
+from conformance.adapters.base import Adapter, densify, per_step_numbers, strided_view, subnormal
 from conformance.dtypes import NUMPY_DTYPES
 from conformance.features import Feature
 
@@ -41,9 +41,12 @@ class TorchAdapter(Adapter):
     def translations(self) -> list[str]:
         out = ["callables, schedules and decay evaluated by the adapter before each step"]
         if not self.raw:
-            out = ["epsilon hat -> eps = epsilon / sqrt(1 - beta_2**t) before each step",
+            out = ["epsilon judged with the profile Algorithm1Epsilon (torch adds eps to the bias-corrected root)",
                    "IndexedSlices densified (duplicates summed)"] + out
         return out
+
+    def profile(self) -> tuple[str, ...]:
+        return () if self.raw else ("Algorithm1Epsilon",)
 
     def versions(self) -> dict[str, str]:
         return {"torch": str(torch.__version__)}
@@ -92,8 +95,7 @@ class TorchSession:
 
     def apply(self, grads: dict[str, Any], step: int) -> None:
         hp = per_step_numbers({} if self.spec.defaults else self.spec.hyper, step, self.own_defaults)
-        eps = hp["epsilon"] if self.raw else algorithm1_epsilon(hp["epsilon"], hp["beta_2"], step + 1)
-        self.opt.param_groups[0].update(lr=hp["learning_rate"], betas=(hp["beta_1"], hp["beta_2"]), eps=eps)
+        self.opt.param_groups[0].update(lr=hp["learning_rate"], betas=(hp["beta_1"], hp["beta_2"]), eps=hp["epsilon"])
         for n, p in self.params.items():
             g = grads.get(n)
             p.grad = None if g is None else self._tensor(densify(g, tuple(p.shape), np.float64), p.dtype)

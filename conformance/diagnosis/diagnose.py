@@ -444,6 +444,10 @@ def _triples(search: _Search, pairs: list[Replay], singles: list[Replay]) -> lis
     """Triples built on the nearest pairs (those that match by value first: what they lack is a slot's structure),
     each with every other variant that departs on the vector and composes with both."""
     ranked = sorted(pairs, key=lambda r: (r.ratio > 1.0, r.ratio, r.ulps))[:NEAREST_FOR_PAIRS]
+    if ranked and ranked[0].ratio <= 1.0:
+        # A pair matches by value and lacks only the slots' structure: the third is one that has that structure.
+        ranked = [r for r in ranked if r.ratio <= 1.0]
+        singles = [s for s in singles if s.structure] or singles
     seen, out = set(), []
     for pair in ranked:
         for single in singles:
