@@ -132,6 +132,16 @@ class PerVariableStep(Adam):
         return counts[id(var)]
 
 
+class SlotsByPosition(Adam):
+    """ADAM-MULTI-3: slots bound to a variable's position in the call: the i-th variable of a call gets the slots of
+    the i-th variable first seen (a state kept as a list aligned with the call's variables)."""
+
+    def update_all(self, present, values, t):
+        by_position = list(self._slots.values())  # first-seen order, as the functional optimizer's state list
+        for (grad, var), slots in zip(present, by_position):
+            self._update(var, grad, slots, self.hyperparameters_for(values, var.dtype), t)
+
+
 class IterationsFrozen(Adam):
     """ADAM-ITER-1: iterations never advances, so every step uses t = 1."""
 
@@ -569,7 +579,8 @@ class StepSizeInFirstDtype(Adam):
 
 WRONG = [
     EpsilonInsideSqrt, Algorithm1Epsilon, StepOffByOne, NoFirstMomentCorrection, NoSecondMomentCorrection,
-    NoBiasCorrection, RunningProductBetas, LaggingBetaProduct, SwappedBetas, PerVariableStep, IterationsFrozen, SkipsNonFiniteSteps, AmsgradIgnored, AmsgradNotStored,
+    NoBiasCorrection, RunningProductBetas, LaggingBetaProduct, SwappedBetas, PerVariableStep, SlotsByPosition,
+    IterationsFrozen, SkipsNonFiniteSteps, AmsgradIgnored, AmsgradNotStored,
     AmsgradOverCorrectedV, LazySparse, LastDuplicateWins, SquaredDuplicates, FrozenCallables, ScheduleOneBased,
     DecayIgnored, DecayOneBased, DefaultEpsilon1e8, Float32State, Float32Arithmetic, HyperparametersNotCast, EpsilonZeroKept, Float64Hyperparameters,
     WeightsByVariable, KerasSlotNames, ConfigWithoutDecay, SetWeightsKeepsIterations, MutatesGradient,

@@ -5,21 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 import reference
+from reference import variants
 
 
-class SlotsByPosition(reference.Adam):
-    """Binds m and v to a variable's position in the call, as a wrapper of a functional optimizer whose state is a
-    list aligned with the call's variables: the i-th variable of every call is updated with the slots of the i-th
-    variable first seen.  A call that leaves a variable out, or lists the variables in another order, updates each
-    variable with another's m and v.  ``get_slot`` answers by variable."""
-
-    def update_all(self, present, values, t):
-        by_position = list(self._slots.values())  # first-seen order: the state list of the functional optimizer
-        for (grad, var), slots in zip(present, by_position):
-            self._update(var, grad, slots, self.hyperparameters_for(values, var.dtype), t)
+#: Binds m and v to a variable's position in the call (``get_slot`` answers by variable): the kit's own deviation.
+SlotsByPosition = variants.SlotsByPosition
 
 
-class SlotsByCurrentPosition(reference.Adam):
+class SlotsByCurrentPosition(SlotsByPosition):
     """As ``SlotsByPosition``, but ``get_slot`` too answers by position, the variable's in the latest call: the slots
     it shows are those its step was made with, which started from another variable's."""
 
@@ -27,11 +20,6 @@ class SlotsByCurrentPosition(reference.Adam):
         pairs = list(grads_and_vars)
         self._positions = [id(v) for g, v in pairs if g is not None]
         return super().apply_gradients(pairs, name)
-
-    def update_all(self, present, values, t):
-        by_position = list(self._slots.values())
-        for (grad, var), slots in zip(present, by_position):
-            self._update(var, grad, slots, self.hyperparameters_for(values, var.dtype), t)
 
     def get_slot(self, var, slot_name):
         return list(self._slots.values())[self._positions.index(id(var))][slot_name]

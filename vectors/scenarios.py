@@ -322,10 +322,19 @@ def _defaults() -> list[Scenario]:
     ]
 
 
+def _ordered(step: dict, names: str) -> dict:
+    """The gradients of ``step`` for the variables ``names``, in that order (the order of the call)."""
+    return {n: step[n] for n in names}
+
+
 def _multivariable() -> list[Scenario]:
     a0, b0 = draw(60, (2, 3), 1.0, WIDE), draw(61, (4,), 1.0, WIDE)
     ga, gb = grads(60, (2, 3), 4, 1.0, WIDE, "a"), grads(61, (4,), 4, 1.0, WIDE, "b")
     both = [{**x, **y} for x, y in zip(ga, gb)]
+    # Three variables of one shape (a port that binds slots by position raises nothing), each with its own values.
+    c0, d0, e0 = (draw(seed, (5,), 1.0, WIDE) for seed in (62, 63, 64))
+    three = [{**x, **y, **z} for x, y, z in zip(*(grads(seed, (5,), 4, 1.0, WIDE, n)
+                                                  for seed, n in ((62, "a"), (63, "b"), (64, "c"))))]
     return [
         Scenario("multivariable/two-shapes", "Two variables of different shapes updated by every call share t.",
                  ["ADAM-MULTI-1", "ADAM-ITER-1"], {"a": a0, "b": b0}, both),
@@ -334,6 +343,18 @@ def _multivariable() -> list[Scenario]:
         Scenario("multivariable/none-gradient", "Variable b has a None gradient at steps 2 and 3: it and its slots stay unchanged.",
                  ["ADAM-ITER-2", "ADAM-ITER-1"], {"a": a0, "b": b0},
                  [both[0], {**ga[1], "b": None}, {**ga[2], "b": None}, both[3]], flags=["none-gradient"]),
+        Scenario("multivariable/reordered", "Three variables of one shape, listed in another order at every call.",
+                 ["ADAM-MULTI-3", "ADAM-MULTI-1"], {"a": c0, "b": d0, "c": e0},
+                 [_ordered(three[0], "abc"), _ordered(three[1], "cab"), _ordered(three[2], "bca"),
+                  _ordered(three[3], "acb")], flags=["reordered"]),
+        Scenario("multivariable/left-out", "Variable b is left out of the calls at steps 2 and 3 (absent, not None).",
+                 ["ADAM-MULTI-3", "ADAM-ITER-2"], {"a": c0, "b": d0, "c": e0},
+                 [_ordered(three[0], "abc"), _ordered(three[1], "ac"), _ordered(three[2], "ca"),
+                  _ordered(three[3], "abc")], flags=["left-out"]),
+        Scenario("multivariable/new-first", "A new variable c is passed first at step 3, before a and b.",
+                 ["ADAM-MULTI-3", "ADAM-MULTI-2"], {"a": c0, "b": d0, "c": e0},
+                 [_ordered(three[0], "ab"), _ordered(three[1], "ab"), _ordered(three[2], "cab"),
+                  _ordered(three[3], "cab")], flags=["late-variable", "reordered"]),
         Scenario("multivariable/sparse-and-dense", "One dense and one sparse variable in the same call.",
                  ["ADAM-MULTI-1", "ADAM-SPARSE-1"], {"a": a0, "b": [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]},
                  [{**ga[s], "b": Sparse([s % 3, 2, s % 3], [[0.5, -0.25], [0.125, 1.0], [-0.5, 0.75]])} for s in range(4)],
@@ -503,6 +524,8 @@ NOTES = {
     "decay": "The legacy decay keyword is set.",
     "late-variable": "A variable is first passed after the first step.",
     "none-gradient": "A variable is passed with a None gradient.",
+    "reordered": "The calls list the variables in different orders.",
+    "left-out": "A variable is left out of some calls (absent, not passed with a None gradient).",
     "non-finite": "Some gradient elements are NaN or infinite (allowed in inputs only with this flag).",
     "large": "Inputs come from seeded generators and expectations are digests; collected only with --scale.",
     "non-contiguous": "Variables and gradients are strided or transposed views, where the framework has them.",
