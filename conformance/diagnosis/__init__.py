@@ -1,2 +1,3 @@
-"""Why a candidate fails: the failure localised and explained by known variants (``diagnose``), and the kill
-matrix of the variants against the vectors (``kill_matrix``)."""
+"""Why a candidate fails: where the run first leaves its bound (``localise``), which known deviations explain each
+item (``diagnose``), which explain the run as a whole (``profile``), and the kill matrix of the deviations against
+the vectors (``kill_matrix``)."""

@@ -2,10 +2,9 @@
 
 Two findings per failing item (spec E, "Diagnosis"):
 
-- **Localisation**, from the run itself: the first tensor, in the order of the
-  update (m, v, vhat, the variable), that leaves its bound at the first failing
-  step names the clause that is broken.  In single-step mode every step starts
-  from the oracle's state, so that tensor is where the defect is.
+- **Localisation**, from the run itself (``localise.py``): the first tensor,
+  in the order of the update, that leaves its bound at the first failing step
+  names the clause that is broken.
 - **Explanation**, by replaying known departures on the same vector, in the
   candidate's dtype and mode, and measuring the candidate against each with
   the same error bound as against the spec: every wrong variant of
@@ -28,7 +27,6 @@ slot's values are compared as numbers in the run's dtype.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +37,7 @@ from conformance.adapters.numpy_port import NumpyPortAdapter
 from conformance.judge.compare import Comparison, as_state
 from conformance.dtypes import NUMPY_DTYPES
 from conformance.drive.runner import Outcome, run
+from conformance.diagnosis.localise import Localisation, joined, localise, structural_problems
 from reference import variants
 from reference.port import Adam
 from reference.variants import composable, compose
@@ -61,10 +60,6 @@ EXPLAINS = 0.5
 #: variant: a bounded number of replays per item.
 NEAREST_FOR_PAIRS = 3
 
-#: The order of the update: the first of these out of bound at the first failing step is where the defect is.
-ORDER = ("m", "v", "vhat", "variable")
-LOCUS = {"m": "ADAM-UPDATE-2", "v": "ADAM-UPDATE-3", "vhat": "ADAM-AMSGRAD-1", "variable": "ADAM-UPDATE-1 or ADAM-UPDATE-4"}
-ONLY_VARIABLE = "one of ADAM-UPDATE-1 to ADAM-UPDATE-4"
 
 
 # --- fitted hyperparameters: the correct port with one value changed, from a fixed list ------------------------------
@@ -95,80 +90,6 @@ FITS = [
 ]
 
 
-# --- localisation ----------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Localisation:
-    """Where a run first leaves its bound, in the order of the update."""
-
-    mode: str
-    tensor: str | None  # "m", "v", "vhat", "variable"; None when only iterations or structure failed
-    step: int | None
-    conforming: list[str] = field(default_factory=list)  # compared before it in the order and within bound there
-    not_exposed: list[str] = field(default_factory=list)
-    iterations_step: int | None = None  # first step whose iterations is wrong (ADAM-ITER-1)
-    structural: list[str] = field(default_factory=list)  # slots of the wrong dtype or shape, compared by value
-
-    @property
-    def clause(self) -> str | None:
-        if self.step is None and self.tensor is not None:
-            return "ADAM-DTYPE-1"  # only the structure of a slot is wrong
-        if self.tensor == "variable" and {"m", "v"} <= set(self.not_exposed):
-            return ONLY_VARIABLE
-        return LOCUS.get(self.tensor or "")
-
-    def text(self) -> str:
-        parts = []
-        if self.iterations_step is not None and (self.step is None or self.iterations_step <= self.step):
-            parts.append(f"departs at ADAM-ITER-1: iterations is wrong from step {self.iterations_step}")
-        if self.tensor is not None and self.step is None:
-            parts.append(f"departs at ADAM-DTYPE-1: {_and(self.structural)} of the wrong dtype or shape, their values "
-                         "within bound")
-            return "; ".join(parts) + f" ({self.mode} mode)"
-        if self.tensor is not None:
-            what = "the variable" if self.tensor == "variable" else self.tensor
-            line = f"departs at {self.clause}: {what} is wrong from step {self.step}"
-            if self.clause == ONLY_VARIABLE:
-                line += f"; only the variable was observed ({', '.join(self.not_exposed)} not exposed)"
-            elif self.conforming:
-                line += f"; {_and(self.conforming)} conform{'s' if len(self.conforming) == 1 else ''}"
-            parts.append(line if not parts else line.replace("departs at", "then at", 1))
-        if self.structural:
-            parts.append(f"{_and(self.structural)} of the wrong dtype or shape: compared by value")
-        return "; ".join(parts or ["no tensor left its bound"]) + f" ({self.mode} mode)"
-
-    def as_dict(self) -> dict:
-        return {"tensor": self.tensor, "step": self.step, "clause": self.clause, "conforming": self.conforming,
-                "not_exposed": self.not_exposed, "iterations_step": self.iterations_step,
-                "structural": self.structural, "mode": self.mode, "text": self.text()}
-
-
-def _and(names: list[str]) -> str:
-    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
-
-
-def localise(cmp: Comparison, mode: str, structural: list[str] = ()) -> Localisation:
-    """The first tensor, in the order of the update, out of bound at the first failing step of ``cmp``."""
-    first: dict[str, int] = {}
-    for w in cmp.violations:
-        kind = w.tensor.rsplit(".", 1)[1]
-        first[kind] = min(first.get(kind, w.step), w.step)
-    iterations = [int(m.group(1)) for p in cmp.problems if (m := re.match(r"step (\d+): iterations is ", p))]
-    hidden = cmp.observability()["not_exposed"]
-    loc = Localisation(mode, None, None, not_exposed=[k for k in ORDER if k in hidden],
-                       iterations_step=min(iterations) if iterations else None, structural=list(structural))
-    if first:
-        step = min(first.values())
-        loc.tensor = next(k for k in ORDER if first.get(k) == step)
-        loc.step = step
-        loc.conforming = [k for k in ORDER[:ORDER.index(loc.tensor)] if k in cmp.checked and first.get(k, math.inf) > step]
-    elif structural:  # the values are within bound: the slot's dtype or shape is the departure
-        kinds = {name.rsplit(".", 1)[1] for name in structural}
-        loc.tensor = next(k for k in ORDER if k in kinds)
-    return loc
-
-
 # --- replays -----------------------------------------------------------------------------------------------------
 
 
@@ -190,12 +111,6 @@ def _comparable(observed: dict, want: dict, cmp: Comparison) -> dict:
                     x = np.asarray(x).astype(dt)
             out[name][f] = x
     return out
-
-
-def structural_problems(outcome: Outcome) -> list[str]:
-    """The slots (``a.m``, ...) the comparison with the spec found of the wrong dtype or shape."""
-    found = [m.group(1) for p in outcome.comparison.problems if (m := re.match(r"(\S+\.(?:m|v|vhat)): (?:dtype|shape) ", p))]
-    return sorted(set(found))
 
 
 @dataclass
@@ -332,7 +247,7 @@ class Diagnosis:
         if self.kind == "fit":
             return f"behaves as {b.name}: the spec's update with that one hyperparameter changed, {used}"
         if self.kind == "tie":
-            names = _and([r.name for r in self.found])
+            names = joined([r.name for r in self.found])
             return f"matches {names} equally: this vector cannot tell them apart ({mode})"
         away = f"{b.ratio:.3g} times the bound away, against {self.spec_ratio:.3g} from the spec"
         if self.kind == "partial":
