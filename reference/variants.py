@@ -142,6 +142,20 @@ class SlotsByPosition(Adam):
             self._update(var, grad, slots, self.hyperparameters_for(values, var.dtype), t)
 
 
+class SlotsOfFirstTrace(Adam):
+    """ADAM-MULTI-3: a call takes the slots of the variables at the same positions in the first call with the same
+    shapes and dtypes, as apply_gradients inside one tf.function does (its trace, slot lookups included, is reused
+    for other variables of the same types)."""
+
+    hidden_state = "the variables of each traced call"
+
+    def update_all(self, present, values, t):
+        traces = self.__dict__.setdefault("_traces", {})
+        first = traces.setdefault(tuple((var.shape, var.dtype.str) for _, var in present), [var for _, var in present])
+        for (grad, var), traced in zip(present, first):
+            self._update(var, grad, self._slots[id(traced)], self.hyperparameters_for(values, var.dtype), t)
+
+
 class IterationsFrozen(Adam):
     """ADAM-ITER-1: iterations never advances, so every step uses t = 1."""
 
@@ -580,6 +594,7 @@ class StepSizeInFirstDtype(Adam):
 WRONG = [
     EpsilonInsideSqrt, Algorithm1Epsilon, StepOffByOne, NoFirstMomentCorrection, NoSecondMomentCorrection,
     NoBiasCorrection, RunningProductBetas, LaggingBetaProduct, SwappedBetas, PerVariableStep, SlotsByPosition,
+    SlotsOfFirstTrace,
     IterationsFrozen, SkipsNonFiniteSteps, AmsgradIgnored, AmsgradNotStored,
     AmsgradOverCorrectedV, LazySparse, LastDuplicateWins, SquaredDuplicates, FrozenCallables, ScheduleOneBased,
     DecayIgnored, DecayOneBased, DefaultEpsilon1e8, Float32State, Float32Arithmetic, HyperparametersNotCast, EpsilonZeroKept, Float64Hyperparameters,
