@@ -13,7 +13,6 @@ an item too large to keep its observations, never "no known variant").
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
 
 #: Verdicts whose items the profile explains: failures, and the known divergences of an expectations file.
 EXPLAINED_VERDICTS = ("fail", "xfail")
@@ -112,9 +111,3 @@ def item_line(profile: dict, result: dict) -> str | None:
     if any(u["item"] == key for u in profile["unexplained"]):
         return "not explained by the profile"
     return None
-
-
-def translate(profile: dict) -> Any:
-    """The ``--profile`` argument that judges the candidate against the spec with this profile."""
-    names = [d["name"] for d in profile["deviations"] if " " not in d["name"]]
-    return f"--profile={','.join(names)}" if names else None
