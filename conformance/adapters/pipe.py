@@ -276,8 +276,9 @@ class PipeAdapter(Adapter):
         No vector sends such a call (a vector is a run that the oracle completes), so without this a port that
         silently accepts it would go unreported.  ``unsupported`` raises NotImplementedError, as everywhere.
         """
-        dtype = next(d for d in ("float32", "float64", "float16", "bfloat16")
-                     if Feature(d) not in self.missing())
+        dtype = next((d for d in ("float32", "float64", "float16", "bfloat16") if Feature(d) not in self.missing()), None)
+        if dtype is None:
+            raise Unsupported("the port supports no dtype the kit can send")
         spec = RunSpec.for_values(dtype, {"a": np.array([1.0, 2.0])}, dict(DYADIC), False)
         session = self.start(spec)
         try:
