@@ -195,6 +195,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.args_source != pytest.Config.ArgsSource.ARGS:
         tier = config.getoption(TIER)
         paths = [str(p) for p in kit.vector_paths] + [str(SUITE_DIR / "test_api.py")] if tier != "property" else []
+        if command and tier != "property":  # what only a process is asked: P-5's all-null apply (suite/test_process.py)
+            paths.append(str(SUITE_DIR / "test_process.py"))
         config.args[:] = paths + ([str(SUITE_DIR / "test_properties.py")] if tier != "vectors" else [])
 
 

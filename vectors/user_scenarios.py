@@ -12,7 +12,9 @@ deterministic and verified on load like the bundled ones.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import random
 from importlib import resources
 from pathlib import Path
@@ -23,6 +25,7 @@ import numpy as np
 import yaml
 
 from conformance.dtypes import exact_in, is_exact_in
+from conformance.errors import first_line
 from conformance.load.limits import YAML_LOADER, unbounded
 from vectors import generate
 from vectors.scenarios import DYADIC, NOTES, Generated, Scenario, Sparse, draw
@@ -45,7 +48,12 @@ class ScenarioError(Exception):
 def _exact(path: Path, sid: str, field: str, values: Any, formats: list[str], round_: bool) -> Any:
     """``values`` exact in every format, rounded there only on request."""
     arr = np.asarray(values, dtype=np.float64)
-    inexact = [f for f in formats if not is_exact_in(arr, f)]
+    if not np.all(np.isfinite(arr)):
+        # The loader takes NaN and Inf only in the gradients of a vector flagged 'non-finite', which a scenario file
+        # cannot flag: refused here, in one line, rather than written into a vector file that then does not load.
+        raise ScenarioError(path, "a value is NaN or infinite: scenario values must be finite", sid, field)
+    with np.errstate(over="ignore"):  # a value past a format's range is inexact there, said below, not warned of
+        inexact = [f for f in formats if not is_exact_in(arr, f)]
     if not inexact:
         return values
     if not round_:
@@ -61,8 +69,17 @@ def _scenario(path: Path, family: str, raw: dict) -> Scenario:
         raise ScenarioError(path, f"the id must start with the file's family, '{family}/'", sid, "id")
     hyper_formats = sorted(set(dtypes) | {"float32"})  # TF stores Python-float hyperparameters as float32
     hyper, rounded = dict(DYADIC), []
+    n_steps = raw["steps"]["count"] if isinstance(raw["steps"], dict) else len(raw["steps"])
     for name, spec in raw.get("hyperparameters", {}).items():
         field = f"hyperparameters.{name}"
+        numbers = next(iter(spec.values())) if isinstance(spec, dict) else [spec]
+        if not all(math.isfinite(x) for x in numbers):
+            raise ScenarioError(path, "a hyperparameter must be finite (vectors hold finite ones only: the pipe "
+                                      "never sends another, spec/pipe-protocol.md P-1)", sid, field)
+        if isinstance(spec, dict) and len(numbers) < n_steps:
+            kind = next(iter(spec))
+            raise ScenarioError(path, f"the {kind} has {len(numbers)} value(s) for {n_steps} steps: it needs one per "
+                                      "step", sid, f"{field}.{kind}")
         if isinstance(spec, dict):
             kind, values = next(iter(spec.items()))
             hyper[name] = {kind: _exact(path, sid, field, values, hyper_formats, round_)}
@@ -118,22 +135,44 @@ def _steps(path: Path, sid: str, spec: Any, shapes: dict, dtypes: list[str], rou
         return out
     out = []
     for s, raw_step in enumerate(spec):
+        if all(g is None for g in raw_step.values()):
+            raise ScenarioError(path, "no variable has a gradient at this step: apply_gradients raises for such a call "
+                                      "(ADAM-ITER-3), so no vector can record it; give one variable a gradient or drop "
+                                      "the step", sid, f"steps[{s}]")
         step = {}
         for name, g in raw_step.items():
             field = f"steps[{s}].{name}"
             if name not in shapes:
                 raise ScenarioError(path, f"gradient for undeclared variable {name!r}", sid, field)
+            shape = tuple(shapes[name])
             if g is None:
                 step[name] = None
             elif isinstance(g, dict) and "indices" in g:
+                _sparse_fits(path, sid, field, g, shape)
                 step[name] = Sparse(list(g["indices"]), _exact(path, sid, field + ".values", g["values"], dtypes, round_))
             elif isinstance(g, dict):
                 gen = g["generate"]
-                step[name] = made(gen["seed"], tuple(shapes[name]), gen.get("scale", 1.0))
+                step[name] = made(gen["seed"], shape, gen.get("scale", 1.0))
             else:
+                if np.shape(g) != shape:
+                    raise ScenarioError(path, f"a gradient of shape {list(np.shape(g))} for a variable of shape "
+                                              f"{list(shape)}", sid, field)
                 step[name] = _exact(path, sid, field, g, dtypes, round_)
         out.append(step)
     return out
+
+
+def _sparse_fits(path: Path, sid: str, field: str, g: dict, shape: tuple) -> None:
+    """A sparse gradient's rows exist in the variable and its values have one row of the variable's per index."""
+    if not shape:
+        raise ScenarioError(path, "a sparse gradient needs a variable with at least one axis", sid, field)
+    bad = [i for i in g["indices"] if i >= shape[0]]
+    if bad:
+        raise ScenarioError(path, f"index {bad[0]} is out of range for a variable of {shape[0]} rows", sid, field + ".indices")
+    want = (len(g["indices"]),) + shape[1:]
+    if np.shape(g["values"]) != want:
+        raise ScenarioError(path, f"values of shape {list(np.shape(g['values']))}, expected {list(want)} (one row of "
+                                  "the variable per index)", sid, field + ".values")
 
 
 def load(path: Path | str) -> tuple[str, str, list[Scenario]]:
@@ -169,11 +208,31 @@ def load(path: Path | str) -> tuple[str, str, list[Scenario]]:
         _scenario(path, family, raw) for raw in document["scenarios"]]
 
 
+def build(path: Path | str, scn: Scenario) -> dict:
+    """The vector of one scenario, through the oracle; ScenarioError (one line, naming the step where the oracle
+    stopped) for anything the checks in ``load`` did not foresee, so that no oracle traceback reaches the author."""
+    try:
+        return generate.build(scn)
+    except Exception as exc:  # noqa: BLE001 - whatever the oracle raises is the scenario's problem, said in one line
+        what = f"the oracle cannot run it: {type(exc).__name__}: {first_line(exc)}"
+        raise ScenarioError(path, what, scn.id, _failing_step(scn)) from None
+
+
+def _failing_step(scn: Scenario) -> str | None:
+    """``steps[s]`` for the first step whose prefix of the run the oracle cannot build (None: not a step's doing)."""
+    for s in range(len(scn.steps) + 1):
+        try:
+            generate.build(dataclasses.replace(scn, steps=scn.steps[:s]))
+        except Exception:  # noqa: BLE001 - found: the steps before s run, and s-1 is the one that does not
+            return f"steps[{s - 1}]" if s else None
+    return None
+
+
 def document(path: Path | str) -> tuple[str, dict]:
     """The vector file a scenario file makes: its family name and its YAML document."""
     family, description, scns = load(path)
     return family, {"format": generate.FORMAT, "spec_version": generate.SPEC_VERSION, "family": family,
-                    "description": description, "notes": NOTES, "vectors": [generate.build(s) for s in scns]}
+                    "description": description, "notes": NOTES, "vectors": [build(path, s) for s in scns]}
 
 
 def write(paths: list[Path], out_dir: Path) -> list[Path]:

@@ -5,22 +5,75 @@ not have, or answers with ``NotImplementedError``, is not implemented: a
 missing ``iterations`` or ``get_slot`` leaves that tensor unobserved (the
 variable decides), a missing ``set_weights`` makes single-step mode
 unsupported, a missing ``get_config`` / ``from_config`` the config round trip.
+
+The report names what the port wraps: the versions it declares in ``adam_conformance_versions`` and those
+of the installed packages its module imports (``imported_versions``).
 """
 
 from __future__ import annotations
 
+import importlib.metadata
+import sys
+import types
 from typing import Any
 
 import numpy as np
 
 import reference
-from conformance.errors import Unsupported
+from conformance.errors import NOT_IMPLEMENTED, Unsupported, first_line
 from conformance.adapters.base import Adapter, Batches, strided_view, weights_in_spec_order
 from conformance.dtypes import NUMPY_DTYPES
 from conformance.inputs import StepSchedule
 
 #: What ``get_slot`` may raise for a slot it does not have (yet, or at all): the slot is then not observed.
 NOT_A_SLOT = (KeyError, AttributeError, ValueError, NotImplementedError)
+
+#: The class attribute in which a port declares what it wraps, ``{"mylib": "1.2.0"}``: shown in the report's
+#: header and JSON ``versions``, ahead of what the kit finds among the packages the port imports.
+DECLARED_VERSIONS = "adam_conformance_versions"
+
+#: Distributions never reported as wrapped: the kit itself (``reference``, ``conformance``, ``vectors``).
+KIT_DISTRIBUTIONS = {"adam-conformance", "adam_conformance"}
+
+
+def imported_versions(candidate: Any) -> dict[str, str]:
+    """The installed distributions the candidate's module imports, with their versions.
+
+    Looks at the module of the candidate and of its base classes, and at what those modules hold at top level
+    (imported modules, and classes or functions imported from a package): each top-level package that an
+    installed distribution provides is named by that distribution.  The standard library, the kit and modules
+    that no distribution provides (the port's own files) are left out.  Without this the report of a NumPy-protocol
+    candidate names NumPy only, and runs against two versions of the wrapped library look the same.
+    """
+    names = {getattr(c, "__module__", None) for c in (candidate, *getattr(candidate, "__mro__", ()))}
+    modules = [sys.modules[n] for n in names if isinstance(n, str) and n in sys.modules]
+    found = {m.__name__ for m in modules}
+    for module in modules:
+        for value in list(vars(module).values()):
+            name = value.__name__ if isinstance(value, types.ModuleType) else getattr(value, "__module__", None)
+            if isinstance(name, str):
+                found.add(name)
+    tops = {n.partition(".")[0] for n in found} - set(sys.stdlib_module_names) - set(sys.builtin_module_names)
+    provided = importlib.metadata.packages_distributions()
+    out: dict[str, str] = {}
+    for top in sorted(tops):
+        for dist in provided.get(top, []):
+            if dist not in KIT_DISTRIBUTIONS and dist not in out:
+                try:
+                    out[dist] = importlib.metadata.version(dist)
+                except importlib.metadata.PackageNotFoundError:
+                    pass
+    return out
+
+
+def declared_versions(candidate: Any) -> dict[str, str]:
+    """``candidate.adam_conformance_versions`` as strings; ValueError naming the attribute if it is not a mapping."""
+    declared = getattr(candidate, DECLARED_VERSIONS, None)
+    if declared is None:
+        return {}
+    if not isinstance(declared, dict):
+        raise ValueError(f"{DECLARED_VERSIONS} must be a dict of package name to version, not {type(declared).__name__}")
+    return {str(k): str(v) for k, v in declared.items()}
 
 
 class _Schedule(reference.LearningRateSchedule):
@@ -59,7 +112,11 @@ class NumpyPortAdapter(Adapter):
     strided = True
 
     def versions(self) -> dict[str, str]:
-        return {"numpy": np.__version__}
+        """NumPy, the packages the port's module imports (``imported_versions``), then what the port declares."""
+        if not hasattr(self, "_versions"):  # looked up once: the metadata scan is not free, and nothing changes
+            self._versions = {"numpy": np.__version__, **imported_versions(self.candidate),
+                              **declared_versions(self.candidate)}
+        return self._versions
 
     def start(self, spec: Any) -> "NumpySession":
         return NumpySession(self.candidate, spec)
@@ -96,17 +153,26 @@ class NumpySession:
         self.opt.apply_gradients([(self._grad(g, self.vars[n].dtype), self.vars[n]) for n, g in grads.items()])
         self.batches.note(grads)
 
-    def _slot(self, var: np.ndarray, slot: str) -> np.ndarray | None:
+    def _slot(self, name: str, var: np.ndarray, slot: str) -> np.ndarray | None:
         try:
             return np.array(self.opt.get_slot(var, slot))
         except NOT_A_SLOT:
             return None
+        except NOT_IMPLEMENTED:  # Unsupported from an adapter-made slot: unsupported, as ever
+            raise
+        except Exception as exc:
+            # Read after apply_gradients, so without this it would read as apply_gradients failing at that step.
+            # The fixed words first: the candidate's own message may be long, and the line is cut at 200 characters.
+            unknown = (f" {name!r} has no slots yet, and get_slot raises KeyError then (the NumPy-port protocol):"
+                       if name not in self.batches.seen else "")
+            exc.args = (f"get_slot(variable {name!r}, {slot!r}) raised it, not apply_gradients:{unknown} {first_line(exc)}",)
+            raise
 
     def read(self) -> dict:
         iterations = getattr(self.opt, "iterations", None)
         out: dict[str, Any] = {"iterations": None if iterations is None else int(iterations)}
         for n, var in self.vars.items():
-            out[n] = {"variable": np.array(var), **{slot: self._slot(var, slot) for slot in ("m", "v", "vhat")}}
+            out[n] = {"variable": np.array(var), **{slot: self._slot(n, var, slot) for slot in ("m", "v", "vhat")}}
         return out
 
     def load(self, state: dict) -> None:

@@ -25,9 +25,9 @@ import numpy as np
 
 from conformance.errors import Unsupported
 from conformance.adapters.base import Adapter
-from conformance.dtypes import DTYPES, NUMPY_DTYPES
+from conformance.dtypes import DTYPES, DYADIC, NUMPY_DTYPES
 from conformance.features import HYPERPARAMETERS, Feature
-from conformance.inputs import StepSchedule
+from conformance.inputs import RunSpec, StepSchedule
 
 PROTOCOL = "adam-pipe/1"
 SCHEMA = json.loads(resources.files("spec").joinpath("pipe.schema.json").read_text(encoding="utf-8"))
@@ -263,10 +263,29 @@ class PipeAdapter(Adapter):
         out = {**mixed, **{Feature(d): why(d) for d in DTYPES if d not in s["dtypes"]}}
         for key, features in (("amsgrad", [Feature.AMSGRAD]), ("sparse", [Feature.SPARSE]),
                               ("state_loading", [Feature.STATE_LOADING]), ("schedule", [Feature.SCHEDULE]),
-                              ("decay", [Feature.DECAY]), ("callables", [Feature.callable(h) for h in HYPERPARAMETERS])):
+                              ("decay", [Feature.DECAY])):
             if not s[key]:
                 out.update({f: why(key.replace("_", " ")) for f in features})
+        out.update({Feature.callable(h): why(f"a callable {h}") for h in HYPERPARAMETERS if h not in callables(s)})
         return out
+
+    def all_null_apply(self) -> dict:
+        """P-5 / ADAM-ITER-3: send one ``apply`` whose only gradient is null, in a fresh session; the ``error`` answer
+        the spec requires comes back as ``{"error": message}``, an ``ok`` as ``{"ok": True}``.
+
+        No vector sends such a call (a vector is a run that the oracle completes), so without this a port that
+        silently accepts it would go unreported.  ``unsupported`` raises NotImplementedError, as everywhere.
+        """
+        dtype = next((d for d in ("float32", "float64", "float16", "bfloat16") if Feature(d) not in self.missing()), None)
+        if dtype is None:
+            raise Unsupported("the port supports no dtype the kit can send")
+        spec = RunSpec.for_values(dtype, {"a": np.array([1.0, 2.0])}, dict(DYADIC), False)
+        session = self.start(spec)
+        try:
+            session.apply({"a": None}, 0)
+        except PortError as exc:
+            return {"error": str(exc)}
+        return {"ok": True}
 
     def start(self, spec: Any) -> "PipeSession":
         for sid in self.to_close:  # sessions of finished items: closed here, between requests, never from a finalizer
@@ -284,6 +303,14 @@ class PipeAdapter(Adapter):
 
     def v2_api(self) -> Any:
         raise Unsupported("a process candidate has no optimizer_v2 API (spec/pipe-protocol.md P-9)")
+
+
+def callables(supports: dict) -> tuple[str, ...]:
+    """The hyperparameters a port takes as callables (P-3): ``true`` is all four, ``false`` none, a list those."""
+    flag = supports["callables"]
+    if isinstance(flag, bool):
+        return HYPERPARAMETERS if flag else ()
+    return tuple(h for h in HYPERPARAMETERS if h in flag)
 
 
 def _hyper(obj: Any) -> Any:
@@ -319,7 +346,11 @@ class PipeSession:
     def apply(self, grads: dict[str, Any], step: int) -> None:
         # The value each callable has at this call, read without calling it: the port's calls are not seen.
         values = {k: float(c.values[min(step, len(c.values) - 1)]) for k, c in self.callables.items()}
-        self._request("apply", step=step, gradients={n: gradient(g, self.dtype) for n, g in grads.items()},
+        # P-5: slots belong to a variable's name, never to its position in the call, so the names go out in an order
+        # that turns with the step: a port (or a wrapped library) that binds slots by position fails at once.
+        turn = step % len(self.names) if self.names else 0
+        order = [n for n in self.names[turn:] + self.names[:turn] if n in grads] + [n for n in grads if n not in self.names]
+        self._request("apply", step=step, gradients={n: gradient(grads[n], self.dtype) for n in order},
                       callables=values)
 
     def read(self) -> dict:

@@ -23,11 +23,29 @@ from conformance.adapters.base import Adapter, Batches, weights_in_spec_order
 from conformance.adapters.numpy_port import constructor_kwargs
 from conformance.adapters.tf_ops import (TF_DTYPES, describe_aliases, indexed_slices, page_aliases, tf_device,
                                        tf_flushes, tf_gradient)
+from conformance.errors import Unsupported
 from conformance.features import HYPERPARAMETERS, Feature
 
 #: What a Python callable or schedule of the harness becomes inside a traced step.
 TRACED = ("a Python callable or schedule is evaluated once, when tf.function traces the step, so it cannot change "
           "between calls of the compiled step")
+
+
+def method(opt: Any, name: str) -> Any:
+    """``opt.<name>``, or Unsupported ("not implemented by the candidate: it has no <name>") where the candidate has no
+    such attribute: a class wrapping another optimizer (TF 1's ``tf.compat.v1.train.AdamOptimizer`` has no
+    ``get_config``, ``iterations``, ``get_gradients``, ...) lacks part of the page's API, as a NumPy port may."""
+    try:
+        return getattr(opt, name)
+    except AttributeError as exc:
+        if getattr(exc, "name", name) != name:  # an AttributeError raised inside a property: the candidate's own
+            raise
+        raise Unsupported(f"not implemented by the candidate: it has no {name}") from None
+
+
+def _numpy(x: Any) -> np.ndarray:
+    """A tensor's value (``.numpy()``, which keeps bfloat16), or a wrapped optimizer's plain number or array."""
+    return x.numpy() if hasattr(x, "numpy") else np.asarray(x)
 
 
 class _Schedule(tf_keras.optimizers.schedules.LearningRateSchedule):
@@ -117,14 +135,19 @@ class TfSession:
         self.batches.note(grads)
 
     def read(self) -> dict:
-        out: dict[str, Any] = {"iterations": int(self.opt.iterations.numpy())}
+        # A wrapped optimizer without iterations or get_slot leaves them unobserved (the variable decides), and one
+        # whose get_slot returns None for a slot it lacks (TF 1's) has not that slot, as a NumPy port's KeyError says.
+        iterations = getattr(self.opt, "iterations", None)
+        out: dict[str, Any] = {"iterations": None if iterations is None else int(_numpy(iterations))}
+        get_slot = getattr(self.opt, "get_slot", None)
         for n, var in self.vars.items():
             out[n] = {"variable": var.numpy()}
             for slot in ("m", "v", "vhat"):
                 try:
-                    out[n][slot] = self.opt.get_slot(var, slot).numpy()
+                    value = None if get_slot is None else get_slot(var, slot)
                 except (KeyError, ValueError):
-                    out[n][slot] = None
+                    value = None
+                out[n][slot] = None if value is None else _numpy(value)
         return out
 
     def load(self, state: dict) -> None:
@@ -133,8 +156,8 @@ class TfSession:
         zeros = lambda n, x: np.zeros_like(state[n]["variable"]) if x is None else x  # noqa: E731
         state = {**state, **{n: {k: zeros(n, x) for k, x in state[n].items()} for n in self.vars}}
         numpy_dtype = {n: var.dtype.as_numpy_dtype for n, var in self.vars.items()}
-        self.opt.set_weights(weights_in_spec_order(state, self.batches, self.amsgrad,
-                                                   lambda n, x: x.astype(numpy_dtype[n])))
+        method(self.opt, "set_weights")(weights_in_spec_order(state, self.batches, self.amsgrad,
+                                                              lambda n, x: x.astype(numpy_dtype[n])))
         for n, var in self.vars.items():
             var.assign(state[n]["variable"].astype(numpy_dtype[n]))
 
@@ -177,7 +200,7 @@ class TfApi:
     def minimize(self, opt: Any, loss: Any, var_list: Any, grad_loss: Any = None) -> Any:
         """``opt.minimize(loss, var_list, grad_loss)``: TF differentiates ``loss`` (ADAM-API-MIN-1/2)."""
         with tf.device(self.device):
-            return opt.minimize(loss, var_list, grad_loss=None if grad_loss is None else self.gradient(grad_loss))
+            return method(opt, "minimize")(loss, var_list, grad_loss=None if grad_loss is None else self.gradient(grad_loss))
 
     def in_graph(self, kwargs: dict, values: list, coefficients: list, call: str) -> dict[str, Any]:
         """``get_gradients`` or ``get_updates`` (ADAM-API-GRADS-1, ADAM-API-UPDATES-1), which work on graph tensors only.
@@ -192,7 +215,7 @@ class TfApi:
             loss = tf.add_n([tf.reduce_sum(tf.constant(np.array(c), tf.float32) * x)
                              for c, x in zip(coefficients, xs) if c is not None])
             opt = self.cls(**kwargs)
-            out = getattr(opt, call)(loss, xs)
+            out = method(opt, call)(loss, xs)
             with tf.compat.v1.Session() as session:
                 session.run(tf.compat.v1.global_variables_initializer())
                 if call == "get_gradients":
@@ -219,7 +242,7 @@ class TfApi:
 
     def set_iterations(self, opt: Any, n: int) -> None:
         """ADAM-API-ITER-2: ``iterations`` is a variable; the user assigns it."""
-        opt.iterations.assign(n)
+        method(opt, "iterations").assign(n)
 
     def custom_schedule(self) -> tuple[type, Any]:
         """A user-defined schedule class (``HalvingSchedule``: ``lr * 2**-step``) and an instance (ADAM-API-CONFIG-3)."""

@@ -118,7 +118,11 @@ def diagnosis_summary(d: dict, ulps: bool = True) -> str:
 def terminal_lines(meta: dict, results: list[dict], avoided: dict[str, str], stale: list[tuple[str, str]],
                    executed: int) -> list[tuple[str, bool]]:
     """The terminal summary, as (line, shown in red) pairs."""
-    lines = [f"candidate {meta['candidate']} via the {meta['adapter']} adapter{' (raw)' if meta['raw'] else ''}"]
+    # The versions as the header has them: with -q pytest shows no header, and a port's name and version (P-3) or the
+    # wrapped library's must still be on screen.
+    versions = ", ".join(f"{k} {v}" for k, v in meta["versions"].items())
+    lines = [f"candidate {meta['candidate']} via the {meta['adapter']} adapter{' (raw)' if meta['raw'] else ''}"
+             + (f"; {versions}" if versions else "")]
     if meta.get("declared_profile"):
         lines.append(f"judged against the spec with the declared profile: {', '.join(meta['declared_profile'])}")
     found = sentence(meta["profile"], meta.get("declared_profile") or ()) if meta.get("profile") else None

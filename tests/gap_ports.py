@@ -1,0 +1,98 @@
+"""Process candidates that stumble where the pipe protocol once left a gap, one way per ``--gap``.
+
+Otherwise each is the oracle served over the pipe (``conformance.pipe_port``):
+
+- ``accepts-all-null``: answers ``ok`` to an ``apply`` whose gradients are all null (P-5 says ``error``);
+- ``callables=NAME,...``: says in ``hello`` that only these hyperparameters may be callables (P-3's list form);
+- ``positional``: a wrapped library that binds slots to a variable's position in the call, not to its name;
+- ``global-names``: a wrapped library that keeps variables by name across the whole process;
+- ``global-names-prefixed``: the same library, driven with names made unique by the session id (P-4);
+- ``obeying-p4``: a driver that rounds hyperparameters to float32 and turns epsilon 0 into 1e-7 before handing
+  them to the library it wraps, which hides the library's own behaviour.
+
+    python tests/gap_ports.py --gap=positional [module:Class]
+"""
+
+from __future__ import annotations
+
+import json
+import pkgutil
+import sys
+from typing import Any
+
+import numpy as np
+
+from conformance.pipe_port import Server
+
+GAPS = ("accepts-all-null", "callables", "positional", "global-names", "global-names-prefixed", "obeying-p4")
+
+#: The "library" of the global-names gaps: one variable per name for the whole process, as some libraries keep them.
+LIBRARY_VARIABLES: dict[str, np.ndarray] = {}
+
+
+class GapServer(Server):
+    """The oracle's server with one gap."""
+
+    def __init__(self, cls: Any, label: str, gap: str, callables: list[str]) -> None:
+        super().__init__(cls, label)
+        self.gap, self.callable_names = gap, callables
+
+    def hello(self, req: dict) -> dict:
+        out = super().hello(req)
+        if self.gap == "callables":
+            out["supports"]["callables"] = self.callable_names
+        return out
+
+    def create(self, req: dict) -> dict:
+        if self.gap == "obeying-p4" and req["hyperparameters"]:
+            h = req["hyperparameters"]
+            for name in ("learning_rate", "beta_1", "beta_2"):
+                if isinstance(h[name], float | int):
+                    h[name] = float(np.float32(h[name]))
+            if isinstance(h["epsilon"], float | int) and not h["epsilon"]:
+                h["epsilon"] = 1e-7
+        out = super().create(req)
+        if self.gap.startswith("global-names"):
+            s = self.sessions[req["session"]]
+            for name, value in s["vars"].items():
+                key = f"{req['session']}/{name}" if self.gap == "global-names-prefixed" else name
+                LIBRARY_VARIABLES[key] = value
+            s["vars"] = {name: LIBRARY_VARIABLES[f"{req['session']}/{name}" if self.gap == "global-names-prefixed"
+                                                 else name] for name in s["vars"]}
+        return out
+
+    def apply(self, req: dict) -> dict:
+        if self.gap == "accepts-all-null" and all(g is None for g in req["gradients"].values()):
+            return {}  # silently: nothing updated, no error
+        if self.gap.startswith("global-names"):
+            # The library looks every variable up by name at each call: another session's "a" replaced this one's.
+            s = self.sessions[req["session"]]
+            prefix = f"{req['session']}/" if self.gap == "global-names-prefixed" else ""
+            s["vars"] = {name: LIBRARY_VARIABLES[prefix + name] for name in s["vars"]}
+        if self.gap == "positional":
+            # Slots bound to the position in the call: the i-th gradient always updates the i-th variable created.
+            s = self.sessions[req["session"]]
+            names = list(s["vars"])
+            req = {**req, "gradients": {names[i]: g for i, g in enumerate(req["gradients"].values())}}
+        return super().apply(req)
+
+
+def main(argv: list[str]) -> int:
+    gap, _, names = argv[0].removeprefix("--gap=").partition("=")
+    assert gap in GAPS, gap
+    label = argv[1] if len(argv) > 1 else "reference:Adam"
+    server = GapServer(pkgutil.resolve_name(label), f"{label} (gap {gap})", gap, names.split(",") if names else [])
+    for line in sys.stdin:
+        req = json.loads(line)
+        try:
+            response = {"status": "ok", **getattr(server, req["op"])(req)}
+        except NotImplementedError as exc:
+            response = {"status": "unsupported", "reason": str(exc) or "not implemented"}
+        except Exception as exc:  # noqa: BLE001 - the port's failure is the answer
+            response = {"status": "error", "message": f"{type(exc).__name__}: {exc}"}
+        print(json.dumps({"id": req["id"], **response}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
