@@ -27,7 +27,7 @@ def _label(doc: dict) -> str:
     backend = doc.get("versions", {}).get("backend")
     label += f" [{backend}]" if backend and backend != "tensorflow" else ""
     label += f" {doc['execution']}" if doc.get("execution", "eager") != "eager" else ""
-    return label + (f" with profile {' + '.join(doc['declared_profile'])}" if doc.get("declared_profile") else "")
+    return label + (" (profile)" if doc.get("declared_profile") else "")
 
 
 def matrix(paths: Iterable[Path]) -> str:
@@ -45,7 +45,19 @@ def matrix(paths: Iterable[Path]) -> str:
             rows.append("| " + " | ".join([f"`{_label(d)}`"] + [_cell(counts[c]) for c in columns]) + " |")
         tables.append("\n".join(rows) + "\n")
     notes = unsupported_notes(docs)
-    return "\n".join(tables) + ("\nUnsupported because:\n\n" + "\n".join(notes) + "\n" if notes else "")
+    profiles = profile_notes(docs)
+    return ("\n".join(tables) + ("\nJudged with a profile (the deviations it declares, each verified on every item):\n\n"
+                                 + "\n".join(profiles) + "\n" if profiles else "")
+            + ("\nUnsupported because:\n\n" + "\n".join(notes) + "\n" if notes else ""))
+
+
+def profile_notes(docs: list[dict]) -> list[str]:
+    """One markdown bullet per distinct declared profile: the rows judged with it, and its deviations."""
+    rows: dict[tuple[str, ...], list[str]] = {}
+    for d in docs:
+        if d.get("declared_profile"):
+            rows.setdefault(tuple(d["declared_profile"]), []).append(_label(d))
+    return [f"- {', '.join(f'`{label}`' for label in labels)}: {' + '.join(profile)}" for profile, labels in rows.items()]
 
 
 def unsupported_notes(docs: list[dict]) -> list[str]:
