@@ -115,7 +115,11 @@ class Server:
 
 def main(argv: list[str]) -> int:
     label = argv[0] if argv else "reference:Adam"
-    server = Server(pkgutil.resolve_name(label), label)
+    return serve(Server(pkgutil.resolve_name(label), label))
+
+
+def serve(server: Server) -> int:
+    """Answer the requests on stdin, one JSON line each, until it closes (spec/pipe-protocol.md P-1)."""
     for line in sys.stdin:
         req = json.loads(line)
         try:

@@ -15,14 +15,13 @@ Otherwise each is the oracle served over the pipe (``conformance.pipe_port``):
 
 from __future__ import annotations
 
-import json
 import pkgutil
 import sys
 from typing import Any
 
 import numpy as np
 
-from conformance.pipe_port import Server
+from conformance.pipe_port import Server, serve
 
 GAPS = ("accepts-all-null", "callables", "positional", "global-names", "global-names-prefixed", "obeying-p4")
 
@@ -81,18 +80,7 @@ def main(argv: list[str]) -> int:
     gap, _, names = argv[0].removeprefix("--gap=").partition("=")
     assert gap in GAPS, gap
     label = argv[1] if len(argv) > 1 else "reference:Adam"
-    server = GapServer(pkgutil.resolve_name(label), f"{label} (gap {gap})", gap, names.split(",") if names else [])
-    for line in sys.stdin:
-        req = json.loads(line)
-        try:
-            response = {"status": "ok", **getattr(server, req["op"])(req)}
-        except NotImplementedError as exc:
-            response = {"status": "unsupported", "reason": str(exc) or "not implemented"}
-        except Exception as exc:  # noqa: BLE001 - the port's failure is the answer
-            response = {"status": "error", "message": f"{type(exc).__name__}: {exc}"}
-        print(json.dumps({"id": req["id"], **response}), flush=True)
-    return 0
-
+    return serve(GapServer(pkgutil.resolve_name(label), f"{label} (gap {gap})", gap, names.split(",") if names else []))
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
