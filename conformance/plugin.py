@@ -45,6 +45,7 @@ EXPORT = "--export-failures"
 LEVEL = "--level"
 WITHOUT = "--without"
 ISOLATE = "--isolate"
+DIAGNOSIS = "--conformance-diagnosis"
 SUITE_DIR = Path(__file__).resolve().parent / "suite"
 LEVELS = ("core", "api", "tf2-detail")
 #: Optional methods of the NumPy-port protocol: an API check that needs one the port lacks is unsupported.
@@ -90,6 +91,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(ISOLATE, action="store_true",
                     help="run the vector items in a child process (reused until it dies), so that a candidate that "
                          "crashes its interpreter (segfault, abort, os._exit) fails one item and the run goes on")
+    group.addoption(DIAGNOSIS, choices=["on", "off"], default="on",
+                    help="on (default): a numerical failure is explained by the known wrong variants it matches "
+                         "(replays of each, seconds per failing item); off: failures are reported without it")
     group.addoption(WITHOUT, default="", metavar="FEATURE[,FEATURE]",
                     help="features the candidate does not implement (e.g. amsgrad,sparse,state loading): their items "
                          "are unsupported, with this as the reason")
@@ -163,6 +167,7 @@ def pytest_configure(config: pytest.Config) -> None:
     kit = Session(spec, adapter, config.getoption(MODE), config.getoption(TIMEOUT), _vector_paths(config), exp,
                   capabilities=caps, levels=levels, device=adapter.device_used(), environment=_environment(adapter))
     kit.isolation = isolation
+    kit.diagnosis = config.getoption(DIAGNOSIS) == "on"
     config.stash[SESSION] = kit
     cache = getattr(config, "cache", None)  # absent with -p no:cacheprovider: then every file is checked
     if cache is not None:
@@ -171,6 +176,7 @@ def pytest_configure(config: pytest.Config) -> None:
         kit.cache_key = f"adam-conformance/verified/{fingerprint()}"
         kit.verified = set(cache.get(kit.cache_key, []))
     config.pluginmanager.register(ResultCollector(kit), "adam-conformance-results")
+    config.pluginmanager.register(SelectedVectors(), "adam-conformance-verify")
     if config.args_source != pytest.Config.ArgsSource.ARGS:
         tier = config.getoption(TIER)
         paths = [str(p) for p in kit.vector_paths] + [str(SUITE_DIR / "test_api.py")] if tier != "property" else []
@@ -216,7 +222,7 @@ def _result(item: pytest.Item) -> Any:
 
 def _record(item: pytest.Item) -> dict:
     """The vector record behind an item, or {} for an item without one."""
-    return getattr(getattr(item, "vector", None), "record", {})
+    return getattr(getattr(item, "pending", None), "record", {})
 
 
 def _elements(text: str) -> int:
@@ -340,6 +346,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
     result.take_report(report, kit.device, kit.trackers.get(item.name) if result.family == "property" else None)
     report.user_properties.append(("adam_conformance", result.as_dict()))
     return report
+
+
+class SelectedVectors:
+    """Verifies the vectors of the selected items once every deselection is done (-k and -m included): the
+    oracle's re-derivation of a vector is paid only when an item of it is to run."""
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        from conformance.collect import verify_selected
+
+        verify_selected(items)
 
 
 class ResultCollector:
