@@ -1,6 +1,6 @@
 """Benchmark: what the pipe protocol costs per step and per element, against the same port in process.
 
-    python benchmarks/pipe.py [COMMAND]        # default: the oracle served over the pipe (reference.pipe_port)
+    python benchmarks/pipe.py [COMMAND]        # default: the oracle served over the pipe (conformance.pipe_port)
 
 For each size, 20 steps of ``apply`` + ``read`` (what trajectory mode does per step) on one float32
 variable; the per-step time at one element is the fixed cost of a round trip, the slope over sizes the
@@ -42,7 +42,7 @@ def per_step(adapter, n: int) -> float:
 
 
 def main() -> None:
-    command = sys.argv[1] if len(sys.argv) > 1 else f"{sys.executable} -m reference.pipe_port"
+    command = sys.argv[1] if len(sys.argv) > 1 else f"{sys.executable} -m conformance.pipe_port"
     pipe = PipeAdapter(shlex.split(command))
     pipe.timeout = 600
     pipe.probe()

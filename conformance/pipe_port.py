@@ -1,7 +1,7 @@
 """The oracle as a process candidate: a NumPy port served over the pipe protocol (``spec/pipe-protocol.md``).
 
-    pytest --candidate-command="python -m reference.pipe_port"                    # reference:Adam
-    pytest --candidate-command="python -m reference.pipe_port reference.variants:Algorithm1Epsilon"
+    pytest --candidate-command="python -m conformance.pipe_port"                    # reference:Adam
+    pytest --candidate-command="python -m conformance.pipe_port reference.variants:Algorithm1Epsilon"
 
 It shows that the pipe changes nothing: the verdicts and numbers are those of the same class in process.
 Any class keeping the NumPy-port protocol can be served this way.
