@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import copy
+import functools
+import importlib
+import json
+import os
+import shutil
 from pathlib import Path
+from typing import Any, NoReturn
+
+import pytest
 
 from conformance.load.vector import Vector
-from conformance.load.files import bundled_paths, load_file
+from conformance.load.files import bundled_paths, fingerprint, load_file, load_paths
 from conformance.load.verify import verify_record
 from vectors.generate import build
 from vectors.scenarios import Scenario
@@ -29,14 +37,70 @@ NUMPY_PROTOCOL = {
 }
 
 
+@functools.cache
+def _bundled() -> tuple[tuple[Vector, ...], frozenset[str]]:
+    """Every bundled vector, loaded and verified once per test process; and the sha256 of their files."""
+    verified: set[str] = set()
+    for path in bundled_paths():
+        assert load_file(path, verified)[1] == [], path  # verified: its sha256 joins the set
+    vectors, errors = load_paths(bundled_paths())  # ids unique across files too
+    assert errors == [] and len(verified) == len(bundled_paths())
+    return tuple(vectors), frozenset(verified)
+
+
+def all_vectors() -> list[Vector]:
+    """Every bundled vector (the ``scale`` family's too), loaded and verified (once per test process)."""
+    return list(_bundled()[0])
+
+
+def unflagged_large() -> list[Vector]:
+    """The bundled vectors a run collects without ``--scale`` (those not flagged ``large``)."""
+    return [v for v in all_vectors() if "large" not in v.record["flags"]]
+
+
 def bundled_vectors() -> list[Vector]:
     """Every bundled vector outside the ``scale`` family, loaded and verified."""
-    out = []
-    for path in bundled_paths():
-        vectors, errors = load_file(path)
-        assert not errors
-        out += [v for v in vectors if v.family != "scale"]
-    return out
+    return [v for v in all_vectors() if v.family != "scale"]
+
+
+def warm_cache(folder: Path) -> list[str]:
+    """pytest options that give a whole-kit run ``folder`` as its cache, where the verified-vector cache
+    (``conformance.plugin``, key ``adam-conformance/verified/<fingerprint>``) already lists every bundled file: the
+    run parses them without re-deriving them through the oracle, as a user's second run does."""
+    entry = folder / "v" / "adam-conformance" / "verified" / fingerprint()  # pytest's Cache.set layout
+    if not entry.exists():
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        entry.write_text(json.dumps(sorted(_bundled()[1])), encoding="utf-8")
+    return ["-o", f"cache_dir={folder}"]
+
+
+#: What the kit's tests use beyond the core dependencies: Python modules, and programs (``cc``: gcc or cc).
+FRAMEWORKS = ("tensorflow", "tf_keras", "torch", "jax", "optax", "numba", "xdist")
+TOOLS = {"node": ("node",), "cc": ("gcc", "cc")}
+
+
+def in_ci() -> bool:
+    """Whether this is CI (``CI=true``), where everything the tests use must be installed."""
+    return os.environ.get("CI", "").lower() == "true"
+
+
+def missing(reason: str) -> NoReturn:
+    """Skip, saying ``reason``; under CI a failure instead: a test that cannot run there is a broken CI machine."""
+    if in_ci():
+        pytest.fail(f"{reason}; CI=true: everything the tests use must be installed there", pytrace=False)
+    pytest.skip(reason)
+
+
+def need(name: str) -> Any:
+    """A framework (``FRAMEWORKS``: the imported module) or a program (``TOOLS``: its path) a test needs; when it is
+    absent, the test skips on a developer's machine and fails under CI (``missing``)."""
+    if name in TOOLS:
+        found = next(filter(None, map(shutil.which, TOOLS[name])), None)
+        return found or missing(f"{' or '.join(TOOLS[name])} is not installed: the test needs it")
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        missing(f"{name} is not installed: the test needs it ({exc})")
 
 
 def small_scale(digest: bool) -> list[Vector]:
