@@ -8,8 +8,9 @@ import importlib
 import json
 import os
 import shutil
+import time
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, Callable, NoReturn
 
 import pytest
 
@@ -72,6 +73,39 @@ def warm_cache(folder: Path) -> list[str]:
         entry.parent.mkdir(parents=True, exist_ok=True)
         entry.write_text(json.dumps(sorted(_bundled()[1])), encoding="utf-8")
     return ["-o", f"cache_dir={folder}"]
+
+
+def once_per_run(factory: pytest.TempPathFactory, name: str, compute: Callable[[], Any]) -> Any:
+    """``compute()`` (JSON-able), made once per test run: under pytest-xdist the first worker that asks makes it and
+    the others read it, where a module-scoped fixture would be made again in every worker that runs one of its tests."""
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if run is None:
+        return compute()
+    done = factory.getbasetemp().parent / f"{name}-{run}.json"  # the workers' base folders share this parent
+    try:
+        os.close(os.open(done.with_suffix(".lock"), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        waited = 0
+        while not done.exists():  # another worker is making it
+            if waited > 3600:
+                pytest.fail(f"{name}: the worker making it gave nothing in an hour", pytrace=False)
+            time.sleep(1)
+            waited += 1
+        found = json.loads(done.read_text(encoding="utf-8"))
+        if "error" in found:
+            pytest.fail(f"{name}: the worker that made it failed: {found['error']}", pytrace=False)
+        return found["value"]
+    try:
+        value = compute()
+        text = json.dumps({"value": value})
+    except BaseException as exc:
+        text = json.dumps({"error": f"{type(exc).__name__}: {exc}"})
+        raise
+    finally:
+        partial = done.with_suffix(".partial")
+        partial.write_text(text, encoding="utf-8")
+        partial.replace(done)  # whole or absent: a reader never sees half of it
+    return value
 
 
 #: What the kit's tests use beyond the core dependencies: Python modules, and programs (``cc``: gcc or cc).

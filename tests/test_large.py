@@ -141,8 +141,13 @@ def _slices(monkeypatch: pytest.MonkeyPatch, vector, scale: bool = False) -> Non
         monkeypatch.setattr(module, name, n)
 
 
-@pytest.mark.parametrize("one_at_a_time", [False, True], ids=["lockstep", "one-at-a-time"])
-@pytest.mark.parametrize("which", ["bundled", "scale"])
+@pytest.mark.parametrize("which,one_at_a_time", [
+    # every candidate on every bundled vector in every dtype, twice: about a minute, so in the slow tier
+    pytest.param("bundled", False, id="bundled-lockstep", marks=pytest.mark.slow),
+    pytest.param("bundled", True, id="bundled-one-at-a-time"),
+    pytest.param("scale", False, id="scale-lockstep"),
+    pytest.param("scale", True, id="scale-one-at-a-time"),
+])
 def test_outcomes_are_those_of_the_readable_runner(monkeypatch: pytest.MonkeyPatch, which: str,
                                                     one_at_a_time: bool) -> None:
     """Lockstep, and the modes one after the other (``large.ONE_AT_A_TIME``, made 0 here; with a port out of bound

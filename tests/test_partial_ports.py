@@ -9,7 +9,7 @@ import pytest
 from conformance.drive.runner import KEEP_LIMIT
 from conformance.load.vector import Vector
 from tests.helpers import NUMPY_PROTOCOL as PROTOCOL  # the API checks no NumPy port can run
-from tests.helpers import ROOT, unflagged_large
+from tests.helpers import ROOT, once_per_run, unflagged_large
 
 
 def _items() -> dict[str, Vector]:
@@ -174,16 +174,22 @@ def algorithm1_failures(tmp_path_factory, kit_cache) -> set[str]:
     import subprocess
     import sys
 
-    out = tmp_path_factory.mktemp("a1") / "a1.json"
-    subprocess.run([sys.executable, "-m", "pytest", "-q", *kit_cache, "--conformance-diagnosis=off",
-                    "--candidate=reference.variants:Algorithm1Epsilon", f"--conformance-json={out}"], cwd=ROOT,
-                   capture_output=True, check=False)
-    return _by_verdict(json.loads(out.read_text()))["fail"]
+    def failures() -> list[str]:
+        out = tmp_path_factory.mktemp("a1") / "a1.json"
+        subprocess.run([sys.executable, "-m", "pytest", "-q", *kit_cache, "--conformance-diagnosis=off",
+                        "--candidate=reference.variants:Algorithm1Epsilon", f"--conformance-json={out}"], cwd=ROOT,
+                       capture_output=True, check=False)
+        return sorted(_by_verdict(json.loads(out.read_text()))["fail"])
+
+    return set(once_per_run(tmp_path_factory, "algorithm1-failures", failures))
 
 
 @pytest.mark.parametrize("port,unsupported", [
-    ("NoAmsgradAlgorithm1", "amsgrad"), ("HiddenMomentsAlgorithm1", ""),
-    ("NoSetWeightsAlgorithm1", ""), ("MinimalAlgorithm1", ""),
+    # Each a whole run with every failure diagnosed: a minute and more for the three, so they are in the slow tier.
+    pytest.param("NoAmsgradAlgorithm1", "amsgrad", marks=pytest.mark.slow),
+    pytest.param("HiddenMomentsAlgorithm1", "", marks=pytest.mark.slow),
+    pytest.param("NoSetWeightsAlgorithm1", "", marks=pytest.mark.slow),
+    ("MinimalAlgorithm1", ""),
 ])
 def test_a_planted_defect_still_fails_and_is_named(run, algorithm1_failures, port, unsupported):
     unsupported = _amsgrad() if unsupported == "amsgrad" else set()

@@ -40,6 +40,7 @@ def test_every_committed_vector_loads_and_reproduces_through_the_oracle():
     assert len({v.id for v in vectors}) == len(vectors)
 
 
+@pytest.mark.slow  # a minute; CI's `adam-conformance check` regenerates the set again after the tests
 def test_regeneration_is_byte_identical(tmp_path):
     # The one regeneration of the whole set in the tests; CI's ``adam-conformance check`` repeats it in a fresh process.
     generate.generate(tmp_path)

@@ -56,9 +56,14 @@ def _collectable(record: Any) -> bool:
                 and set(dtypes) <= {"float16", "bfloat16", "float32", "float64", "mixed"}
                 and isinstance(variables, dict) and bool(variables)
                 and all(isinstance(v, dict) and isinstance(v["shape"], list)
-                        and all(type(d) is int and d >= 0 for d in v["shape"]) for v in variables.values()))
+                        and all(_count(d) for d in v["shape"]) for v in variables.values()))
     except (KeyError, TypeError):
         return False
+
+
+def _count(x: Any) -> bool:
+    """What the schema's ``{"type": "integer", "minimum": 0}`` admits (JSON Schema: 3.0 is an integer, True is not)."""
+    return (type(x) is int or (type(x) is float and x.is_integer())) and x >= 0
 
 
 def _dotted(parts: Any) -> str:
@@ -98,7 +103,8 @@ def fingerprint() -> str:
 
 
 class Pending:
-    """One schema-valid vector of a parsed file, verified (``verify_record``) on first demand only.
+    """One vector of a parsed file whose items can be named: checked against the schema and verified
+    (``verify_record``) on first demand only.
 
     Collection needs a vector's id, family, level, clauses and dtypes, which its record gives; re-deriving its
     expectations through the oracle is what costs, so it waits until an item of the vector is going to run.
@@ -131,7 +137,7 @@ class Pending:
     def vector(self) -> Vector:
         """The verified vector (checked once, then kept); VectorError, every time asked, if it is wrong."""
         if self._made is None:
-            try:
+            try:  # the schema's error, as a value, or the verified vector (verify_record raises its errors)
                 self._made = _schema_error(self.file.path, self.record, self.index) or verify_record(
                     self.file.path, self.file.family, self.record)
             except VectorError as exc:
