@@ -15,7 +15,7 @@ from typing import Any, Callable, NoReturn
 import pytest
 
 from conformance.load.vector import Vector
-from conformance.load.files import bundled_paths, fingerprint, load_file, load_paths
+from conformance.load.files import bundled_paths, fingerprint, load_file
 from conformance.load.verify import verify_record
 from vectors.generate import build
 from vectors.scenarios import Scenario
@@ -42,10 +42,12 @@ NUMPY_PROTOCOL = {
 def _bundled() -> tuple[tuple[Vector, ...], frozenset[str]]:
     """Every bundled vector, loaded and verified once per test process; and the sha256 of their files."""
     verified: set[str] = set()
+    vectors: list[Vector] = []
     for path in bundled_paths():
-        assert load_file(path, verified)[1] == [], path  # verified: its sha256 joins the set
-    vectors, errors = load_paths(bundled_paths())  # ids unique across files too
-    assert errors == [] and len(verified) == len(bundled_paths())
+        loaded, errors = load_file(path, verified)  # verified: the file's sha256 joins the set
+        assert errors == [], errors
+        vectors += loaded
+    assert len(verified) == len(bundled_paths()) and len({v.id for v in vectors}) == len(vectors)
     return tuple(vectors), frozenset(verified)
 
 
