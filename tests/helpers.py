@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import functools
-import importlib
+import importlib.util
 import json
 import os
 import shutil
@@ -127,16 +127,20 @@ def missing(reason: str) -> NoReturn:
     pytest.skip(reason)
 
 
-def need(name: str) -> Any:
-    """A framework (``FRAMEWORKS``: the imported module) or a program (``TOOLS``: its path) a test needs; when it is
-    absent, the test skips on a developer's machine and fails under CI (``missing``)."""
+def need(name: str) -> str:
+    """A framework (``FRAMEWORKS``, a Python module: returns its name) or a program (``TOOLS``: returns its path) that
+    a test needs; when it is absent, the test skips on a developer's machine and fails under CI (``missing``).
+
+    A module is found, not imported (TensorFlow takes seconds): a broken installation fails the test that uses it.
+    """
     if name in TOOLS:
         found = next(filter(None, map(shutil.which, TOOLS[name])), None)
         return found or missing(f"{' or '.join(TOOLS[name])} is not installed: the test needs it")
     try:
-        return importlib.import_module(name)
-    except ImportError as exc:
-        missing(f"{name} is not installed: the test needs it ({exc})")
+        found = importlib.util.find_spec(name) is not None
+    except ImportError:  # a dotted name whose parent is missing
+        found = False
+    return name if found else missing(f"{name} is not installed: the test needs it")
 
 
 def small_scale(digest: bool) -> list[Vector]:
