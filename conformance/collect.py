@@ -11,6 +11,7 @@ from conformance.judge.compare import failure_text
 from conformance.diagnosis.diagnose import chosen, diagnose
 from conformance.drive.isolation import CandidateCrash
 from conformance.drive.timeout import call_with_timeout
+from conformance.load.files import Pending
 from conformance.load.vector import Vector, VectorError
 from conformance.report.record import Result
 from conformance.drive import large
@@ -26,13 +27,36 @@ class VectorFile(pytest.File):
     """A YAML family file of vectors."""
 
     def collect(self) -> Any:
-        vectors, errors = self.config.stash[SESSION].load(self.path)
-        for err in errors:
-            name = f"{err.vector_id}[load-error]" if err.vector_id else "[load-error]"
-            yield LoadErrorItem.from_parent(self, name=name, error=err)
-        for vector in vectors:
-            for dtype in vector.dtypes:
-                yield VectorItem.from_parent(self, name=f"{vector.id}[{dtype}]", vector=vector, dtype=dtype)
+        parsed = self.config.stash[SESSION].load(self.path)
+        for err in parsed.errors + [e for e in parsed.entries if isinstance(e, VectorError)]:
+            yield LoadErrorItem.from_parent(self, name=_error_name(err), error=err)
+        for pending in parsed.pending:
+            for dtype in pending.dtypes:
+                yield VectorItem.from_parent(self, name=f"{pending.id}[{dtype}]", pending=pending, dtype=dtype)
+
+
+def _error_name(err: VectorError) -> str:
+    return f"{err.vector_id}[load-error]" if err.vector_id else "[load-error]"
+
+
+def verify_selected(items: list[pytest.Item]) -> None:
+    """Verify the vectors of the items left to run (after -k, -m, --level, --scale): the oracle re-derives only
+    what is selected.  The items of a vector that fails verification become its one failing load-error item."""
+    out: list[pytest.Item] = []
+    broken: set[int] = set()
+    for item in items:
+        pending = getattr(item, "pending", None)
+        if pending is None:
+            out.append(item)
+            continue
+        try:
+            pending.vector()
+            out.append(item)
+        except VectorError as err:
+            if id(pending) not in broken:  # one item for the vector, where its first item was
+                broken.add(id(pending))
+                out.append(LoadErrorItem.from_parent(item.parent, name=_error_name(err), error=err))
+    items[:] = out
 
 
 class LoadErrorItem(pytest.Item):
@@ -109,10 +133,15 @@ def screenful(head: list[str], modes: list[list[str]], tail: list[str], limit: i
 class VectorItem(pytest.Item):
     """One vector in one dtype, run against the candidate in every selected mode."""
 
-    def __init__(self, *, vector: Vector, dtype: str, **kwargs: Any) -> None:
+    def __init__(self, *, pending: Pending, dtype: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.vector, self.dtype = vector, dtype
-        self.result = Result.for_vector(vector, dtype)
+        self.pending, self.dtype = pending, dtype
+        self.result = Result.for_vector(pending, dtype)
+
+    @property
+    def vector(self) -> Vector:
+        """The verified vector (``verify_selected`` verified it when the item was selected)."""
+        return self.pending.vector()
 
     def runtest(self) -> None:
         kit = self.config.stash[SESSION]
@@ -151,7 +180,7 @@ class VectorItem(pytest.Item):
                         f"not exposed: {', '.join(result.observed['not_exposed'])}")
         # Diagnose the numbers (single-step first: nothing accumulates there), not a run that raised or did not load.
         numeric = chosen(failing)
-        found = diagnose(self.vector, self.dtype, numeric, kit.profile) if numeric else None
+        found = diagnose(self.vector, self.dtype, numeric, kit.profile) if numeric and kit.diagnosis else None
         if found is not None:
             result.diagnosis = found.as_dict()
             tail += [f"  {line}" for line in found.lines()]
@@ -166,4 +195,4 @@ class VectorItem(pytest.Item):
         return super().repr_failure(excinfo)
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
-        return self.path, None, f"vector {self.vector.id} [{self.dtype}]"
+        return self.path, None, f"vector {self.pending.id} [{self.dtype}]"

@@ -47,6 +47,7 @@ LEVEL = "--level"
 WITHOUT = "--without"
 ISOLATE = "--isolate"
 PROFILE = "--profile"
+DIAGNOSIS = "--conformance-diagnosis"
 SUITE_DIR = Path(__file__).resolve().parent / "suite"
 #: Optional methods of the NumPy-port protocol: an API check that needs one the port lacks is unsupported.
 OPTIONAL_API = {"iterations", "get_slot", "get_slot_names", "add_slot", "weights", "get_weights", "set_weights",
@@ -95,6 +96,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="judge the candidate against the spec with these known deviations (names as the kit prints "
                          "them, e.g. Algorithm1Epsilon,PerVariableStep), under the same error model; any further "
                          "difference still fails (default: the profile its expectations file names, if any)")
+    group.addoption(DIAGNOSIS, choices=["on", "off"], default="on",
+                    help="on (default): a numerical failure is explained by the known wrong variants it matches "
+                         "(replays of each, seconds per failing item); off: failures are reported without it")
     group.addoption(WITHOUT, default="", metavar="FEATURE[,FEATURE]",
                     help="features the candidate does not implement (e.g. amsgrad,sparse,state loading): their items "
                          "are unsupported, with this as the reason")
@@ -184,6 +188,7 @@ def pytest_configure(config: pytest.Config) -> None:
                   capabilities=caps, levels=levels, device=adapter.device_used(), environment=_environment(adapter))
     kit.isolation = isolation
     kit.profile = _profile(adapter.profile(), config.getoption(PROFILE), exp)
+    kit.diagnosis = config.getoption(DIAGNOSIS) == "on"
     config.stash[SESSION] = kit
     cache = getattr(config, "cache", None)  # absent with -p no:cacheprovider: then every file is checked
     if cache is not None:
@@ -192,6 +197,7 @@ def pytest_configure(config: pytest.Config) -> None:
         kit.cache_key = f"adam-conformance/verified/{fingerprint()}"
         kit.verified = set(cache.get(kit.cache_key, []))
     config.pluginmanager.register(ResultCollector(kit), "adam-conformance-results")
+    config.pluginmanager.register(SelectedVectors(), "adam-conformance-verify")
     if config.args_source != pytest.Config.ArgsSource.ARGS:
         tier = config.getoption(TIER)
         paths = [str(p) for p in kit.vector_paths] + [str(SUITE_DIR / "test_api.py")] if tier != "property" else []
@@ -239,7 +245,7 @@ def _result(item: pytest.Item) -> Any:
 
 def _record(item: pytest.Item) -> dict:
     """The vector record behind an item, or {} for an item without one."""
-    return getattr(getattr(item, "vector", None), "record", {})
+    return getattr(getattr(item, "pending", None), "record", {})
 
 
 def _elements(text: str) -> int:
@@ -375,6 +381,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
     result.take_report(report, kit.device, kit.trackers.get(item.name) if result.family == "property" else None)
     report.user_properties.append(("adam_conformance", result.as_dict()))
     return report
+
+
+class SelectedVectors:
+    """Verifies the vectors of the selected items once every deselection is done (-k and -m included): the
+    oracle's re-derivation of a vector is paid only when an item of it is to run."""
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        from conformance.collect import verify_selected
+
+        verify_selected(items)
 
 
 class ResultCollector:

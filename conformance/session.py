@@ -39,24 +39,26 @@ class Session:
     finished: float = 0.0
     isolation: Any = None  # conformance.drive.isolation.Isolation under --isolate
     profile: tuple[str, ...] = ()  # deviations the candidate declares (--profile, or its expectations file's)
+    diagnosis: bool = True  # --conformance-diagnosis: explain a numerical failure by the known wrong variants
     running: str | None = None  # the item being run, for the line saying where an interrupted run stopped
     _cache: dict = field(default_factory=dict)
 
-    def load(self, path: Path) -> tuple[list, list]:
-        """Load a vector file once per session."""
-        from conformance.load.files import load_file
+    def load(self, path: Path) -> Any:
+        """Parse a vector file once per session (``conformance.load.files.ParsedFile``): its vectors are verified
+        when an item of theirs is selected to run (``conformance.collect.verify_selected``)."""
+        from conformance.load.files import parse_file
 
         key = Path(path).resolve()
         if key not in self._cache:
-            self._cache[key] = load_file(key, self.verified)
+            self._cache[key] = parse_file(key, self.verified)
         return self._cache[key]
 
     def remember_verified(self) -> None:
         """Add to the verified-vector cache the large vectors whose digests this session checked."""
         from conformance.load.files import verified_key
 
-        for vectors, _ in self._cache.values():
-            for vector in vectors:
+        for parsed in self._cache.values():
+            for vector in parsed.made():
                 if vector.expected is None and vector.digests_verified and vector.source in self.verified:
                     self.verified.add(verified_key(vector))
 

@@ -6,19 +6,23 @@ import pytest
 
 from conformance.diagnosis import diagnose as dg
 from conformance.adapters.numpy_port import NumpyPortAdapter
-from conformance.load.files import bundled_paths, load_paths
+from conformance.load.vector import Vector
 from conformance.report.terminal import diagnosis_summary
 from conformance.drive.runner import MODES, run
 from reference import variants
 from tests import partial_ports, wrong_ports
-from tests.helpers import ROOT
+from tests.helpers import ROOT, all_vectors
 
-VECTORS = {v.id: v for v in load_paths(bundled_paths())[0]}
+
+def _vector(vector_id: str) -> Vector:
+    """A bundled vector by id."""
+    (vector,) = [v for v in all_vectors() if v.id == vector_id]
+    return vector
 
 
 def diagnosis_of(port: type, vector_id: str, dtype: str) -> dg.Diagnosis:
     """The plugin's diagnosis of one item, as the plugin makes it."""
-    vector = VECTORS[vector_id]
+    vector = _vector(vector_id)
     outcome = dg.chosen(run(NumpyPortAdapter(port), vector, dtype, MODES))
     assert outcome is not None, "the port passes this item"
     return dg.diagnose(vector, dtype, outcome)
@@ -82,7 +86,7 @@ def test_pairs_that_override_the_same_hook_are_not_composed():
 
 
 def test_a_vector_too_large_to_keep_is_still_localised():
-    vector = VECTORS["dense/basic"]
+    vector = _vector("dense/basic")
     outcome = dg.chosen(run(NumpyPortAdapter(wrong_ports.UndampedMomentum), vector, "float32", MODES, keep=False))
     d = dg.diagnose(vector, "float32", outcome)
     assert d.kind == "unreplayed" and d.localisation.tensor == "m"
@@ -90,9 +94,9 @@ def test_a_vector_too_large_to_keep_is_still_localised():
 
 
 @pytest.fixture
-def plugin(pytester):
+def plugin(pytester, kit_cache):
     pytester.syspathinsert(ROOT)
-    return lambda *args: pytester.runpytest("-p", "no:cacheprovider", *args)
+    return lambda *args: pytester.runpytest(*kit_cache, *args)
 
 
 def test_the_failure_report_shows_both(plugin):

@@ -6,14 +6,14 @@ import pytest
 
 from conformance.diagnosis.kill_matrix import kill_matrix
 from reference import variants
-from tests.helpers import NUMPY_PROTOCOL
+from tests.helpers import NUMPY_PROTOCOL, once_per_run
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def matrix():
-    return kill_matrix(jobs=2)
+def matrix(tmp_path_factory):
+    return once_per_run(tmp_path_factory, "kill-matrix", lambda: kill_matrix(jobs=2))
 
 
 def test_there_are_enough_variants():

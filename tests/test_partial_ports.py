@@ -6,26 +6,33 @@ import json
 
 import pytest
 
-from conformance.load.files import bundled_paths, load_paths
 from conformance.drive.runner import KEEP_LIMIT
+from conformance.load.vector import Vector
 from tests.helpers import NUMPY_PROTOCOL as PROTOCOL  # the API checks no NumPy port can run
-from tests.helpers import ROOT
+from tests.helpers import ROOT, once_per_run, unflagged_large
 
-VECTORS, _ = load_paths(bundled_paths())
-RUN = [v for v in VECTORS if "large" not in v.record["flags"]]
-ITEMS = {f"{v.id}[{d}]": v for v in RUN for d in v.dtypes}
-AMSGRAD = {i for i, v in ITEMS.items() if v.record["amsgrad"]}
-CORE = {i for i, v in ITEMS.items() if v.record["level"] == "core"}
+
+def _items() -> dict[str, Vector]:
+    """The vector items a run collects (``vector[dtype]``), each with its vector."""
+    return {f"{v.id}[{d}]": v for v in unflagged_large() for d in v.dtypes}
+
+
+def _amsgrad() -> set[str]:
+    return {i for i, v in _items().items() if v.record["amsgrad"]}
+
+
+def _core() -> set[str]:
+    return {i for i, v in _items().items() if v.record["level"] == "core"}
 NO_SET_WEIGHTS = "not implemented by the candidate: NotImplementedError: the candidate has no set_weights"
 
 
 @pytest.fixture
-def run(pytester, tmp_path):
+def run(pytester, tmp_path, kit_cache):
     pytester.syspathinsert(ROOT)
 
     def _run(candidate, *args):
         out = tmp_path / f"{candidate.rsplit(':', 1)[1]}.json"
-        result = pytester.runpytest("-p", "no:cacheprovider", f"--candidate={candidate}", f"--conformance-json={out}", *args)
+        result = pytester.runpytest(*kit_cache, f"--candidate={candidate}", f"--conformance-json={out}", *args)
         return result, json.loads(out.read_text()) if out.exists() else None
 
     return _run
@@ -64,7 +71,7 @@ def test_a_port_without_amsgrad(run):
     result, doc = run("tests.partial_ports:NoAmsgrad")
     assert result.ret == 0
     items = _by_verdict(doc)
-    assert items == {"pass": set(ITEMS) - AMSGRAD, "unsupported": AMSGRAD}
+    assert items == {"pass": set(_items()) - _amsgrad(), "unsupported": _amsgrad()}
     assert _by_verdict(doc, "api")["unsupported"] == {"test_slot_names[amsgrad]", "test_checkpoint_resume[amsgrad]"}
     assert _reasons(doc) == {"not implemented by the candidate: NotImplementedError: AMSGrad is not implemented"}
     assert _protocol_results(doc) == {name: ("unsupported", reason) for name, reason in PROTOCOL.items()}
@@ -72,15 +79,15 @@ def test_a_port_without_amsgrad(run):
                                                         "AMSGrad is not implemented"}
     core = sum(r["level"] == "core" and r["verdict"] == "pass" for r in doc["results"])
     result.stdout.fnmatch_lines([f"verdict: conforms to core on {core} items; *unsupported: not implemented "
-                                 f"by the candidate: NotImplementedError: AMSGrad is not implemented ({len(AMSGRAD) + 2} items)*"])
+                                 f"by the candidate: NotImplementedError: AMSGrad is not implemented ({len(_amsgrad()) + 2} items)*"])
 
 
 def test_a_port_whose_moments_are_hidden(run):
     result, doc = run("tests.partial_ports:HiddenMoments")
     assert result.ret == 0
-    assert _by_verdict(doc) == {"pass": set(ITEMS)}
+    assert _by_verdict(doc) == {"pass": set(_items())}
     assert doc["capabilities"]["not_exposed"] == ["m", "v"]
-    assert all(r["observed"] == {"checked": ["iterations", "variable"], "not_exposed": ["m", "v"] + ["vhat"] * ITEMS[
+    assert all(r["observed"] == {"checked": ["iterations", "variable"], "not_exposed": ["m", "v"] + ["vhat"] * _items()[
         f"{r['vector']}[{r['dtype']}]"].record["amsgrad"]} for r in _vector_results(doc))
     # The checks that read a slot; get_slot_names still answers, so test_slot_names runs.
     assert _by_verdict(doc, "api")["unsupported"] == {"test_get_slot_and_add_slot", "test_weights_order",
@@ -92,7 +99,7 @@ def test_a_port_whose_moments_are_hidden(run):
 def test_a_port_that_cannot_load_a_state(run):
     result, doc = run("tests.partial_ports:NoSetWeights")
     assert result.ret == 0
-    assert _by_verdict(doc) == {"pass": set(ITEMS)}
+    assert _by_verdict(doc) == {"pass": set(_items())}
     assert doc["capabilities"]["absent"] == {"state loading": NO_SET_WEIGHTS}
     assert all(r["modes"]["single-step"] == {"unsupported": NO_SET_WEIGHTS} for r in _vector_results(doc))
     assert _by_verdict(doc, "api")["unsupported"] == {"test_set_weights_checks_length_and_shape", "test_checkpoint_resume[adam]",
@@ -105,7 +112,7 @@ def test_a_port_that_cannot_load_a_state(run):
 def test_a_minimal_port_is_judged_on_the_variable(run):
     result, doc = run("tests.partial_ports:Minimal")
     assert result.ret == 0
-    assert _by_verdict(doc) == {"pass": set(ITEMS)}
+    assert _by_verdict(doc) == {"pass": set(_items())}
     assert doc["capabilities"]["not_exposed"] == ["iterations", "m", "v"]
     assert all(r["observed"]["checked"] == ["variable"] for r in _vector_results(doc))
     api = _by_verdict(doc, "api")
@@ -134,7 +141,7 @@ def test_reports_say_what_is_unsupported_and_why(run, tmp_path):
 def test_a_port_claiming_only_core(run):
     result, doc = run("tests.partial_ports:Minimal", "--level=core")
     assert result.ret == 0
-    assert _by_verdict(doc) == {"pass": CORE}
+    assert _by_verdict(doc) == {"pass": _core()}
     assert {r["level"] for r in doc["results"]} == {"core"}  # the core-level API checks run too
     assert set(doc["deselected_levels"]) == {"api", "tf2-detail"}
     result.stdout.fnmatch_lines(["not selected (--level): api (* items), tf2-detail (* items)",
@@ -144,7 +151,7 @@ def test_a_port_claiming_only_core(run):
 def test_a_feature_declared_absent(run):
     result, doc = run("reference:Adam", "--without=amsgrad")
     assert result.ret == 0
-    assert _by_verdict(doc)["unsupported"] == AMSGRAD
+    assert _by_verdict(doc)["unsupported"] == _amsgrad()
     assert _reasons(doc) == {"declared absent with --without: amsgrad"}
 
 
@@ -157,27 +164,35 @@ def test_an_unknown_feature_is_a_usage_error(run):
 def test_a_port_that_implements_nothing_does_not_pass(run):
     result, doc = run("tests.partial_ports:NotImplementedAtAll")
     assert result.ret != 0
-    assert doc["summary"] == {"unsupported": len(ITEMS) + sum(r["family"] == "api" for r in doc["results"])}
+    assert doc["summary"] == {"unsupported": len(_items()) + sum(r["family"] == "api" for r in doc["results"])}
     result.stdout.fnmatch_lines(["*zero vectors were executed against the candidate; this is never a pass*"])
 
 
 @pytest.fixture(scope="module")
-def algorithm1_failures(tmp_path_factory) -> set[str]:
-    """The vector items a complete port with epsilon on the bias-corrected root fails."""
+def algorithm1_failures(tmp_path_factory, kit_cache) -> set[str]:
+    """The vector items a complete port with epsilon on the bias-corrected root fails (verdicts only: no diagnosis)."""
     import subprocess
     import sys
 
-    out = tmp_path_factory.mktemp("a1") / "a1.json"
-    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--candidate=reference.variants:Algorithm1Epsilon",
-                    f"--conformance-json={out}"], cwd=ROOT, capture_output=True, check=False)
-    return _by_verdict(json.loads(out.read_text()))["fail"]
+    def failures() -> list[str]:
+        out = tmp_path_factory.mktemp("a1") / "a1.json"
+        subprocess.run([sys.executable, "-m", "pytest", "-q", *kit_cache, "--conformance-diagnosis=off",
+                        "--candidate=reference.variants:Algorithm1Epsilon", f"--conformance-json={out}"], cwd=ROOT,
+                       capture_output=True, check=False)
+        return sorted(_by_verdict(json.loads(out.read_text()))["fail"])
+
+    return set(once_per_run(tmp_path_factory, "algorithm1-failures", failures))
 
 
 @pytest.mark.parametrize("port,unsupported", [
-    ("NoAmsgradAlgorithm1", AMSGRAD), ("HiddenMomentsAlgorithm1", set()),
-    ("NoSetWeightsAlgorithm1", set()), ("MinimalAlgorithm1", set()),
+    # Each a whole run with every failure diagnosed: a minute and more for the three, so they are in the slow tier.
+    pytest.param("NoAmsgradAlgorithm1", "amsgrad", marks=pytest.mark.slow),
+    pytest.param("HiddenMomentsAlgorithm1", "", marks=pytest.mark.slow),
+    pytest.param("NoSetWeightsAlgorithm1", "", marks=pytest.mark.slow),
+    ("MinimalAlgorithm1", ""),
 ])
 def test_a_planted_defect_still_fails_and_is_named(run, algorithm1_failures, port, unsupported):
+    unsupported = _amsgrad() if unsupported == "amsgrad" else set()
     result, doc = run(f"tests.partial_ports:{port}")
     assert result.ret == 1
     items = _by_verdict(doc)
@@ -186,7 +201,7 @@ def test_a_planted_defect_still_fails_and_is_named(run, algorithm1_failures, por
     failing = [r for r in _vector_results(doc) if r["verdict"] == "fail"]
     # Vectors above the runner's KEEP_LIMIT keep no observations to replay: said as such, and nothing else is.
     unreplayed = {r["vector"] for r in failing if r["diagnosis"]["kind"] == "unreplayed"}
-    assert unreplayed == {v.id for v in RUN if v.size > KEEP_LIMIT and f"{v.id}[float32]" in items["fail"]}
+    assert unreplayed == {v.id for v in unflagged_large() if v.size > KEEP_LIMIT and f"{v.id}[float32]" in items["fail"]}
     assert {r["diagnosis"]["variant"] for r in failing if r["vector"] not in unreplayed} == {"Algorithm1Epsilon"}
     if port == "MinimalAlgorithm1":  # named from the variable alone, in trajectory mode
         result.stdout.fnmatch_lines(["  checked: variable; not exposed: iterations, m, v*",

@@ -6,23 +6,26 @@ import json
 
 import pytest
 
-from conformance.load.files import bundled_paths, load_paths
 from conformance.report.document import document
-from tests.helpers import NUMPY_PROTOCOL, ROOT
+from tests import candidates
+from tests.helpers import NUMPY_PROTOCOL, ROOT, all_vectors, unflagged_large
 
-VECTORS, _ = load_paths(bundled_paths())
-N_ITEMS = sum(len(v.dtypes) for v in VECTORS if "large" not in v.record["flags"])  # large ones need --scale
-# What ``-k "sparse or dense"`` selects: items with a sparse gradient, and the purely dense rest.
-SPARSE_ITEMS = sum(len(v.dtypes) for v in VECTORS if "sparse" in v.id and "large" not in v.record["flags"])
-DENSE_ITEMS = sum(len(v.dtypes) for v in VECTORS if "dense" in v.id and "sparse" not in v.id and "large" not in v.record["flags"])
+#: Options of the runs whose test reads no diagnosis: without it, a failing item costs no replays.
+NO_DIAGNOSIS = "--conformance-diagnosis=off"
+
+
+def _items(*, having: str = "", lacking: str = "\0") -> int:
+    """Items a run collects without --scale (large vectors need it), of the vectors whose id has ``having`` and
+    not ``lacking``."""
+    return sum(len(v.dtypes) for v in unflagged_large() if having in v.id and lacking not in v.id)
 
 
 @pytest.fixture
-def run(pytester):
+def run(pytester, kit_cache):
     pytester.syspathinsert(ROOT)
 
     def _run(*args):
-        return pytester.runpytest("-p", "no:cacheprovider", *args)
+        return pytester.runpytest(*kit_cache, *args)
 
     return _run
 
@@ -39,9 +42,10 @@ def test_reference_passes_everything(run, tmp_path):
     out = tmp_path / "r.json"
     result = run("--candidate=reference:Adam", f"--conformance-json={out}")
     # Every item and check passes, but those the NumPy-port protocol cannot express (no autodiff, no tensors).
-    result.assert_outcomes(passed=N_ITEMS + N_CHECKS - len(NUMPY_PROTOCOL), skipped=len(NUMPY_PROTOCOL))
+    n_items = _items()
+    result.assert_outcomes(passed=n_items + N_CHECKS - len(NUMPY_PROTOCOL), skipped=len(NUMPY_PROTOCOL))
     doc = json.loads(out.read_text())
-    assert doc["summary"] == {"pass": N_ITEMS + N_CHECKS - len(NUMPY_PROTOCOL), "unsupported": len(NUMPY_PROTOCOL)}
+    assert doc["summary"] == {"pass": n_items + N_CHECKS - len(NUMPY_PROTOCOL), "unsupported": len(NUMPY_PROTOCOL)}
     assert {r["vector"].removeprefix("api/"): r["unsupported"] for r in doc["results"]
             if r["verdict"] == "unsupported"} == NUMPY_PROTOCOL
     document({k: v for k, v in doc.items() if k not in ("format", "summary", "results")}, doc["results"])  # schema
@@ -100,24 +104,34 @@ def test_zero_vectors_executed_is_an_error(run):
 
 def test_hostile_candidates_fail_cleanly_and_the_rest_runs(run, tmp_path):
     out = tmp_path / "h.json"
-    result = run("--candidate=tests.candidates:RaisesOnSparse", f"--conformance-json={out}", "-k", "sparse or dense")
+    result = run("--candidate=tests.candidates:RaisesOnSparse", f"--conformance-json={out}", "-k", "sparse or dense",
+                 NO_DIAGNOSIS)
     result.stdout.fnmatch_lines(["*the candidate raised RuntimeError at step 1: sparse gradients are not implemented*"])
     doc = json.loads(out.read_text())
-    assert doc["summary"] == {"fail": SPARSE_ITEMS, "pass": DENSE_ITEMS}
+    # What ``-k "sparse or dense"`` selects: items with a sparse gradient, and the purely dense rest.
+    assert doc["summary"] == {"fail": _items(having="sparse"), "pass": _items(having="dense", lacking="sparse")}
 
 
 def test_nan_is_reported_at_its_step(run):
-    result = run("--candidate=tests.candidates:NaNAtStepTwo", "-k", "dense/basic and float32")
+    result = run("--candidate=tests.candidates:NaNAtStepTwo", "-k", "dense/basic and float32", NO_DIAGNOSIS)
     result.stdout.fnmatch_lines(["*step 2: a.variable: NaN location mismatch at index (0, 0)*"])
 
 
 def test_hanging_candidate_times_out(run, tmp_path):
+    # The sparse items hang until released, so they time out whatever the limit; 5 s leaves the dense ones, done
+    # in milliseconds, room on a loaded machine.
     out = tmp_path / "t.json"
-    result = run("--candidate=tests.candidates:HangsOnLargeVariables", "--conformance-timeout=1", f"--conformance-json={out}",
-                 "-k", "sparse/duplicates-int32 or dense/basic")
-    result.stdout.fnmatch_lines(["*did not finish within 1 s (--conformance-timeout)*"])
-    summary = json.loads(out.read_text())["summary"]
-    assert summary == {"fail": 2, "pass": 2}
+    candidates.RELEASE.clear()
+    try:
+        result = run("--candidate=tests.candidates:HangsOnLargeVariables", "--conformance-timeout=5",
+                     f"--conformance-json={out}", "-k", "sparse/duplicates-int32 or dense/basic", NO_DIAGNOSIS)
+    finally:
+        candidates.RELEASE.set()  # the threads the kit left behind end
+    result.stdout.fnmatch_lines(["*did not finish within 5 s (--conformance-timeout)*"])
+    doc = json.loads(out.read_text())
+    assert doc["summary"] == {"fail": 2, "pass": 2}
+    assert {(r["vector"], r["message"]) for r in doc["results"] if r["verdict"] == "fail"} == {
+        ("sparse/duplicates-int32", "the candidate did not finish within 5 s (--conformance-timeout)")}
 
 
 def test_chatty_candidate_is_harmless(run):
@@ -125,12 +139,13 @@ def test_chatty_candidate_is_harmless(run):
 
 
 def test_wrong_slot_shape_is_named(run):
-    result = run("--candidate=tests.candidates:FlatSlots", "-k", "dense/basic and float32")
+    result = run("--candidate=tests.candidates:FlatSlots", "-k", "dense/basic and float32", NO_DIAGNOSIS)
     result.stdout.fnmatch_lines(["*a.m: shape [[]6], expected [[]2, 3] (step 1)*"])
 
 
 def test_frozen_callable_is_caught(run):
-    result = run("--candidate=reference.variants:FrozenCallables", "-k", "callables/learning-rate and float64")
+    result = run("--candidate=reference.variants:FrozenCallables", "-k", "callables/learning-rate and float64",
+                 NO_DIAGNOSIS)
     result.stdout.fnmatch_lines(["*callable learning_rate was not called at step(s) [[]2, 3, 4, 5]*"])
 
 
@@ -162,7 +177,8 @@ def test_expectations_xfail_stale_and_unmatched(run, pytester):
         "  - {id: 'dense/no-such-vector', clause: ADAM-UPDATE-4, reason: 'matches nothing'}\n"
         "  - {id: 'property/test_x', clause: ADAM-UPDATE-4, reason: 'not stale: that tier did not run'}\n"
     )
-    result = run("--candidate=reference.variants:SquaredDuplicates", f"--expectations={exp}", "-k", "sparse/duplicate-pair or dense/basic")
+    result = run("--candidate=reference.variants:SquaredDuplicates", f"--expectations={exp}", "-k",
+                 "sparse/duplicate-pair or dense/basic", NO_DIAGNOSIS)
     result.assert_outcomes(xfailed=2, failed=1, passed=1)
     result.stdout.fnmatch_lines(["*PytestWarning: *exp.yaml: entry 'dense/no-such-vector' matches no collected item"])
     result.stdout.fnmatch_lines(["*[[]XPASS(strict)[]] ADAM-UPDATE-4: claimed but passes*",
@@ -224,7 +240,7 @@ def test_single_step_names_a_state_that_does_not_load(run):
 
 
 def test_wrong_dtype_is_named(run):
-    result = run("--candidate=reference.variants:Float32State", "-k", "dense/basic and float64")
+    result = run("--candidate=reference.variants:Float32State", "-k", "dense/basic and float64", NO_DIAGNOSIS)
     result.stdout.fnmatch_lines(["*a.m: dtype float32, expected float64 (step 1; ADAM-DTYPE-1)*"])
 
 
@@ -277,7 +293,7 @@ def test_a_candidate_that_crashes_its_interpreter_fails_only_those_items_under_i
     result = run("--candidate=tests.candidates:CrashesOnSparse", "--isolate", f"--conformance-json={out}", "-k",
                  " or ".join(picked))
     doc = json.loads(out.read_text())
-    chosen = [v for v in VECTORS if v.id in picked]
+    chosen = [v for v in all_vectors() if v.id in picked]
     assert result.ret == 1 and len(doc["results"]) == sum(len(v.dtypes) for v in chosen)  # the report holds every item
     failed = [r for r in doc["results"] if r["verdict"] == "fail"]
     long_sparse = {f"{v.id}[{d}]" for v in chosen if "sparse" in v.id and len(v.steps) >= 3 for d in v.dtypes}
@@ -294,10 +310,10 @@ def test_os_exit_is_named_with_its_status_under_isolate(run):
     result.stdout.fnmatch_lines(["FAIL: amsgrad/first-step [[]float32[]]: the candidate crashed the process: exit status 7 at step 1*"])
 
 
-def test_a_run_cut_short_says_by_which_item(pytester, monkeypatch):
+def test_a_run_cut_short_says_by_which_item(pytester, monkeypatch, kit_cache):
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
     # In a subprocess: in process, pytester hands the KeyboardInterrupt on to this very run.
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--candidate=tests.candidates:InterruptsOnSparse",
+    result = pytester.runpytest_subprocess(*kit_cache, "--candidate=tests.candidates:InterruptsOnSparse",
                                            "-k", "sparse or dense", "--conformance-timeout=0")
     assert result.ret == pytest.ExitCode.INTERRUPTED
     result.stdout.fnmatch_lines(["ERROR: the run was cut short while vectors/multivariable.yaml::multivariable/sparse-and-dense"
@@ -330,7 +346,7 @@ def test_execution_mode_is_recorded_and_scopes_expectations(run, pytester, tmp_p
     )
     out = tmp_path / "r.json"
     result = run("--candidate=reference.variants:FlatCopyUpdate", "--execution=eager", f"--expectations={exp}",
-                 f"--conformance-json={out}", "-k", "kernels/strided or kernels/empty")
+                 f"--conformance-json={out}", "-k", "kernels/strided or kernels/empty", NO_DIAGNOSIS)
     # The entry for another mode is left out (no "matches no item" warning, strided fails); the one for eager is
     # stale: FlatCopyUpdate updates contiguous variables correctly.
     result.assert_outcomes(failed=4)

@@ -28,7 +28,7 @@ def test_reference_satisfies_every_property(pytester, tmp_path):
     assert records["property/test_agrees_with_oracle"]["clauses"] == ["ADAM-UPDATE-4"]
 
 
-def test_wrong_port_is_caught_shrunk_and_exported(pytester, tmp_path):
+def test_wrong_port_is_caught_shrunk_and_exported(pytester, tmp_path, kit_cache):
     export = tmp_path / "exported"
     result = _run(pytester, WRONG, "--property-examples=40", f"--export-failures={export}", "-k", "agrees_with_oracle")
     result.assert_outcomes(failed=1)
@@ -44,10 +44,10 @@ def test_wrong_port_is_caught_shrunk_and_exported(pytester, tmp_path):
     assert len(record["steps"]) == 1 and len(record["variables"]) == 1, "Hypothesis shrinks to one step, one variable"
 
     # The exported vector fails the wrong port the same way, names the variant, and passes the reference.
-    again = pytester.runpytest("-p", "no:cacheprovider", WRONG, f"--vectors={path}", "-k", "exported")
+    again = pytester.runpytest(*kit_cache, WRONG, f"--vectors={path}", "-k", "exported")
     again.assert_outcomes(failed=1)
     again.stdout.fnmatch_lines(["*diagnosis: matches EpsilonInsideSqrt*"])
-    pytester.runpytest("-p", "no:cacheprovider", "--candidate=reference:Adam", f"--vectors={path}",
+    pytester.runpytest(*kit_cache, "--candidate=reference:Adam", f"--vectors={path}",
                        "-k", "exported").assert_outcomes(passed=1)
 
 

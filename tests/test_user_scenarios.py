@@ -23,14 +23,14 @@ def example(tmp_path):
     return path
 
 
-def test_the_readme_example_generates_loads_and_passes(example, tmp_path, pytester, capsys):
+def test_the_readme_example_generates_loads_and_passes(example, tmp_path, pytester, capsys, kit_cache):
     out = tmp_path / "team-vectors"
     assert cli.main(["generate", "--scenarios", str(example), "--out", str(out)]) == 0
     vectors, errors = load_paths(sorted(out.glob("*.yaml")))
     assert errors == [] and [v.id for v in vectors] == ["team/embedding-bf16"]
     assert "(rounded on request: learning_rate 0.0003 -> " in vectors[0].record["description"]
     pytester.syspathinsert(ROOT)
-    result = pytester.runpytest("-p", "no:cacheprovider", "--candidate=reference:Adam", f"--vectors={out}", "-k", "team")
+    result = pytester.runpytest(*kit_cache, "--candidate=reference:Adam", f"--vectors={out}", "-k", "team")
     result.assert_outcomes(passed=2)
     assert cli.main(["check", "--scenarios", str(example), "--vectors", str(out)]) == 0
     generated = (out / "team.yaml").read_text(encoding="utf-8")
@@ -62,7 +62,7 @@ def test_a_bad_scenario_file_is_one_line(example, tmp_path, capsys, edit, messag
     assert capsys.readouterr().err == f"adam-conformance generate: {example}: {message}\n"
 
 
-def test_a_large_generated_scenario_is_stored_as_digests(example, tmp_path, pytester):
+def test_a_large_generated_scenario_is_stored_as_digests(example, tmp_path, pytester, kit_cache):
     example.write_text(EXAMPLE.replace("shape: [64, 8]", "shape: [5000, 64]").replace("rows: 6", "rows: 500")
                        .replace("count: 20", "count: 3"), encoding="utf-8")
     out = tmp_path / "big"
@@ -72,6 +72,6 @@ def test_a_large_generated_scenario_is_stored_as_digests(example, tmp_path, pyte
     assert errors == [] and vectors[0].record["flags"] == ["large"] and vectors[0].size == 320_000
     pytester.syspathinsert(ROOT)
     for candidate, outcome in (("reference:Adam", {"passed": 2}), ("reference.variants:LazySparse", {"failed": 2})):
-        result = pytester.runpytest("-p", "no:cacheprovider", f"--candidate={candidate}", f"--vectors={out}", "-k", "team",
+        result = pytester.runpytest(*kit_cache, f"--candidate={candidate}", f"--vectors={out}", "-k", "team",
                                     "--scale")
         result.assert_outcomes(**outcome)

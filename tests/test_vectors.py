@@ -16,7 +16,7 @@ from conformance.load.vector_format import SCHEMA_PATH
 from conformance.load.vector import VectorError
 from conformance.load.limits import YAML_LOADER
 from conformance.load.files import bundled_paths, load_file, load_paths
-from tests.helpers import ROOT
+from tests.helpers import ROOT, all_vectors
 from vectors import generate, scenarios
 
 SPEC = (ROOT / "spec" / "adam.md").read_text(encoding="utf-8")
@@ -40,6 +40,7 @@ def test_every_committed_vector_loads_and_reproduces_through_the_oracle():
     assert len({v.id for v in vectors}) == len(vectors)
 
 
+@pytest.mark.slow  # a minute; CI's `adam-conformance check` regenerates the set again after the tests
 def test_regeneration_is_byte_identical(tmp_path):
     # The one regeneration of the whole set in the tests; CI's ``adam-conformance check`` repeats it in a fresh process.
     generate.generate(tmp_path)
@@ -106,8 +107,7 @@ def test_spec_clauses_are_numbered_and_levelled():
 
 
 def test_every_cited_clause_exists_and_levels_agree():
-    vectors, _ = load_paths(bundled_paths())
-    for v in vectors:
+    for v in all_vectors():
         for clause in v.clauses:
             assert clause in CLAUSES, f"{v.id} cites unknown {clause}"
         if v.level != "tf2-detail":
@@ -116,8 +116,7 @@ def test_every_cited_clause_exists_and_levels_agree():
 
 
 def test_every_core_and_api_clause_is_tested():
-    vectors, _ = load_paths(bundled_paths())
-    covered = {c for v in vectors for c in v.clauses} | _check_clauses()
+    covered = {c for v in all_vectors() for c in v.clauses} | _check_clauses()
     missing = sorted(c for c, level in CLAUSES.items() if c not in covered)
     assert missing == []
 

@@ -6,15 +6,13 @@ import json
 
 import pytest
 
-from tests.helpers import ROOT
-
-pytest.importorskip("xdist")
+from tests.helpers import ROOT, need
 
 
-def _results(pytester, tmp_path, name, *extra):
+def _results(pytester, tmp_path, kit_cache, name, *extra):
     out = tmp_path / f"{name}.json"
     pytester.syspathinsert(ROOT)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--candidate=reference.variants:SquaredDuplicates",
+    result = pytester.runpytest_subprocess(*kit_cache, "--candidate=reference.variants:SquaredDuplicates",
                                            f"--conformance-json={out}", *extra)
     doc = json.loads(out.read_text())
     drop = ("duration_s", "candidate_seconds")
@@ -24,9 +22,10 @@ def _results(pytester, tmp_path, name, *extra):
                                 for r in doc["results"]))
 
 
-def test_parallel_run_matches_serial_run(pytester, tmp_path):
-    serial, doc_s, records_s = _results(pytester, tmp_path, "serial")
-    parallel, doc_p, records_p = _results(pytester, tmp_path, "parallel", "-n", "2")
+def test_parallel_run_matches_serial_run(pytester, tmp_path, kit_cache):
+    need("xdist")
+    serial, doc_s, records_s = _results(pytester, tmp_path, kit_cache, "serial")
+    parallel, doc_p, records_p = _results(pytester, tmp_path, kit_cache, "parallel", "-n", "2")
     assert serial.ret == parallel.ret == 1  # the wrong port fails, both ways
     assert doc_s["summary"] == doc_p["summary"] and doc_s["summary"]["fail"] > 0
     assert records_s == records_p

@@ -21,8 +21,11 @@ from reference import variants
 
 def _run_one(name: str, workdir: Path) -> dict:
     out = workdir / f"{name}.json"
+    # The matrix reads verdicts only: no diagnosis.  The runs share one pytest cache, so the vector files that one
+    # run verified through the oracle are only parsed by the next (the verified-vector cache).
     cmd = [sys.executable, "-m", "pytest", f"--candidate=reference.variants:{name}", f"--conformance-json={out}",
-           "--expectations=none", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", "--rootdir", str(workdir)]
+           "--expectations=none", "--conformance-diagnosis=off", "-q", "-o", f"cache_dir={workdir / 'cache'}",
+           "-p", "no:randomly", "--rootdir", str(workdir)]
     proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"})
     if not out.exists():
         raise RuntimeError(f"{name}: pytest wrote no results (exit {proc.returncode}): {proc.stderr.strip()[-300:]}")
