@@ -49,7 +49,9 @@ def imported_versions(candidate: Any) -> dict[str, str]:
     modules = [sys.modules[n] for n in names if isinstance(n, str) and n in sys.modules]
     found = {m.__name__ for m in modules}
     for module in modules:
-        for value in list(vars(module).values()):
+        for key, value in list(vars(module).items()):
+            if key.startswith("@") or (key.startswith("__") and key.endswith("__")):
+                continue  # the module's own machinery (its loader; pytest's assertion rewriting), not an import
             name = value.__name__ if isinstance(value, types.ModuleType) else getattr(value, "__module__", None)
             if isinstance(name, str):
                 found.add(name)
