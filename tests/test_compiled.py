@@ -16,22 +16,17 @@ readable slice length at its real value (one slice) and at 1024 (13 slices, the 
 
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import pytest
 
 from conformance.judge import compiled, error_model
 from conformance.judge.compare import Comparison
-from tests.helpers import bundled_vectors, need, small_scale
+from tests.helpers import bundled_vectors, need_kernels, small_scale
 
 @pytest.fixture(autouse=True)
 def _kernels() -> None:
-    """These tests compare the compiled path with the readable one: they need numba (in CI: a failure without)."""
-    need("numba")
-    if os.environ.get("ADAM_CONFORMANCE_FUSED") == "0":
-        pytest.skip("ADAM_CONFORMANCE_FUSED=0 turns the compiled path off")
-    assert compiled.kernels() is not None, "numba is installed but the compiled kernels do not import"
+    need_kernels()
 
 
 def _bounds(vector, dtype: str, carried: bool, ftz: bool, fast: bool) -> list:

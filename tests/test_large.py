@@ -25,7 +25,6 @@ drivers with the same error.
 
 from __future__ import annotations
 
-import os
 import copy
 import dataclasses
 import pkgutil
@@ -38,15 +37,11 @@ from conformance import adapters
 from conformance.judge import compiled, error_model
 from conformance.drive import runner, large
 from conformance.load.files import bundled_paths, load_file
-from tests.helpers import bundled_vectors, need, small_scale
+from tests.helpers import bundled_vectors, need_kernels, small_scale
 
 @pytest.fixture(autouse=True)
 def _kernels() -> None:
-    """These tests compare the compiled path with the readable one: they need numba (in CI: a failure without)."""
-    need("numba")
-    if os.environ.get("ADAM_CONFORMANCE_FUSED") == "0":
-        pytest.skip("ADAM_CONFORMANCE_FUSED=0 turns the compiled path off")
-    assert compiled.kernels() is not None, "numba is installed but the compiled kernels do not import"
+    need_kernels()
 
 CANDIDATES = ["reference:Adam", "reference.variants:EpsilonInsideSqrt", "tests.candidates:NaNAtStepTwo",
               "tests.candidates:FlatSlots", "tests.candidates:StuckIterations", "tests.candidates:StaleSlots",

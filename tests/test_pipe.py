@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shlex
 import subprocess
 import sys
@@ -17,16 +16,8 @@ PICK = "sparse/duplicate-pair or dense/basic"  # two sparse items (the faults fi
 
 
 @pytest.fixture
-def run(pytester, tmp_path, monkeypatch, kit_cache):
-    pytester.syspathinsert(ROOT)
-    monkeypatch.chdir(ROOT)  # the command is run from the current directory
-
-    def _run(*args):
-        out = tmp_path / f"r{len(list(tmp_path.iterdir()))}.json"
-        result = pytester.runpytest(*kit_cache, f"--conformance-json={out}", *args)
-        return result, json.loads(out.read_text()) if out.exists() else None
-
-    return _run
+def run(pipe_run):
+    return pipe_run
 
 
 def _vector_items(doc: dict) -> dict[str, dict]:

@@ -5,7 +5,6 @@ The ports are ``tests/gap_ports.py``: the oracle's server with one gap each.
 
 from __future__ import annotations
 
-import json
 import shlex
 import sys
 
@@ -20,16 +19,8 @@ ORACLE = f"{shlex.quote(sys.executable)} -m conformance.pipe_port"
 
 
 @pytest.fixture
-def run(pytester, tmp_path, monkeypatch):
-    pytester.syspathinsert(ROOT)
-    monkeypatch.chdir(ROOT)  # the command is run from the current directory
-
-    def _run(*args):
-        out = tmp_path / f"r{len(list(tmp_path.iterdir()))}.json"
-        result = pytester.runpytest("-p", "no:cacheprovider", f"--conformance-json={out}", *args)
-        return result, json.loads(out.read_text()) if out.exists() else None
-
-    return _run
+def run(pipe_run):
+    return pipe_run
 
 
 def _verdicts(doc: dict) -> dict[str, str]:

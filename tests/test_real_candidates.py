@@ -11,17 +11,18 @@ import pytest
 from conformance.report import summary
 from conformance.report.tables import diagnoses, matrix, tightness, unsupported_notes
 from tests.helpers import ROOT
-from tests.real_runs import RUNS, available, run, verdicts
+from tests.helpers import need
+from tests.real_runs import RUNS, run, verdicts
 
 RESULTS = ROOT / "docs" / "results"
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 READING = (ROOT / "docs" / "reading-results.md").read_text(encoding="utf-8")  # tightness and diagnoses
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(RUNS))
 def test_real_candidate(name, tmp_path):
-    if not available(name):
-        pytest.skip(f"{RUNS[name][3]} is not installed")
+    need(RUNS[name][3])
     out = tmp_path / f"{name}.json"
     proc = run(name, out, tmp_path)
     assert out.exists(), proc.stdout[-2000:] + proc.stderr[-2000:]
@@ -39,9 +40,10 @@ def test_real_candidate(name, tmp_path):
         assert max(shares) >= 0.1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("candidate,module", [("reference:Adam", "numpy"), ("tf_keras.optimizers.legacy:Adam", "tf_keras")])
 def test_property_tier_with_a_fixed_seed(candidate, module, pytester, tmp_path):
-    pytest.importorskip(module)
+    need(module)
     out = tmp_path / "p.json"
     pytester.syspathinsert(ROOT)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", f"--candidate={candidate}", "--tier=property",

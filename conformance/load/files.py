@@ -20,7 +20,7 @@ import numpy as np
 import yaml
 
 from conformance.load.limits import LIMITS, YAML_LOADER, declared, unbounded
-from conformance.load.vector import Vector, VectorError
+from conformance.load.vector import Named, Vector, VectorError
 from conformance.load.vector_format import SCHEMA_PATH, VECTOR_DIR
 from conformance.load.verify import is_digest, verify_record
 
@@ -102,7 +102,7 @@ def fingerprint() -> str:
     return digest.hexdigest()[:16]
 
 
-class Pending:
+class Pending(Named):
     """One vector of a parsed file whose items can be named: checked against the schema and verified
     (``verify_record``) on first demand only.
 
@@ -115,24 +115,8 @@ class Pending:
         self._made: Vector | VectorError | None = vector
 
     @property
-    def id(self) -> str:
-        return self.record["id"]
-
-    @property
     def family(self) -> str:
         return self.file.family
-
-    @property
-    def level(self) -> str:
-        return self.record["level"]
-
-    @property
-    def clauses(self) -> list[str]:
-        return self.record["clauses"]
-
-    @property
-    def dtypes(self) -> list[str]:
-        return self.record["dtypes"]
 
     def vector(self) -> Vector:
         """The verified vector (checked once, then kept); VectorError, every time asked, if it is wrong."""

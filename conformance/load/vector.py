@@ -30,8 +30,30 @@ class VectorError(Exception):
         return VectorError, (self.path, self.message, self.vector_id, self.field)
 
 
+class Named:
+    """What names a vector's items, read from its record: collection needs no more (``files.Pending`` too)."""
+
+    record: dict
+
+    @property
+    def id(self) -> str:
+        return self.record["id"]
+
+    @property
+    def dtypes(self) -> list[str]:
+        return self.record["dtypes"]
+
+    @property
+    def level(self) -> str:
+        return self.record["level"]
+
+    @property
+    def clauses(self) -> list[str]:
+        return self.record["clauses"]
+
+
 @dataclass(frozen=True)
-class Vector:
+class Vector(Named):
     """A loaded vector.
 
     A literal vector's expectations were re-derived through the oracle when it
@@ -56,22 +78,6 @@ class Vector:
     def mark_digests_verified(self) -> None:
         """The oracle is deterministic: a large vector's digests are checked once."""
         object.__setattr__(self, "_digests_checked", True)
-
-    @property
-    def id(self) -> str:
-        return self.record["id"]
-
-    @property
-    def dtypes(self) -> list[str]:
-        return self.record["dtypes"]
-
-    @property
-    def level(self) -> str:
-        return self.record["level"]
-
-    @property
-    def clauses(self) -> list[str]:
-        return self.record["clauses"]
 
     @property
     def steps(self) -> list[dict]:
