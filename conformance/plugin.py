@@ -24,7 +24,6 @@ import pytest
 
 from conformance.adapters import ADAPTERS
 from conformance.clauses import LEVELS
-from conformance.features import Feature
 from conformance.session import SESSION, Session
 
 CANDIDATE = "--candidate"

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from conformance.errors import NOT_IMPLEMENTED, Unsupported
+from conformance.errors import Unsupported
 from conformance.errors import first_line
 from conformance.load.vector import VectorError
 
