@@ -24,7 +24,6 @@ import pytest
 
 from conformance.adapters import ADAPTERS
 from conformance.clauses import LEVELS
-from conformance.features import Feature
 from conformance.session import SESSION, Session
 
 CANDIDATE = "--candidate"
@@ -49,6 +48,7 @@ ISOLATE = "--isolate"
 PROFILE = "--profile"
 DIAGNOSIS = "--conformance-diagnosis"
 SUITE_DIR = Path(__file__).resolve().parent / "suite"
+PARTIAL = ".partial.jsonl"  # --conformance-json's companion: the records written as the items finish
 #: Optional methods of the NumPy-port protocol: an API check that needs one the port lacks is unsupported.
 OPTIONAL_API = {"iterations", "get_slot", "get_slot_names", "add_slot", "weights", "get_weights", "set_weights",
                 "get_config", "from_config", "variables", "add_weight"}
@@ -67,7 +67,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(EXECUTION, metavar="MODE",
                     help="how the candidate's step runs: eager (default); tf_keras and Keras 3 on TensorFlow: function, "
                          "xla; Keras 3 on JAX: jit; torch: foreach, fused, compile; optax: jit")
-    group.addoption(JSON, metavar="PATH", help="write every result as JSON (schema: conformance/report/results.schema.json)")
+    group.addoption(JSON, metavar="PATH",
+                    help="write every result as JSON (schema: conformance/report/results.schema.json); while the run "
+                         "goes on, PATH.partial.jsonl holds each item's record as it finishes (one JSON object a line), "
+                         "so a run that dies keeps what it finished; removed once PATH is written")
     group.addoption(HTML, metavar="PATH", help="write a self-contained HTML report (matrix, plots, diagnosis, environment)")
     group.addoption(EXPECTATIONS, metavar="FILE|none",
                     help="known divergences to report as expected failures (default: the bundled file of a known candidate)")
@@ -90,8 +93,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="the spec levels the candidate claims, of core, api, tf2-detail (default: all three); items of "
                          "other levels are deselected")
     group.addoption(ISOLATE, action="store_true",
-                    help="run the vector items in a child process (reused until it dies), so that a candidate that "
-                         "crashes its interpreter (segfault, abort, os._exit) fails one item and the run goes on")
+                    help="run every call into the candidate (the probe, vector items, API and property checks) in a "
+                         "child process (reused until it dies), so that a candidate that crashes its interpreter "
+                         "(segfault, abort, os._exit) fails one item and the run goes on")
     group.addoption(PROFILE, default="", metavar="DEVIATION[,DEVIATION]",
                     help="judge the candidate against the spec with these known deviations (names as the kit prints "
                          "them, e.g. Algorithm1Epsilon,PerVariableStep), under the same error model; any further "
@@ -196,7 +200,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
         kit.cache_key = f"adam-conformance/verified/{fingerprint()}"
         kit.verified = set(cache.get(kit.cache_key, []))
-    config.pluginmanager.register(ResultCollector(kit), "adam-conformance-results")
+    # The controller streams the records (pytest-xdist's workers send theirs to it on their reports).
+    stream = config.getoption(JSON) and not hasattr(config, "workerinput")
+    config.pluginmanager.register(ResultCollector(kit, f"{config.getoption(JSON)}{PARTIAL}" if stream else None),
+                                  "adam-conformance-results")
     config.pluginmanager.register(SelectedVectors(), "adam-conformance-verify")
     if config.args_source != pytest.Config.ArgsSource.ARGS:
         tier = config.getoption(TIER)
@@ -296,49 +303,39 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return [f"adam-conformance: {line}" for line in header_lines(kit.meta())]
 
 
-@pytest.fixture
-def adam_api(request: pytest.FixtureRequest) -> Any:
-    """Helpers to drive the candidate's optimizer_v2 API (skipped as unsupported when it has none)."""
+def _candidate_fixture(request: pytest.FixtureRequest) -> Any:
+    """The candidate fixture ``request`` asks for (``isolation.fixture``), skipped as unsupported when the adapter
+    lacks that API."""
+    from conformance.drive.isolation import fixture
     from conformance.errors import Unsupported
 
     kit = request.config.stash.get(SESSION, None)
     if kit is None:
         pytest.skip("no --candidate given")
     try:
-        api = kit.adapter.v2_api()
+        return fixture(request.fixturename, kit.adapter, kit.profile)
     except Unsupported as exc:
         _result(request.node).unsupported = str(exc)
         pytest.skip(f"unsupported: {exc}")
-    # Checks whose subject is not AMSGrad use it only where the candidate has it (vhat is one more slot to see).
-    api.amsgrad = Feature.AMSGRAD not in kit.adapter.missing()
-    return api
+
+
+@pytest.fixture
+def adam_api(request: pytest.FixtureRequest) -> Any:
+    """Helpers to drive the candidate's optimizer_v2 API (skipped as unsupported when it has none)."""
+    return _candidate_fixture(request)
 
 
 @pytest.fixture
 def adam_aliases(request: pytest.FixtureRequest) -> tuple[Any, dict[str, Any]]:
     """The candidate and what the page's names are in the installed TensorFlow (unsupported outside TensorFlow)."""
-    from conformance.errors import Unsupported
-
-    kit = request.config.stash.get(SESSION, None)
-    if kit is None:
-        pytest.skip("no --candidate given")
-    try:
-        return kit.adapter.candidate, kit.adapter.page_aliases()
-    except Unsupported as exc:
-        _result(request.node).unsupported = str(exc)
-        pytest.skip(f"unsupported: {exc}")
+    return _candidate_fixture(request)
 
 
 @pytest.fixture
 def adam_oracle(request: pytest.FixtureRequest) -> Any:
     """The spec's NumPy port (``reference.Adam``), with the deviations of the declared profile composed in: what the
     API checks that compare numbers expect."""
-    from reference import variants
-
-    kit = request.config.stash.get(SESSION, None)
-    if kit is None:
-        pytest.skip("no --candidate given")
-    return variants.compose(*(variants.deviation(name) for name in kit.profile))
+    return _candidate_fixture(request)
 
 
 @pytest.fixture
@@ -350,6 +347,36 @@ def property_env(request: pytest.FixtureRequest) -> Any:
     from conformance.property import Environment
 
     return Environment(kit, request.config, request.node.name)
+
+
+@pytest.hookimpl(tryfirst=True, specname="pytest_pyfunc_call")
+def pytest_pyfunc_call_isolated(pyfuncitem: pytest.Function) -> Any:
+    """Under ``--isolate`` a kit check runs in the child (``Isolation.check``); what it raised there is raised here,
+    inside the wrapper below, so that the verdicts are those of a run in process.  A crash fails the check alone."""
+    kit = pyfuncitem.config.stash.get(SESSION, None)
+    if kit is None or kit.isolation is None or pyfuncitem.path.parent != SUITE_DIR:
+        return None
+    from conformance.drive.isolation import CANDIDATE_FIXTURES, CandidateCrash
+
+    names = pyfuncitem._fixtureinfo.argnames
+    fixtures = [n for n in names if n in CANDIDATE_FIXTURES]
+    context = {"spec": kit.spec, "profile": kit.profile, "name": pyfuncitem.name,
+               "avoid": dict(kit.expectations.avoid) if kit.expectations else {},
+               "options": {o: pyfuncitem.config.getoption(o, None) for o in ("hypothesis_seed", EXPORT, EXAMPLES)}}
+    result = _result(pyfuncitem)
+    try:
+        raised, tracker = kit.isolation.check(f"conformance.suite.{pyfuncitem.path.stem}", pyfuncitem.originalname,
+                                              {n: pyfuncitem.funcargs[n] for n in names if n not in fixtures},
+                                              fixtures, context, result.vector)
+    except CandidateCrash as exc:
+        result.message = str(exc)
+    if result.message:  # failed outside the except block: one line, without the crash as its context
+        pytest.fail(result.message, pytrace=False)
+    if tracker is not None:  # the property's examples, for its record (pytest_runtest_makereport)
+        kit.trackers[pyfuncitem.name] = tracker
+    if raised is not None:
+        raise raised
+    return True
 
 
 @pytest.hookimpl(wrapper=True)
@@ -395,10 +422,23 @@ class SelectedVectors:
 
 
 class ResultCollector:
-    """Gathers the result records that ride on the reports (so they also arrive from xdist workers)."""
+    """Gathers the result records that ride on the reports (so they also arrive from xdist workers), and writes each
+    to ``stream`` (JSON lines, flushed per record) as it comes, so that a run that dies keeps what it finished."""
 
-    def __init__(self, kit: Session) -> None:
+    def __init__(self, kit: Session, stream: str | None = None) -> None:
         self.kit = kit
+        self.path = stream
+        if stream:
+            Path(stream).parent.mkdir(parents=True, exist_ok=True)
+        self.file = open(stream, "w", encoding="utf-8") if stream else None  # noqa: SIM115 - open for the run
+
+    def close(self, remove: bool) -> None:
+        """Close the stream; ``remove`` it once the whole document holds its records."""
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+            if remove:
+                Path(self.path).unlink(missing_ok=True)
 
     def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
         self.kit.running = nodeid
@@ -414,6 +454,12 @@ class ResultCollector:
 
             records = [Result.for_lost_item(report).as_dict()]
         self.kit.results += records
+        if self.file is not None and records:
+            import json
+
+            for record in records:
+                self.file.write(json.dumps(record, sort_keys=True, default=str) + "\n")
+            self.file.flush()
 
 
 @pytest.hookimpl(wrapper=True)
@@ -461,6 +507,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             write_json(json_path, doc)
         if html_path:
             html.write(html_path, doc)
+    collector = session.config.pluginmanager.get_plugin("adam-conformance-results")
+    if collector is not None:
+        collector.close(remove=True)  # PATH was written: it holds every record (had writing it raised, this would keep them)
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

@@ -1,19 +1,28 @@
-"""``--isolate``: vector items run in a child process, so that a candidate that kills its interpreter fails one item.
+"""``--isolate``: every call into the candidate runs in a child process, so that a candidate that kills its
+interpreter fails one item.
 
-A segfault in native code, an abort, ``os._exit`` or an out-of-memory kill ends the child, not the run: the
-item fails with the cause and the step ("the candidate crashed the process: SIGSEGV at step 3"), and the
-next item gets a fresh child.  One child serves items until it dies, so a framework is imported once per
+The vector items, the API checks and the property checks (``Isolation.check``: the check function itself runs in
+the child, with its candidate fixtures rebuilt there) and the capability probe.  A segfault in native code, an
+abort, ``os._exit`` or an out-of-memory kill ends the child, not the run: the item fails with the cause and the
+step or the check ("the candidate crashed the process: SIGSEGV at step 3", "... SIGSEGV in
+api/test_checkpoint_resume[adam]"), and the next item gets a fresh child.  One child serves items until it dies, so a framework is imported once per
 crash rather than once per item.  The child builds its own adapter from the same options and takes the
 parent's probe results, so both see the same candidate.
 """
 
 from __future__ import annotations
 
+import importlib
 import multiprocessing
 import os
+import pickle
 import signal
 import time
+import traceback
+from types import SimpleNamespace
 from typing import Any
+
+import pytest
 
 from conformance.errors import Unsupported
 from conformance.errors import first_line
@@ -22,6 +31,78 @@ from conformance.load.vector import VectorError
 
 class CandidateCrash(Exception):
     """The child process running the item died."""
+
+
+#: The fixtures through which the kit's checks reach the candidate: the child builds its own (``fixture``).
+CANDIDATE_FIXTURES = ("adam_api", "adam_aliases", "adam_oracle", "property_env")
+#: What a check may raise besides an Exception: pytest's skip, fail and xfail outcomes.
+OUTCOMES = (pytest.skip.Exception, pytest.fail.Exception)
+
+
+def fixture(name: str, adapter: Any, profile: tuple[str, ...]) -> Any:
+    """A candidate fixture's value (``adam_api``, ``adam_aliases``, ``adam_oracle``); the plugin's fixtures and the
+    child build them here, so that both hand a check the same thing.  Unsupported when the adapter has no such API."""
+    if name == "adam_api":
+        from conformance.features import Feature
+
+        api = adapter.v2_api()
+        # Checks whose subject is not AMSGrad use it only where the candidate has it (vhat is one more slot to see).
+        api.amsgrad = Feature.AMSGRAD not in adapter.missing()
+        return api
+    if name == "adam_aliases":
+        return adapter.candidate, adapter.page_aliases()
+    if name == "adam_oracle":
+        from reference import variants
+
+        return variants.compose(*(variants.deviation(n) for n in profile))
+    raise ValueError(f"not a candidate fixture: {name}")
+
+
+class _Options:
+    """``config.getoption`` for ``property.Environment`` in the child: the parent's values, by option name."""
+
+    def __init__(self, values: dict) -> None:
+        self.values = values
+
+    def getoption(self, name: str, default: Any = None) -> Any:
+        return self.values.get(name, default)
+
+
+def _portable(exc: BaseException) -> BaseException:
+    """``exc`` if it survives a pickle round trip, else one of the kind the plugin tells apart, with its message."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:  # noqa: BLE001 - a framework's exception may hold anything
+        pass
+    for kind in (Unsupported, NotImplementedError, AttributeError, AssertionError):
+        if isinstance(exc, kind):
+            return kind(str(exc))
+    return RuntimeError(f"{type(exc).__name__}: {first_line(exc)}")
+
+
+def _check(adapter: Any, request: tuple) -> tuple:
+    """The child's side of ``Isolation.check``: run the check with its fixtures built here; the reply carries what it
+    raised (re-raised by the parent, so the plugin's hooks judge it as they would in process) and its tracker."""
+    _, module, function, args, fixtures, context = request
+    kwargs, kit = dict(args), None
+    for name in fixtures:
+        if name == "property_env":
+            from conformance.property import Environment
+
+            kit = SimpleNamespace(spec=context["spec"], adapter=adapter, trackers={},
+                                  expectations=SimpleNamespace(avoid=context["avoid"]) if context["avoid"] else None)
+            kwargs[name] = Environment(kit, _Options(context["options"]), context["name"])
+        else:
+            kwargs[name] = fixture(name, adapter, context["profile"])
+    raised, attribute, trace = None, None, ""
+    try:
+        getattr(importlib.import_module(module), function)(**kwargs)
+    except (Exception, *OUTCOMES) as exc:
+        raised, trace = _portable(exc), "".join(traceback.format_exception(exc))
+        attribute = getattr(exc, "name", None) if isinstance(exc, AttributeError) else None  # a pickle drops it
+    tracker = kit.trackers.get(context["name"]) if kit is not None else None
+    return raised, attribute, trace, tracker
 
 
 def _serve(conn: Any, spec: str, adapter_name: str | None, raw: bool, device: str, execution: str | None,
@@ -43,6 +124,8 @@ def _serve(conn: Any, spec: str, adapter_name: str | None, raw: bool, device: st
                 from conformance.drive import probe
 
                 reply = ("ok", probe.probe(adapter, request[1]))
+            elif request[0] == "check":
+                reply = ("ok", _check(adapter, request))
             else:
                 vector, dtype, modes, profile = request
                 outcomes = run(adapter, vector, dtype, modes, on_step=lambda s: conn.send(("step", s)), profile=profile)
@@ -107,7 +190,19 @@ class Isolation:
             vector.mark_digests_verified()
         return outcomes
 
-    def _ask(self, request: tuple, timeout: float) -> Any:
+    def check(self, module: str, function: str, args: dict, fixtures: list[str], context: dict,
+              where: str) -> tuple[BaseException | None, Any]:
+        """Run the check ``module.function`` in the child with ``args`` and the candidate ``fixtures`` built there;
+        return what it raised (None if nothing) and its property tracker (or None); CandidateCrash naming ``where``
+        when the child died.  No time limit: in process the checks have none either, and the verdicts must not differ."""
+        raised, attribute, trace, tracker = self._ask(("check", module, function, args, fixtures, context), 0, where)
+        if raised is not None and attribute is not None:
+            raised.name = attribute
+        if raised is not None and trace and hasattr(raised, "add_note"):  # Python 3.11+: pytest shows it
+            raised.add_note(f"raised in the --isolate child:\n{trace.rstrip()}")
+        return raised, tracker
+
+    def _ask(self, request: tuple, timeout: float, where: str = "") -> Any:
         if self.proc is None or not self.proc.is_alive():
             self._start()
         self.conn.send(request)
@@ -124,8 +219,9 @@ class Isolation:
                 self.proc.join()
                 cause = _cause(self.proc.exitcode)
                 self.proc, self.crashes = None, self.crashes + 1
-                raise CandidateCrash(f"the candidate crashed the process: {cause}" + (f" at step {at}" if at else
-                                     " while being built") + " (--isolate: the next item runs in a fresh process)") from None
+                place = f" in {where}" if where else f" at step {at}" if at else " while being built"
+                raise CandidateCrash(f"the candidate crashed the process: {cause}{place} (--isolate: the next item "
+                                     "runs in a fresh process)") from None
             if kind != "step":
                 break
             at = payload
