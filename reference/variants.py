@@ -458,7 +458,7 @@ def _fused_multiply_add(a: np.ndarray, b: Any, c: np.ndarray) -> np.ndarray:
 
 
 class ContractedKernelForm(NativePrecision):
-    """Correct: TF's kernel order with each moment update one fused multiply-add, as XLA compiles it on CPU."""
+    """Correct: TF's kernel order with each moment update one fused multiply-add (XLA on CPU nests two for v)."""
 
     @staticmethod
     def update_m(m, g, beta_1):

@@ -301,7 +301,7 @@ def test_a_candidate_that_crashes_its_interpreter_fails_only_those_items_under_i
     assert {r["message"] for r in failed} == {"the candidate crashed the process: SIGSEGV at step 3 (--isolate: the next "
                                               "item runs in a fresh process)"}
     result.stdout.fnmatch_lines(["adam-conformance: device cpu; execution eager (*); mode both; timeout 120 s; isolated "
-                                 "(vector items in a child process)"])
+                                 "(every call into the candidate in a child process)"])
 
 
 def test_os_exit_is_named_with_its_status_under_isolate(run):

@@ -1,7 +1,7 @@
 """Adapter for ``torch.optim.Adam``.
 
-Translations (off with ``raw``): epsilon hat becomes torch's Algorithm-1
-epsilon, ``eps = epsilon / sqrt(1 - beta_2**t)``, set before every step; an
+Off with ``raw``: the candidate is judged with the profile Algorithm1Epsilon
+(torch adds eps to the bias-corrected root; epsilon is passed as given); an
 IndexedSlices gradient is densified with duplicates summed (torch's Adam
 refuses sparse gradients).  Always: callables, schedules and ``decay`` are
 evaluated by the adapter before each step and written into the param group,

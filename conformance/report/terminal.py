@@ -19,7 +19,7 @@ def header_lines(meta: dict) -> list[str]:
         f"device {meta['device']}; execution {meta.get('execution', 'eager')}"
         + (f" ({meta['execution_text']})" if meta.get("execution_text") else "")
         + f"; mode {meta['mode']}; timeout {meta['timeout_s']:g} s"
-        + ("; isolated (vector items in a child process)" if meta.get("isolated") else ""),
+        + ("; isolated (every call into the candidate in a child process)" if meta.get("isolated") else ""),
         f"flush-to-zero in {ftz}",
         f"vector set spec {vs['spec_version']}, {len(vs['vectors'])} files, sha256 {vs['sha256']}",
         f"levels {', '.join(meta['levels'])}; expectations {meta['expectations'] or 'none'}",
