@@ -9,7 +9,7 @@ import pytest
 from conformance.errors import Unsupported
 from conformance.judge.compare import failure_text
 from conformance.diagnosis.diagnose import chosen, diagnose
-from conformance.drive.isolation import CandidateCrash
+from conformance.isolation import CandidateCrash
 from conformance.drive.timeout import call_with_timeout
 from conformance.load.files import Pending
 from conformance.load.vector import Vector, VectorError

@@ -173,7 +173,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.getoption(ISOLATE):
         if command:
             raise pytest.UsageError(f"{ISOLATE}: a {COMMAND} candidate already runs in a process of its own")
-        from conformance.drive.isolation import Isolation
+        from conformance.isolation import Isolation
 
         isolation = Isolation(spec, config.getoption(ADAPTER), config.getoption(RAW), config.getoption(DEVICE),
                               config.getoption(EXECUTION), {})
@@ -306,7 +306,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 def _candidate_fixture(request: pytest.FixtureRequest) -> Any:
     """The candidate fixture ``request`` asks for (``isolation.fixture``), skipped as unsupported when the adapter
     lacks that API."""
-    from conformance.drive.isolation import fixture
+    from conformance.isolation import fixture
     from conformance.errors import Unsupported
 
     kit = request.config.stash.get(SESSION, None)
@@ -356,7 +356,7 @@ def pytest_pyfunc_call_isolated(pyfuncitem: pytest.Function) -> Any:
     kit = pyfuncitem.config.stash.get(SESSION, None)
     if kit is None or kit.isolation is None or pyfuncitem.path.parent != SUITE_DIR:
         return None
-    from conformance.drive.isolation import CANDIDATE_FIXTURES, CandidateCrash
+    from conformance.isolation import CANDIDATE_FIXTURES, CandidateCrash
 
     names = pyfuncitem._fixtureinfo.argnames
     fixtures = [n for n in names if n in CANDIDATE_FIXTURES]

@@ -37,7 +37,7 @@ class Session:
     started: float = 0.0  # the kit's run: from the start of collection to the end of the last item
     collected: float = 0.0
     finished: float = 0.0
-    isolation: Any = None  # conformance.drive.isolation.Isolation under --isolate
+    isolation: Any = None  # conformance.isolation.Isolation under --isolate
     profile: tuple[str, ...] = ()  # deviations the candidate declares (--profile, or its expectations file's)
     diagnosis: bool = True  # --conformance-diagnosis: explain a numerical failure by the known wrong variants
     running: str | None = None  # the item being run, for the line saying where an interrupted run stopped
