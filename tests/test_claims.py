@@ -10,7 +10,7 @@ import sys
 
 import numpy as np
 
-from tests.helpers import need
+from tests.helpers import ROOT, need
 
 
 def measure(script: str, env: dict[str, str] | None = None) -> dict:
@@ -99,18 +99,8 @@ for g in gs:
     ms.append(opt.get_slot(var, "m").numpy().copy())
     vs.append(opt.get_slot(var, "v").numpy().copy())
 
-def fma(a, b, c):
-    p, c = a.astype(np.float64) * b.astype(np.float64), c.astype(np.float64)
-    s = p + c
-    bb = s - p
-    err = (p - (s - bb)) + (c - bb)
-    r = s.astype(F32)
-    mid = ((s.view(np.uint64) & np.uint64((1 << 29) - 1)) == np.uint64(1 << 28)) & (err != 0)
-    up = mid & (r.astype(np.float64) < s) & (err > 0)
-    down = mid & (r.astype(np.float64) > s) & (err < 0)
-    r[up] = np.nextafter(r[up], F32(np.inf))
-    r[down] = np.nextafter(r[down], F32(-np.inf))
-    return r
+sys.path.insert(0, os.environ["ADAM_CONFORMANCE_ROOT"])
+from benchmarks.xla_operations import fma  # the benchmark's exact emulation, one definition
 
 one, b1, b2 = F32(1), F32(0.9), F32(0.999)
 c1, c2 = np.full(n, one - b1), np.full(n, one - b2)
@@ -135,7 +125,7 @@ def test_xla_computes_v_as_two_nested_fmas():
     for bit on 30,000 element-steps, where the single FMA fma(g*g - v, 1 - beta_2, v) departs from step 2 (step 1,
     from v = 0, cannot tell them apart).  spec/adam.md section E; benchmarks/xla_operations.py; docs/adapters.md."""
     need("tf_keras")
-    found = measure(XLA_FMA)
+    found = measure(XLA_FMA, {"ADAM_CONFORMANCE_ROOT": str(ROOT)})
     assert found["v nested fma"] == [0] * 30, found["v nested fma"]
     assert found["m fma"] == [0] * 30, found["m fma"]
     assert found["v single fma"][0] == 0 and sum(found["v single fma"]) > 0, found["v single fma"]
