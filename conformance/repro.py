@@ -8,7 +8,7 @@ the bound the kit computed, both embedded as exact float64 literals (``repr`` ro
 and actual values, the worst element and its error, and exits 1 when an element is out of bound, 0 when none is.
 
 What the script cannot express is refused in one line (exit 2): adapters and modes without a template (optax, the
-pipe, compiled TensorFlow and JAX steps), callable or scheduled hyperparameters, large vectors.  A passing item is
+pipe, compiled steps), callable or scheduled hyperparameters, large vectors.  A passing item is
 said to pass (exit 0) and no script is written, unless ``--force`` asks for one (to confirm a fix).
 """
 
@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 #: Adapter -> execution modes the script can reproduce.
-SUPPORTED = {"torch": ("eager", "foreach", "fused", "compile"), "keras3": ("eager",), "tf_keras": ("eager",),
+SUPPORTED = {"torch": ("eager", "foreach", "fused"), "keras3": ("eager",), "tf_keras": ("eager",),
              "numpy": ("eager",)}
 #: Vectors larger than this many elements make a script nobody reads; refused.
 MAX_ELEMENTS = 5000
@@ -104,8 +104,6 @@ def _refusal(adapter: Any, vector: Any, dtype: str) -> str | None:
     if adapter.execution not in SUPPORTED[adapter.name]:
         return (f"--execution={adapter.execution} of the {adapter.name} adapter is not supported by repro "
                 f"(supported: {', '.join(SUPPORTED[adapter.name])})")
-    if adapter.device != "cpu":
-        return "repro writes scripts for the CPU only (--device=cpu)"
     if dtype not in vector.dtypes:
         return f"{vector.id} runs in {', '.join(vector.dtypes)}: not in {dtype}"
     if "large" in vector.flags or vector.size > MAX_ELEMENTS:
@@ -323,7 +321,6 @@ def _torch_body(item: Item) -> tuple[list[str], str]:
     make = ("    out = strided(lambda shape: torch.empty(shape, dtype=getattr(torch, dtype)), values)\n"
             "    return out.copy_(torch.from_numpy(values))" if strided else
             "    return torch.tensor(values, dtype=getattr(torch, dtype))")
-    step = "torch.compile(opt.step)" if item.adapter.execution == "compile" else "opt.step"
     body = f'''
 def tensor(values, dtype):
     """The values rounded to dtype{', in the strided layout' if strided else ''}."""
@@ -334,12 +331,11 @@ def main():
     print("torch", torch.__version__)
     params = {{name: tensor(values, DTYPES[name]).requires_grad_(True) for name, values in INITIAL.items()}}
     opt = {_import(item.candidate)[1]}(list(params.values()){', ' + args if args else ''})
-    step = {step}
     for grads in GRADIENTS:
         for name, p in params.items():
             g = grads.get(name)
             p.grad = None if g is None else tensor(g, DTYPES[name])
-        step()
+        opt.step()
     return compare({{name: p.detach().to(torch.float64).numpy() for name, p in params.items()}})
 '''.strip("\n")
     return imports, (STRIDED + "\n\n\n" if strided else "") + body
@@ -532,8 +528,9 @@ def _installed() -> bool:
 
 def summary(item: Item) -> str:
     """One line: what the kit found for the item."""
-    worst = max(((float(np.nan_to_num(np.abs(item.actual[n] - item.expected[n]) / item.allowed[n], nan=np.inf).max())
-                  if item.expected[n].size else 0.0), n) for n in item.expected)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        worst = max(((float(np.nan_to_num(np.abs(item.actual[n] - item.expected[n]) / item.allowed[n], nan=0.0).max())
+                      if item.expected[n].size else 0.0), n) for n in item.expected)
     return f"{item.vector.id} [{item.dtype}] step {item.steps}: worst variable {worst[1]} at {worst[0]:.3g} times its bound"
 
 
@@ -543,10 +540,13 @@ def from_results(path: Path, wanted: str) -> dict[str, Any]:
     import json
 
     try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-        meta, results = (doc.get("meta", doc), doc["results"]) if isinstance(doc, dict) else (None, None)
-    except (OSError, ValueError, KeyError) as exc:
+        meta = json.loads(Path(path).read_text(encoding="utf-8"))
+        results = meta["results"]
+        adapter = meta["adapter"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ReproError(f"--from {path}: not a results file of the kit ({type(exc).__name__}: {exc})") from None
+    if adapter not in SUPPORTED:
+        raise ReproError(f"the {adapter} adapter is not supported by repro (supported: {', '.join(SUPPORTED)})")
     for record in results:
         nodeid = str(record.get("nodeid", ""))
         if wanted in (nodeid, nodeid.partition("::")[2]):
@@ -554,14 +554,14 @@ def from_results(path: Path, wanted: str) -> dict[str, Any]:
     else:
         raise ReproError(f"--from {path}: no item {wanted!r} (give its node id, or vector[dtype] as the report prints it)")
     vector, _, dtype = nodeid.partition("::")[2].partition("[")
-    if not dtype or "candidate" not in meta:
+    if not dtype:
         raise ReproError(f"--from {path}: {wanted!r} is not a vector item (API checks and properties have no script)")
     backend = (meta.get("versions") or {}).get("backend")
     if backend:
         os.environ["KERAS_BACKEND"] = backend  # before Keras is imported: the backend the results were measured on
     declared = [n for n in meta.get("declared_profile") or [] if n]
     return {"candidate": meta["candidate"], "vector_id": vector, "dtype": dtype.rstrip("]"),
-            "adapter_name": meta.get("adapter"), "raw": bool(meta.get("raw")), "execution": meta.get("execution"),
+            "adapter_name": adapter, "raw": bool(meta.get("raw")), "execution": meta.get("execution"),
             "profile": ",".join(declared) or "none"}
 
 

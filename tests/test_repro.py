@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import subprocess
 import sys
@@ -46,8 +47,8 @@ def write(tmp_path: Path, *args: str, backend: str | None = None) -> tuple[Any, 
     """``adam-conformance repro ARGS -o SCRIPT``: in a process of its own when it imports a framework (``backend``,
     or a framework's candidate), here for a NumPy port (no framework is imported then)."""
     script = tmp_path / "repro.py"
-    if not any(a.startswith(("--candidate=torch", "--candidate=keras", "--candidate=tf_keras", "--candidate=optax",
-                             "--from")) for a in args):
+    if not any(a.startswith(("--candidate=torch", "--candidate=keras", "--candidate=tf_keras", "--candidate=optax"))
+               or a.endswith(".summary.json") for a in args):
         out, err = io.StringIO(), io.StringIO()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             status = cli.main(["repro", *args, "-o", str(script)])
@@ -99,14 +100,18 @@ def conforms(tmp_path: Path, *args: str, backend: str | None = None, path: str |
 @pytest.mark.slow
 def test_torch_fused_strided(tmp_path):
     """torch's CPU fused Adam walks a strided parameter as contiguous memory (expectations/torch.yaml,
-    kernels/strided): the every-other-element vector's last elements never move.  The same script with the default
-    (per-tensor) implementation exits 0."""
+    kernels/strided): the every-other-element vector's last three elements are wrong at step 1.  The same script with
+    the default (per-tensor) implementation and with foreach exits 0."""
     need("torch")
     out = reproduces(tmp_path, "--candidate=torch.optim:Adam", "--execution=fused", "--vector=kernels/strided",
                      "--dtype=float32")
-    assert "vector (float32, shape (7,)):" in out and "torch 2." in out
-    conforms(tmp_path, "--candidate=torch.optim:Adam", "--execution=eager", "--vector=kernels/strided",
-             "--dtype=float32")
+    # At step 1: the transposed matrix (its gradient in the same layout) is right, 3 of the vector's 7 elements not.
+    assert "matrix (float32, shape (4, 5)): 0 of 20 elements out of bound" in out and "torch 2." in out
+    assert "vector (float32, shape (7,)): 3 of 7 elements out of bound" in out
+    assert all(f"  ({i},): expected" in out for i in (4, 5, 6))  # its last three
+    for execution in ("eager", "foreach"):
+        conforms(tmp_path, "--candidate=torch.optim:Adam", f"--execution={execution}", "--vector=kernels/strided",
+                 "--dtype=float32")
 
 
 @pytest.mark.slow
@@ -128,8 +133,10 @@ def test_keras3_torch_alpha_in_the_first_variables_dtype(tmp_path):
     out = reproduces(tmp_path, "--candidate=keras.optimizers:Adam", "--vector=kernels/mixed-dtypes", "--dtype=mixed",
                      backend="torch")
     assert "backend torch" in out
-    d = next(line for line in out.splitlines() if line.startswith("d (float64"))
-    assert d.startswith("d (float64, shape (17,)): ") and not d.startswith("d (float64, shape (17,)): 0 of")
+    assert "h (float16, shape (33,)): 0 of 33" in out and "h2 (float16, shape (8,)): 0 of 8" in out  # alpha's own dtype
+    for name in ("d (float64, shape (17,)): ", "s (float32, shape (2, 9)): ", "s2 (float32, shape (1025,)): "):
+        line = next(line for line in out.splitlines() if line.startswith(name))
+        assert not line.startswith(name + "0 of"), line  # moved by the float16 step size
     assert 'os.environ["KERAS_BACKEND"] = "torch"' in (tmp_path / "repro.py").read_text(encoding="utf-8")
     assert "step 2 of 3" in (tmp_path / "repro.py").read_text(encoding="utf-8")
 
@@ -144,6 +151,7 @@ def test_keras3_squares_duplicate_sparse_indices(tmp_path):
     out = reproduces(tmp_path, "--candidate=keras.optimizers:Adam", "--vector=sparse/duplicate-pair",
                      "--dtype=float32", "--profile=EpsilonZeroKept,HyperparametersNotCast", backend="tensorflow")
     assert "backend tensorflow" in out and "a (float32, shape (3,)): 1 of 3 elements out of bound" in out
+    assert "  (1,): expected" in out and "step 1 of 2" in (tmp_path / "repro.py").read_text(encoding="utf-8")
     assert "tf.IndexedSlices" in (tmp_path / "repro.py").read_text(encoding="utf-8")
     (tmp_path / "repro.py").unlink()
     proc, script = write(tmp_path, "--candidate=keras.optimizers:Adam", "--vector=sparse/duplicate-pair",
@@ -219,6 +227,24 @@ def test_refusals_are_one_line(tmp_path, capsys, monkeypatch, args, message):
     err = capsys.readouterr().err
     assert status == 2 and not (tmp_path / "repro.py").exists()
     assert err.count("\n") == 1 and err.startswith("adam-conformance repro: ") and message in err, err
+
+
+def test_from_a_results_file(tmp_path):
+    """``--from`` a --conformance-json document: candidate, adapter, mode and profile are the run's."""
+    results = tmp_path / "report.json"
+    results.write_text(json.dumps({
+        "candidate": "tests.wrong_ports:UndampedMomentum", "adapter": "numpy", "raw": False, "execution": "eager",
+        "declared_profile": [], "versions": {"numpy": np.__version__},
+        "results": [{"nodeid": "vectors/sparse.yaml::sparse/duplicate-pair[float64]", "verdict": "fail"}]}))
+    proc, script = write(tmp_path, "--from", str(results), "sparse/duplicate-pair[float64]")
+    assert proc.returncode == 0, proc.stderr
+    assert "--candidate=tests.wrong_ports:UndampedMomentum --vector=sparse/duplicate-pair --dtype=float64 " \
+           "--profile=none" in " ".join(script.read_text(encoding="utf-8").split())
+    assert run_script(script, "conformance,vectors,spec", str(ROOT)).returncode == 1
+    results.write_text(json.dumps({"candidate": "node adam.js", "adapter": "pipe", "results": []}))
+    proc, script = write(tmp_path / "x", "--from", str(results), "sparse/duplicate-pair[float64]")
+    assert proc.returncode == 2 and proc.stderr == ("adam-conformance repro: the pipe adapter is not supported by "
+                                                    "repro (supported: torch, keras3, tf_keras, numpy)\n")
 
 
 @pytest.mark.slow
