@@ -8,8 +8,8 @@ the bound the kit computed, both embedded as exact float64 literals (``repr`` ro
 and actual values, the worst element and its error, and exits 1 when an element is out of bound, 0 when none is.
 
 What the script cannot express is refused in one line (exit 2): adapters and modes without a template (optax, the
-pipe, compiled steps), callable or scheduled hyperparameters, large vectors.  A passing item is
-said to pass (exit 0) and no script is written, unless ``--force`` asks for one (to confirm a fix).
+pipe, compiled steps), callable or scheduled hyperparameters, large vectors.  A passing item is said to pass in
+one line (exit 1) and no script is written, unless ``--force`` asks for one (to confirm a fix).
 """
 
 from __future__ import annotations
@@ -245,7 +245,7 @@ def compare(actual):
             err = np.abs(have - want)
             same = (have == want) | (np.isnan(have) & np.isnan(want))
             bad = ~(same | (err <= bound))
-            ratio = np.nan_to_num(np.where(same, 0.0, err / bound), nan=0.0)  # the share of the bound used
+            ratio = np.nan_to_num(np.where(same, 0.0, err / bound), nan=0.0, posinf=np.inf)  # the bound's share used
             ratio[bad & ~(ratio > 1)] = np.inf  # a NaN against a number
         out += int(bad.sum())
         print(f"{name} ({DTYPES[name]}, shape {have.shape}): {int(bad.sum())} of {have.size} elements out of bound")
