@@ -165,6 +165,17 @@ for name, (cls, kw) in KINDS.items():
                  "buffer head is the contiguous run": bool(torch.equal(base[:7], prefix)),
                  "buffer tail untouched": bool(torch.equal(base[7:], torch.arange(8.0, 15.0)))}
 
+for dt in ("float16", "bfloat16"):  # the same walk in half precision (kernels/strided-half)
+    d = getattr(torch, dt)
+    base = torch.arange(1.0, 15.0, dtype=d)
+    fused = run(torch.optim.Adam, {"lr": 0.1}, param(base[::2]), G[:7].to(d), True)
+    right = run(torch.optim.Adam, {"lr": 0.1}, param(torch.arange(1.0, 15.0, dtype=d)[::2]), G[:7].to(d), False)
+    prefix = run(torch.optim.Adam, {"lr": 0.1}, param(torch.arange(1.0, 8.0, dtype=d)), G[:7].to(d), True)
+    out["Adam " + dt] = {"elements wrong": int((fused != right).sum()),
+                         "gaps written": int((base[1::2] != torch.arange(2.0, 16.0, 2.0, dtype=d)).sum()),
+                         "buffer head is the contiguous run": bool(torch.equal(base[:7], prefix)),
+                         "buffer tail untouched": bool(torch.equal(base[7:], torch.arange(8.0, 15.0, dtype=d)))}
+
 g = G[:12].reshape(4, 3)
 for layout, grad in (("contiguous", g.contiguous()), ("transposed", g.t().contiguous().t())):
     fused = run(torch.optim.Adam, {"lr": 0.1}, param(torch.arange(1.0, 13.0).reshape(3, 4).t()), grad.clone(), True)
@@ -178,10 +189,11 @@ def test_torch_fused_kernels_walk_raw_memory():
     """torch 2.13's CPU fused Adam, AdamW, SGD (momentum) and Adagrad update a strided parameter as if it were the
     contiguous run of numel() elements at the start of its buffer: the gaps between its elements are written, its
     last elements are never updated; a transposed parameter is right only with a gradient of the same layout.
-    conformance/expectations/torch.yaml (kernels/strided); docs/adapters.md; README "In words"."""
+    Adam does the same in float16 and bfloat16.
+    conformance/expectations/torch.yaml (kernels/strided, kernels/strided-half); docs/adapters.md; README "In words"."""
     need("torch")
     found = measure(TORCH_FUSED_STRIDED)
-    for name in ("Adam", "AdamW", "SGD", "Adagrad"):
+    for name in ("Adam", "AdamW", "SGD", "Adagrad", "Adam float16", "Adam bfloat16"):
         # elements 4 to 6 are never reached; 1 to 3 take the gradients of elements 2, 4, 6 (Adam's early steps, close
         # to lr * sign(g), can land on the right value by chance: 5 of 7 wrong for Adam, AdamW and Adagrad here)
         assert found[name].pop("elements wrong") >= 5, (name, found[name])
