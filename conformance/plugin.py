@@ -66,7 +66,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(DEVICE, choices=["cpu", "gpu"], default="cpu", help="device for TensorFlow, torch and JAX candidates")
     group.addoption(EXECUTION, metavar="MODE",
                     help="how the candidate's step runs: eager (default); tf_keras and Keras 3 on TensorFlow: function, "
-                         "xla; Keras 3 on JAX: jit; torch: foreach, fused, compile; optax: jit")
+                         "xla, mirrored, mirrored-function; Keras 3 on JAX: jit; torch: foreach, fused, compile; optax: "
+                         "jit, sharded, pmap")
     group.addoption(JSON, metavar="PATH",
                     help="write every result as JSON (schema: conformance/report/results.schema.json); while the run "
                          "goes on, PATH.partial.jsonl holds each item's record as it finishes (one JSON object a line), "
@@ -168,7 +169,8 @@ def pytest_configure(config: pytest.Config) -> None:
         adapter = resolve.resolve_command(command, timeout=config.getoption(TIMEOUT))
     else:
         adapter = resolve.resolve(spec, config.getoption(ADAPTER), raw=config.getoption(RAW),
-                                    device=config.getoption(DEVICE), execution=config.getoption(EXECUTION))
+                                    device=config.getoption(DEVICE), execution=config.getoption(EXECUTION),
+                                    world_size=config.getoption("--world-size", 2))
     isolation = None
     if config.getoption(ISOLATE):
         if command:

@@ -13,12 +13,22 @@ from conformance import adapters
 from conformance.errors import first_line
 
 
-def resolve(spec: str, adapter_name: str | None, *, raw: bool, device: str, execution: str | None = None) -> Any:
-    """Import the candidate, pick its adapter and check that it can be built; ``pytest.UsageError`` otherwise."""
+def resolve(spec: str, adapter_name: str | None, *, raw: bool, device: str, execution: str | None = None,
+            world_size: int = 2) -> Any:
+    """Import the candidate, pick its adapter and check that it can be built; ``pytest.UsageError`` otherwise.
+
+    A distributed mode run in this process gets its devices first (``adapters.replicas.prepare``): TensorFlow and
+    JAX fix them when they start, which importing the candidate may do."""
     where = f"--candidate={spec}"
     if ":" not in spec or not all(spec.partition(":")[::2]):
         raise pytest.UsageError(f"{where}: expected module:attr, for example tf_keras.optimizers.legacy:Adam")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's import-time log lines
+    from conformance.adapters import replicas
+
+    try:
+        replicas.prepare(adapter_name or adapters.choose(spec), execution, world_size)
+    except RuntimeError as exc:
+        raise pytest.UsageError(f"--execution={execution}: {exc}") from None
     try:
         obj = pkgutil.resolve_name(spec)
     except ModuleNotFoundError as exc:

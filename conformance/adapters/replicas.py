@@ -1,0 +1,87 @@
+"""What the in-process distributed execution modes share: the devices they need, each replica's share of a step's
+gradient, and the twin on one device.
+
+TensorFlow's ``mirrored`` modes (``MirroredStrategy`` over logical CPU devices) and JAX's ``sharded`` and ``pmap``
+modes (host devices) run every replica in the pytest process.  Both frameworks fix their devices when they first
+start: ``prepare`` configures them before the candidate's module is imported (``drive/resolve.py``).  This module
+imports no framework at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+#: Execution modes (per adapter) whose replicas live in this process, and the framework whose devices they need.
+TF_MODES = {"mirrored": "eager", "mirrored-function": "function"}  # mode -> the one-device mode it is twinned with
+JAX_MODES = {"sharded": "jit", "pmap": "jit"}
+XLA_DEVICES = "--xla_force_host_platform_device_count"
+#: The twin of a distributed mode: the same candidate on one device (docs/adapters.md, "Distributed modes").
+TWIN_LABEL = "one device"
+
+
+def prepare(adapter: str, execution: str | None, world_size: int) -> None:
+    """Give the framework ``world_size`` CPU devices before it starts, when ``execution`` is a distributed mode of
+    ``adapter`` run in process; RuntimeError when the framework has already started with other devices."""
+    if execution in JAX_MODES and adapter in ("optax", "keras3"):
+        _xla_host_devices(world_size)
+    elif execution in TF_MODES and adapter in ("tf_keras", "keras3"):
+        from conformance.adapters.tf_ops import logical_cpus
+
+        logical_cpus(world_size)
+
+
+def _xla_host_devices(n: int) -> None:
+    """``XLA_FLAGS=--xla_force_host_platform_device_count=n``: read by JAX once, when its CPU backend starts."""
+    import sys
+
+    flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if not f.startswith(XLA_DEVICES)]
+    os.environ["XLA_FLAGS"] = " ".join(flags + [f"{XLA_DEVICES}={n}"])
+    if "jax" in sys.modules:
+        import jax
+
+        if len(jax.devices("cpu")) < n:
+            raise RuntimeError(f"JAX started before the kit could give it {n} CPU devices (it has "
+                               f"{len(jax.devices('cpu'))}): set XLA_FLAGS={XLA_DEVICES}={n} before importing jax")
+
+
+def world(adapter: Any) -> tuple[int, str]:
+    """The adapter's world size and split (``--world-size``, ``--split``; 2 and ``even`` by default)."""
+    return int(getattr(adapter, "world_size", 2) or 2), str(getattr(adapter, "split", "even") or "even")
+
+
+def shares(g: Any, n: int, split: str, dtype: Any) -> list[Any]:
+    """Each replica's share of the harness gradient ``g`` (float64 array or IndexedSlices), in ``dtype``, for an engine
+    that sums the replicas' gradients: ``even`` gives every replica g / n, ``one-rank`` gives replica 0 all of it and
+    the others zeros (an IndexedSlices with no rows).  Their sum is ``g`` in ``dtype`` bit for bit when n is a power of
+    two and no share falls below the dtype's normal range (the vectors' gradients are far from it)."""
+    from reference.adam import IndexedSlices
+
+    if g is None:
+        return [None] * n
+    if hasattr(g, "indices"):
+        values = np.asarray(g.values).astype(dtype)
+        empty = IndexedSlices(values[:0], np.asarray(g.indices)[:0], g.dense_shape)
+        if split == "one-rank":
+            return [IndexedSlices(values, g.indices, g.dense_shape)] + [empty] * (n - 1)
+        return [IndexedSlices(values / dtype(n), g.indices, g.dense_shape) for _ in range(n)]
+    full = np.asarray(g).astype(dtype)
+    if split == "one-rank":
+        return [full] + [np.zeros_like(full) for _ in range(n - 1)]
+    return [full / dtype(n) for _ in range(n)]
+
+
+def same_on_every_replica(states: list[dict]) -> str | None:
+    """What differs between the replicas' states (``read`` layout), or None: a check the tests use directly."""
+    first = states[0]
+    for r, state in enumerate(states[1:], 1):
+        for name, fields in first.items():
+            if name == "iterations":
+                continue
+            for f, x in fields.items():
+                y = state[name][f]
+                if (x is None) != (y is None) or (x is not None and not np.array_equal(x, y, equal_nan=True)):
+                    return f"replica {r} differs from replica 0: {name}.{f}"
+    return None
