@@ -71,17 +71,3 @@ def shares(g: Any, n: int, split: str, dtype: Any) -> list[Any]:
     if split == "one-rank":
         return [full] + [np.zeros_like(full) for _ in range(n - 1)]
     return [full / dtype(n) for _ in range(n)]
-
-
-def same_on_every_replica(states: list[dict]) -> str | None:
-    """What differs between the replicas' states (``read`` layout), or None: a check the tests use directly."""
-    first = states[0]
-    for r, state in enumerate(states[1:], 1):
-        for name, fields in first.items():
-            if name == "iterations":
-                continue
-            for f, x in fields.items():
-                y = state[name][f]
-                if (x is None) != (y is None) or (x is not None and not np.array_equal(x, y, equal_nan=True)):
-                    return f"replica {r} differs from replica 0: {name}.{f}"
-    return None
