@@ -22,10 +22,18 @@ RUNS = {
     "2-tf_keras-legacy": ("tf_keras.optimizers.legacy:Adam", [], {}, "tf_keras"),
     "2b-tf_keras-legacy-function": ("tf_keras.optimizers.legacy:Adam", ["--execution=function"], {}, "tf_keras"),
     "2c-tf_keras-legacy-xla": ("tf_keras.optimizers.legacy:Adam", ["--execution=xla"], {}, "tf_keras"),
+    # The mirrored rows leave the kernels family out (-k): its many-tensors vector traces hundreds of variables per
+    # replica and takes minutes under a strategy on two cores.
+    "2d-tf_keras-legacy-mirrored": ("tf_keras.optimizers.legacy:Adam", ["--execution=mirrored", "-k", "not kernels"], {},
+                                    "tf_keras"),
+    "2e-tf_keras-legacy-mirrored-function": ("tf_keras.optimizers.legacy:Adam",
+                                             ["--execution=mirrored-function", "-k", "not kernels"], {}, "tf_keras"),
     "3-tf.keras-keras3-tensorflow": ("tensorflow.keras.optimizers:Adam", [], {}, "tensorflow"),
     "3b-tf.keras-keras3-tensorflow-function": ("tensorflow.keras.optimizers:Adam", ["--execution=function"], {},
                                                "tensorflow"),
     "3c-tf.keras-keras3-tensorflow-xla": ("tensorflow.keras.optimizers:Adam", ["--execution=xla"], {}, "tensorflow"),
+    "3d-tf.keras-keras3-tensorflow-mirrored": ("tensorflow.keras.optimizers:Adam",
+                                               ["--execution=mirrored", "-k", "not kernels"], {}, "tensorflow"),
     "4-keras3-jax": ("keras.optimizers:Adam", [], {"KERAS_BACKEND": "jax"}, "jax"),
     "4b-keras3-jax-jit": ("keras.optimizers:Adam", ["--execution=jit"], {"KERAS_BACKEND": "jax"}, "jax"),
     "5-keras3-torch": ("keras.optimizers:Adam", [], {"KERAS_BACKEND": "torch"}, "torch"),
@@ -37,6 +45,8 @@ RUNS = {
     "7-torch-raw": ("torch.optim:Adam", ["--raw"], {}, "torch"),
     "8-optax-adam": ("optax:adam", [], {}, "optax"),
     "8b-optax-adam-jit": ("optax:adam", ["--execution=jit"], {}, "optax"),
+    "8c-optax-adam-sharded": ("optax:adam", ["--execution=sharded"], {}, "optax"),
+    "8d-optax-adam-pmap": ("optax:adam", ["--execution=pmap"], {}, "optax"),
     "9-optax-amsgrad": ("optax:amsgrad", [], {}, "optax"),
     "9b-optax-amsgrad-jit": ("optax:amsgrad", ["--execution=jit"], {}, "optax"),
 }

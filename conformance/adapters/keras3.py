@@ -79,6 +79,8 @@ class Keras3Adapter(Adapter):
     name = "keras3"
     framework = "keras"
     executions = {"eager": "apply_gradients called directly", **COMPILED.get(BACKEND, {})}
+    #: --world-size and --split apply to these.
+    distributed_executions = tuple(replicas.TF_MODES) if BACKEND == "tensorflow" else ()
     twin_label, twin_binding = replicas.TWIN_LABEL, False
 
     def twin(self) -> "Keras3Adapter | None":

@@ -52,6 +52,7 @@ class OptaxAdapter(Adapter):
                   "sharded": "the jitted step with parameters, state and gradients sharded over host devices "
                              "(NamedSharding)",
                   "pmap": "the step under jax.pmap over host devices, the replicas' gradients averaged by lax.pmean"}
+    distributed_executions = tuple(replicas.JAX_MODES)  # --world-size and --split apply to these
     twin_label, twin_binding = replicas.TWIN_LABEL, False
 
     def twin(self) -> "OptaxAdapter | None":

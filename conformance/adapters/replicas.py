@@ -61,13 +61,14 @@ def shares(g: Any, n: int, split: str, dtype: Any) -> list[Any]:
 
     if g is None:
         return [None] * n
+    dtype, count = np.dtype(dtype), np.asarray(n, dtype=dtype)
     if hasattr(g, "indices"):
         values = np.asarray(g.values).astype(dtype)
         empty = IndexedSlices(values[:0], np.asarray(g.indices)[:0], g.dense_shape)
         if split == "one-rank":
             return [IndexedSlices(values, g.indices, g.dense_shape)] + [empty] * (n - 1)
-        return [IndexedSlices(values / dtype(n), g.indices, g.dense_shape) for _ in range(n)]
+        return [IndexedSlices(values / count, g.indices, g.dense_shape) for _ in range(n)]
     full = np.asarray(g).astype(dtype)
     if split == "one-rank":
         return [full] + [np.zeros_like(full) for _ in range(n - 1)]
-    return [full / dtype(n) for _ in range(n)]
+    return [full / count for _ in range(n)]

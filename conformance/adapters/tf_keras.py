@@ -75,6 +75,7 @@ class TfKerasLegacyAdapter(Adapter):
                   "mirrored": "apply_gradients in each replica of a MirroredStrategy over logical CPU devices, "
                               "strategy.run called eagerly",
                   "mirrored-function": "the same with strategy.run inside tf.function, as model.fit runs it"}
+    distributed_executions = tuple(replicas.TF_MODES)  # --world-size and --split apply to these
     twin_label, twin_binding = replicas.TWIN_LABEL, False
 
     def twin(self) -> "TfKerasLegacyAdapter | None":
