@@ -320,7 +320,7 @@ def test_mirrored_clipping_and_sparse_split():
     device with clipnorm, global_clipnorm, clipvalue); Keras 3 clips each replica's share, bit for bit an unclipped
     one-device run fed clip(G/2) + clip(G/2); sparse gradients split evenly arrive once per replica: tf_keras off by
     a few ulps on the rows with duplicates, Keras 3 off by 50% in v on every row touched; exact with the gradient on
-    one replica.  spec/adam.md ADAM-TF2-DIST-2, ADAM-TF2-DIST-3; keras3.yaml; docs/adapters.md "Distributed modes";
+    one replica.  spec/adam.md ADAM-TF2-DIST-1 (clipping), ADAM-TF2-DIST-2; keras3.yaml; docs/adapters.md "Distributed modes";
     README."""
     need("tf_keras")
     found = measure(MIRRORED)

@@ -92,12 +92,16 @@ def test_keras3_mirrored_sparse_is_a_known_divergence(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("execution", ["sharded", "pmap"])
 def test_optax_distributed_conforms(execution, tmp_path):
-    """optax under NamedSharding and jit is bit-identical to single-device jit on the dense family; under pmap it
-    conforms, and its replicas agree."""
+    """optax under NamedSharding and jit conforms, bit-identical to single-device jit on the dense family but not on
+    kernels/widths (XLA compiles the sharded loops differently); under pmap it conforms, not bit-identical to jit
+    (a few ulps in v), and its replicas agree.  docs/adapters.md, "Distributed modes"."""
     need("optax")
-    doc = _run("optax:adam", execution, "dense", tmp_path)
+    doc = _run("optax:adam", execution, "dense or kernels/widths", tmp_path)
     results = [r for r in doc["results"] if r["verdict"] != "unsupported"]
-    assert len(results) >= 14 and {r["verdict"] for r in results} == {"pass"}, doc["summary"]
+    assert len(results) >= 16 and {r["verdict"] for r in results} == {"pass"}, doc["summary"]
     assert all(r.get("replicas") is None for r in results)
+    differ = {r["vector"] for r in results if r.get("twin")}
     if execution == "sharded":
-        assert [r["vector"] for r in results if r.get("twin")] == []
+        assert differ == {"kernels/widths"}, differ
+    else:
+        assert "dense/long-run" in differ, differ

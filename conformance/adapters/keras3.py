@@ -272,7 +272,10 @@ class MirroredKeras3Session(Keras3Session):
         from conformance.adapters.tf_ops import TF_DTYPES, per_replica
 
         dtypes = {n: TF_DTYPES[self.spec.dtype_of(n)] for n in grads}
-        self.step(tuple(grads), per_replica(self.strategy, grads, dtypes, self.world))
+        n, split = self.world
+        shares = {k: replicas.shares(g, n, split, dtypes[k].as_numpy_dtype)
+                  for k, g in grads.items() if g is not None}
+        self.step(tuple(grads), per_replica(self.strategy, shares, dtypes))
 
     def replicas(self) -> list[dict]:
         """Every replica's copy of the variables and slots, in ``read``'s layout."""

@@ -47,6 +47,17 @@ def _xla_host_devices(n: int) -> None:
                                f"{len(jax.devices('cpu'))}): set XLA_FLAGS={XLA_DEVICES}={n} before importing jax")
 
 
+#: What every item of a distributed mode also tests (spec section R): the second for a vector with sparse gradients.
+CLAUSES = ("ADAM-TF2-DIST-1", "ADAM-TF2-DIST-2")
+
+
+def clauses(record: dict) -> list[str]:
+    """The spec clauses a vector's item tests in a distributed mode, besides the vector's own (from its record)."""
+    sparse = any(isinstance(g, dict) and "indices" in g for step in record.get("steps", [])
+                 for g in step.get("gradients", {}).values())
+    return list(CLAUSES if sparse else CLAUSES[:1])
+
+
 def world(adapter: Any) -> tuple[int, str]:
     """The adapter's world size and split (``--world-size``, ``--split``; 2 and ``even`` by default)."""
     return int(getattr(adapter, "world_size", 2) or 2), str(getattr(adapter, "split", "even") or "even")

@@ -207,7 +207,10 @@ class MirroredTfSession(TfSession):
 
     def apply(self, grads: dict[str, Any], step: int) -> None:
         dtypes = {n: self.vars[n].dtype for n in grads}
-        self.step(tuple(grads), per_replica(self.strategy, grads, dtypes, self.world))
+        n, split = self.world
+        shares = {k: replicas.shares(g, n, split, dtypes[k].as_numpy_dtype)
+                  for k, g in grads.items() if g is not None}
+        self.step(tuple(grads), per_replica(self.strategy, shares, dtypes))
         self.batches.note(grads)
 
     def replicas(self) -> list[dict]:

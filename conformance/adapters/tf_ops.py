@@ -101,13 +101,9 @@ def mirrored_strategy(n: int) -> Any:
     return _STRATEGY[n]
 
 
-def per_replica(strategy: Any, grads: dict[str, Any], dtypes: dict[str, Any], world: tuple[int, str]) -> dict:
-    """The call's gradients as per-replica values: each replica gets its share (``replicas.shares``) as a tensor or
-    ``tf.IndexedSlices``; a None gradient stays None (left out of the values, put back by the caller)."""
-    from conformance.adapters.replicas import shares
-
-    n, split = world
-    split_up = {k: shares(g, n, split, dtypes[k].as_numpy_dtype) for k, g in grads.items() if g is not None}
+def per_replica(strategy: Any, split_up: dict[str, list], dtypes: dict[str, Any]) -> dict:
+    """The call's gradients as per-replica values: ``split_up`` maps each variable with a gradient to every replica's
+    share (``replicas.shares``), given to that replica as a tensor or ``tf.IndexedSlices`` of ``dtypes[name]``."""
 
     def value(ctx: Any) -> dict:
         return {k: tf_gradient(parts[ctx.replica_id_in_sync_group], dtypes[k]) for k, parts in split_up.items()}
