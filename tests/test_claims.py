@@ -295,7 +295,8 @@ for kind in CLASSES:
             clip = (lambda g: tf.clip_by_norm(tf.constant(g), 0.5)) if name == "clipnorm" else \\
                 (lambda g: tf.clip_by_global_norm([tf.constant(g)], 0.5)[0][0])
             fed = one_device(kind, {}, [(lambda h=h: clip(h) + clip(h)) for h in half])
-            entry["equals unclipped one device fed clip(G/2) + clip(G/2)"] = all(np.array_equal(a, b) for a, b in zip(got, fed))
+            entry["equals unclipped one device fed clip(G/2) + clip(G/2)"] = all(
+                np.array_equal(a, b) for a, b in zip(got, fed))
         out[f"{kind} {name}"] = entry
     for split in ("even", "one-rank"):
         if split == "even":
@@ -310,7 +311,8 @@ for kind in CLASSES:
                                          "replicas agree": bool(same),
                                          "rows that differ": differ, "ulps in variable": ulps(got[0], want[0]),
                                          "ulps in v": ulps(got[2], want[2]),
-                                         "largest relative difference in v": float(np.max(np.abs(got[2] - want[2]) / np.where(want[2] == 0, 1, want[2])))}
+                                         "largest relative difference in v":
+                                             float(np.max(np.abs(got[2] - want[2]) / np.where(want[2] == 0, 1, want[2])))}
 print(json.dumps(out))
 """
 

@@ -263,7 +263,7 @@ class PmapOptaxSession(OptaxSession):
             g = grads.get(name)
             dense = np.zeros(p.shape[1:]) if g is None else densify(g, tuple(p.shape[1:]), np.float64)
             # An engine that averages: every device gets the whole gradient (even), or device 0 gets n times it.
-            parts = [dense] * n if self.split == "even" else [dense * n] + [np.zeros_like(dense)] * (n - 1)
+            parts = [dense] * n if self.split == "even" else [dense * n] + [np.full_like(dense, -0.0)] * (n - 1)
             full[name] = self._stacked([x.astype(p.dtype) for x in parts])
         self.params, self.state = self.step(self.params, self.state, full, hp)
 

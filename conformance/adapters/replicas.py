@@ -65,9 +65,10 @@ def world(adapter: Any) -> tuple[int, str]:
 
 def shares(g: Any, n: int, split: str, dtype: Any) -> list[Any]:
     """Each replica's share of the harness gradient ``g`` (float64 array or IndexedSlices), in ``dtype``, for an engine
-    that sums the replicas' gradients: ``even`` gives every replica g / n, ``one-rank`` gives replica 0 all of it and
-    the others zeros (an IndexedSlices with no rows).  Their sum is ``g`` in ``dtype`` bit for bit when n is a power of
-    two and no share falls below the dtype's normal range (the vectors' gradients are far from it)."""
+    that sums the replicas' gradients: ``even`` gives every replica g / n; ``one-rank`` gives replica 0 all of it and
+    the others -0.0, which adds nothing to any number, -0.0 included (an IndexedSlices of no rows).  Their sum is
+    ``g`` in ``dtype`` bit for bit when n is a power of two and no share falls below the dtype's normal range (the
+    vectors' gradients are far from it)."""
     from reference.adam import IndexedSlices
 
     if g is None:
@@ -81,5 +82,5 @@ def shares(g: Any, n: int, split: str, dtype: Any) -> list[Any]:
         return [IndexedSlices(values / count, g.indices, g.dense_shape) for _ in range(n)]
     full = np.asarray(g).astype(dtype)
     if split == "one-rank":
-        return [full] + [np.zeros_like(full) for _ in range(n - 1)]
+        return [full] + [np.full_like(full, -0.0) for _ in range(n - 1)]
     return [full / count for _ in range(n)]

@@ -95,7 +95,8 @@ def mirrored_strategy(n: int) -> Any:
             raise RuntimeError(f"one MirroredStrategy per process: this one has {next(iter(_STRATEGY))} replicas")
         devices = [d.name for d in tf.config.list_logical_devices("CPU")][:n]
         if len(devices) < n:
-            raise RuntimeError(f"mirrored over {n} replicas needs {n} logical CPU devices; TensorFlow has {len(devices)}")
+            raise RuntimeError(f"mirrored over {n} replicas needs {n} logical CPU devices; TensorFlow has "
+                               f"{len(devices)}")
         tf.get_logger().setLevel("ERROR")  # its advice to wrap eager runs in tf.function, once per call
         _STRATEGY[n] = tf.distribute.MirroredStrategy(devices)
     return _STRATEGY[n]
