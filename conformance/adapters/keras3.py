@@ -261,7 +261,7 @@ class MirroredKeras3Session(Keras3Session):
         self.strategy, self.world = mirrored_strategy(world[0]), world
         with self.strategy.scope():
             super().__init__(cls, spec, "cpu", raw, replicas.TF_MODES[execution])
-        self.step = tf.function(self._run) if execution == "mirrored-function" else self._run
+        self.step = tf.function(self._run, reduce_retracing=True) if execution == "mirrored-function" else self._run
 
     def _run(self, names: tuple, values: dict) -> None:
         def replica(given: dict) -> None:

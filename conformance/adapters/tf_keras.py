@@ -198,7 +198,7 @@ class MirroredTfSession(TfSession):
         self.strategy, self.world = strategy, world
         with strategy.scope():
             super().__init__(cls, spec, "", replicas.TF_MODES[execution])  # "": the strategy places them
-        self.step = tf.function(self._run) if execution == "mirrored-function" else self._run
+        self.step = tf.function(self._run, reduce_retracing=True) if execution == "mirrored-function" else self._run
 
     def _run(self, names: tuple, values: dict) -> None:
         def replica(given: dict) -> None:
