@@ -49,6 +49,7 @@ RUNS = {
     "8d-optax-adam-pmap": ("optax:adam", ["--execution=pmap", "-k", "not kernels"], {}, "optax"),
     "9-optax-amsgrad": ("optax:amsgrad", [], {}, "optax"),
     "9b-optax-amsgrad-jit": ("optax:amsgrad", ["--execution=jit"], {}, "optax"),
+    "9c-optax-amsgrad-raw": ("optax:amsgrad", ["--raw"], {}, "optax"),
 }
 
 

@@ -4,8 +4,10 @@ The transformation is built anew before every step from that step's
 learning rate, betas and epsilon, as Python floats (optax's state holds no
 hyperparameters, so it carries over; Python floats stay weakly typed, so the
 moments keep the parameters' dtype, as in a user's code).  Translations
-(off with ``raw``): the candidate is judged with the profile Algorithm1Epsilon (optax's epsilon placement);
-an IndexedSlices gradient is densified (optax has no sparse type).  A variable
+(off with ``raw``): ``optax.adam`` is judged with the profile Algorithm1Epsilon (optax's epsilon placement);
+``optax.amsgrad`` is built with ``bias_correction_nu=False`` (the maximum of the raw v) and the learning rate
+``lr * sqrt(1 - beta_2**t)`` at step t, which makes it TF 2.0's AMSGrad, epsilon placement included
+(``tests/test_claims.py``); an IndexedSlices gradient is densified (optax has no sparse type).  A variable
 not passed yet gets a zero gradient (its moments stay zero, so it does not
 move); a None gradient for a variable already updated cannot be expressed
 (optax would decay its moments).
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 from typing import Any
 
 import jax
@@ -41,6 +44,8 @@ from conformance.adapters.base import Adapter, densify, per_step_numbers, subnor
 from conformance.dtypes import NUMPY_DTYPES  # noqa: E402
 from conformance.features import Feature  # noqa: E402
 
+AMSGRAD_TRANSLATION = ("optax.amsgrad built with bias_correction_nu=False (the maximum of the raw v) and the learning "
+                       "rate lr * sqrt(1 - beta_2**t) at step t: TF 2.0's AMSGrad, epsilon placement included")
 NAMES = {"learning_rate": "learning_rate", "beta_1": "b1", "beta_2": "b2", "epsilon": "eps"}
 
 
@@ -70,7 +75,8 @@ class OptaxAdapter(Adapter):
         out = ["callables, schedules and decay evaluated by the adapter before each step",
                "variables not yet passed get zero gradients"]
         if not self.raw:
-            out = ["epsilon judged with the profile Algorithm1Epsilon (optax adds eps to the bias-corrected root)",
+            out = [AMSGRAD_TRANSLATION if self.is_amsgrad else
+                   "epsilon judged with the profile Algorithm1Epsilon (optax adds eps to the bias-corrected root)",
                    "IndexedSlices densified (duplicates summed)"] + out
         if self.execution == "sharded":
             out.append(f"parameters, state and gradients sharded over {replicas.world(self)[0]} devices along the first "
@@ -81,7 +87,15 @@ class OptaxAdapter(Adapter):
         return out
 
     def profile(self) -> tuple[str, ...]:
-        return () if self.raw else ("Algorithm1Epsilon",)
+        return () if self.raw or self.is_amsgrad else ("Algorithm1Epsilon",)
+
+    @functools.cached_property
+    def factory(self) -> Any:
+        """What each step's transformation is built with: the candidate, or for a translated ``optax.amsgrad`` the
+        candidate keeping the maximum of the raw v (made once, so that jit's compilations are shared)."""
+        if self.is_amsgrad and not self.raw:
+            return functools.partial(self.candidate, bias_correction_nu=False)
+        return self.candidate
 
     def versions(self) -> dict[str, str]:
         return {"optax": optax.__version__, "jax": jax.__version__}
@@ -120,11 +134,12 @@ class OptaxAdapter(Adapter):
         return float(x * jnp.ones((), dtype=x.dtype)) == 0.0
 
     def start(self, spec: Any) -> "OptaxSession":
+        translate = self.is_amsgrad and not self.raw
         if self.execution == "sharded":
-            return ShardedOptaxSession(self.candidate, spec, self._devices(), self.raw)
+            return ShardedOptaxSession(self.factory, spec, self._devices(), self.raw, translate)
         if self.execution == "pmap":
-            return PmapOptaxSession(self.candidate, spec, self._devices(), self.raw, replicas.world(self)[1])
-        return OptaxSession(self.candidate, spec, self._device(), self.raw, self.execution)
+            return PmapOptaxSession(self.factory, spec, self._devices(), self.raw, replicas.world(self)[1], translate)
+        return OptaxSession(self.factory, spec, self._device(), self.raw, self.execution, translate_amsgrad=translate)
 
 
 def _step(factory: Any, params: Any, state: Any, grads: Any, hp: dict[str, float]) -> tuple[Any, Any]:
@@ -141,8 +156,10 @@ def _jitted(factory: Any) -> Any:
 
 
 class OptaxSession:
-    def __init__(self, factory: Any, spec: Any, device: Any, raw: bool, execution: str = "eager") -> None:
+    def __init__(self, factory: Any, spec: Any, device: Any, raw: bool, execution: str = "eager",
+                 translate_amsgrad: bool = False) -> None:
         self.spec, self.raw, self.device = spec, raw, device
+        self.translate_amsgrad = translate_amsgrad
         self.factory = factory
         sig = inspect.signature(factory).parameters
         self.own_defaults = {k: float(sig[v].default) for k, v in NAMES.items() if k != "learning_rate"}
@@ -155,8 +172,15 @@ class OptaxSession:
     def _transform(self, hp: dict[str, float]) -> Any:
         return self.factory(**{NAMES[k]: v for k, v in hp.items()}, eps_root=0.0)
 
-    def apply(self, grads: dict[str, Any], step: int) -> None:
+    def numbers(self, step: int) -> dict[str, float]:
+        """The hyperparameters of 0-based ``step`` as numbers, the learning rate translated for amsgrad."""
         hp = per_step_numbers({} if self.spec.defaults else self.spec.hyper, step, self.own_defaults)
+        if self.translate_amsgrad:  # optax divides m by 1 - beta_1**t itself; TF 2.0's alpha has sqrt(1 - beta_2**t) too
+            hp["learning_rate"] *= math.sqrt(1.0 - hp["beta_2"] ** (step + 1))
+        return hp
+
+    def apply(self, grads: dict[str, Any], step: int) -> None:
+        hp = self.numbers(step)
         full = {}
         for n, p in self.params.items():
             g = grads.get(n)
@@ -200,11 +224,11 @@ def _sharding(mesh: Any, shape: tuple[int, ...]) -> Any:
 class ShardedOptaxSession(OptaxSession):
     """The jitted step on parameters, state and gradients sharded over host devices (``NamedSharding``)."""
 
-    def __init__(self, factory: Any, spec: Any, devices: list, raw: bool) -> None:
+    def __init__(self, factory: Any, spec: Any, devices: list, raw: bool, translate_amsgrad: bool) -> None:
         from jax.sharding import Mesh
 
         self.mesh = Mesh(np.array(devices), ("devices",))
-        super().__init__(factory, spec, devices[0], raw, "jit")
+        super().__init__(factory, spec, devices[0], raw, "jit", translate_amsgrad)
         self.place = {n: _sharding(self.mesh, tuple(p.shape)) for n, p in self.params.items()}
         self.params = {n: jax.device_put(p, self.place[n]) for n, p in self.params.items()}
         self.state = self._placed(self.state)
@@ -220,7 +244,7 @@ class ShardedOptaxSession(OptaxSession):
         return (inner._replace(**fields),) + tuple(state[1:])
 
     def apply(self, grads: dict[str, Any], step: int) -> None:
-        hp = per_step_numbers({} if self.spec.defaults else self.spec.hyper, step, self.own_defaults)
+        hp = self.numbers(step)
         full = {}
         for n, p in self.params.items():
             g = grads.get(n)
@@ -238,8 +262,8 @@ class PmapOptaxSession(OptaxSession):
     """The step under ``jax.pmap``: parameters and state replicated on every device, each device's share of the
     gradient averaged by ``lax.pmean`` before the update, as a data-parallel loop does."""
 
-    def __init__(self, factory: Any, spec: Any, devices: list, raw: bool, split: str) -> None:
-        super().__init__(factory, spec, devices[0], raw, "jit")
+    def __init__(self, factory: Any, spec: Any, devices: list, raw: bool, split: str, translate_amsgrad: bool) -> None:
+        super().__init__(factory, spec, devices[0], raw, "jit", translate_amsgrad)
         self.devices, self.split = devices, split
         self.params = self._replicated(self.params)
         self.state = self._replicated(self.state)
@@ -257,7 +281,7 @@ class PmapOptaxSession(OptaxSession):
         return jax.device_put(np.stack(parts), NamedSharding(mesh, PartitionSpec("devices")))
 
     def apply(self, grads: dict[str, Any], step: int) -> None:
-        hp = per_step_numbers({} if self.spec.defaults else self.spec.hyper, step, self.own_defaults)
+        hp = self.numbers(step)
         n, full = len(self.devices), {}
         for name, p in self.params.items():
             g = grads.get(name)
