@@ -25,7 +25,7 @@ TWIN_LABEL = "one device"
 def prepare(adapter: str, execution: str | None, world_size: int) -> None:
     """Give the framework ``world_size`` CPU devices before it starts, when ``execution`` is a distributed mode of
     ``adapter`` run in process; RuntimeError when the framework has already started with other devices."""
-    if execution in JAX_MODES and adapter in ("optax", "keras3"):
+    if execution in JAX_MODES and adapter == "optax":
         _xla_host_devices(world_size)
     elif execution in TF_MODES and adapter in ("tf_keras", "keras3"):
         from conformance.adapters.tf_ops import logical_cpus
