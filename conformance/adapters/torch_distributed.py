@@ -61,12 +61,10 @@ class TorchRank:
     def start(self, cls: Any, names: list[str], initial: dict, dtypes: dict, kwargs: dict, engine: str) -> dict:
         """Build the variables, the engine's wrapping and the candidate for one item; return the candidate's own
         hyperparameter defaults (read from its param group, as the one-device session does)."""
-        from conformance.adapters.torch import TORCH_DTYPES
-
         self.names, self.dtypes, self.engine = names, dtypes, engine
         holders = torch.nn.ModuleList()
         for n in names:
-            holders.append(_Term(torch.tensor(initial[n], dtype=TORCH_DTYPES[dtypes[n]])))
+            holders.append(_Term(torch.tensor(initial[n], dtype=getattr(torch, dtypes[n])))))
         if engine == "fsdp2":
             from torch.distributed.fsdp import fully_shard
 
