@@ -64,7 +64,7 @@ class TorchRank:
         self.names, self.dtypes, self.engine = names, dtypes, engine
         holders = torch.nn.ModuleList()
         for n in names:
-            holders.append(_Term(torch.tensor(initial[n], dtype=getattr(torch, dtypes[n])))))
+            holders.append(_Term(torch.tensor(initial[n], dtype=getattr(torch, dtypes[n]))))
         if engine == "fsdp2":
             from torch.distributed.fsdp import fully_shard
 
