@@ -39,6 +39,7 @@ RUNS = {
     "8b-optax-adam-jit": ("optax:adam", ["--execution=jit"], {}, "optax"),
     "9-optax-amsgrad": ("optax:amsgrad", [], {}, "optax"),
     "9b-optax-amsgrad-jit": ("optax:amsgrad", ["--execution=jit"], {}, "optax"),
+    "9c-optax-amsgrad-raw": ("optax:amsgrad", ["--raw"], {}, "optax"),
 }
 
 

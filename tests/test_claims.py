@@ -67,7 +67,7 @@ def test_optax_amsgrad_translates_to_tf_amsgrad():
     """optax 0.2.8's amsgrad (and scale_by_amsgrad) has ``bias_correction_nu``: with it False and the learning rate
     lr * sqrt(1 - beta_2**t), it is TF 2.0's AMSGrad (measured: 2.2e-16 absolute, 1 ulp, in float64 over 30 steps of
     1,000 elements; epsilon needs no translation, as nu is not corrected), while its default keeps the maximum of the
-    bias-corrected v.  spec/adam.md ADAM-AMSGRAD-1; optax_amsgrad.yaml; docs/adapters.md; README "In words"."""
+    bias-corrected v.  spec/adam.md ADAM-AMSGRAD-1; optax_amsgrad_raw.yaml; conformance/adapters/optax.py; docs/adapters.md; README "In words"."""
     need("optax")
     found = measure(OPTAX_AMSGRAD)
     assert found["translated"]["max abs error"] <= 4.5e-16, found

@@ -4,8 +4,10 @@ The transformation is built anew before every step from that step's
 learning rate, betas and epsilon, as Python floats (optax's state holds no
 hyperparameters, so it carries over; Python floats stay weakly typed, so the
 moments keep the parameters' dtype, as in a user's code).  Translations
-(off with ``raw``): the candidate is judged with the profile Algorithm1Epsilon (optax's epsilon placement);
-an IndexedSlices gradient is densified (optax has no sparse type).  A variable
+(off with ``raw``): ``optax.adam`` is judged with the profile Algorithm1Epsilon (optax's epsilon placement);
+``optax.amsgrad`` is built with ``bias_correction_nu=False`` (the maximum of the raw v) and the learning rate
+``lr * sqrt(1 - beta_2**t)`` at step t, which makes it TF 2.0's AMSGrad, epsilon placement included
+(``tests/test_claims.py``); an IndexedSlices gradient is densified (optax has no sparse type).  A variable
 not passed yet gets a zero gradient (its moments stay zero, so it does not
 move); a None gradient for a variable already updated cannot be expressed
 (optax would decay its moments).
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 from typing import Any
 
 import jax
@@ -35,6 +38,8 @@ from conformance.adapters.base import Adapter, densify, per_step_numbers, subnor
 from conformance.dtypes import NUMPY_DTYPES  # noqa: E402
 from conformance.features import Feature  # noqa: E402
 
+AMSGRAD_TRANSLATION = ("optax.amsgrad built with bias_correction_nu=False (the maximum of the raw v) and the learning "
+                       "rate lr * sqrt(1 - beta_2**t) at step t: TF 2.0's AMSGrad, epsilon placement included")
 NAMES = {"learning_rate": "learning_rate", "beta_1": "b1", "beta_2": "b2", "epsilon": "eps"}
 
 
@@ -53,12 +58,21 @@ class OptaxAdapter(Adapter):
         out = ["callables, schedules and decay evaluated by the adapter before each step",
                "variables not yet passed get zero gradients"]
         if not self.raw:
-            out = ["epsilon judged with the profile Algorithm1Epsilon (optax adds eps to the bias-corrected root)",
+            out = [AMSGRAD_TRANSLATION if self.is_amsgrad else
+                   "epsilon judged with the profile Algorithm1Epsilon (optax adds eps to the bias-corrected root)",
                    "IndexedSlices densified (duplicates summed)"] + out
         return out
 
     def profile(self) -> tuple[str, ...]:
-        return () if self.raw else ("Algorithm1Epsilon",)
+        return () if self.raw or self.is_amsgrad else ("Algorithm1Epsilon",)
+
+    @functools.cached_property
+    def factory(self) -> Any:
+        """What each step's transformation is built with: the candidate, or for a translated ``optax.amsgrad`` the
+        candidate keeping the maximum of the raw v (made once, so that jit's compilations are shared)."""
+        if self.is_amsgrad and not self.raw:
+            return functools.partial(self.candidate, bias_correction_nu=False)
+        return self.candidate
 
     def versions(self) -> dict[str, str]:
         return {"optax": optax.__version__, "jax": jax.__version__}
@@ -86,7 +100,8 @@ class OptaxAdapter(Adapter):
         return float(x * jnp.ones((), dtype=x.dtype)) == 0.0
 
     def start(self, spec: Any) -> "OptaxSession":
-        return OptaxSession(self.candidate, spec, self._device(), self.raw, self.execution)
+        return OptaxSession(self.factory, spec, self._device(), self.raw, self.execution,
+                            translate_amsgrad=self.is_amsgrad and not self.raw)
 
 
 def _step(factory: Any, params: Any, state: Any, grads: Any, hp: dict[str, float]) -> tuple[Any, Any]:
@@ -103,8 +118,10 @@ def _jitted(factory: Any) -> Any:
 
 
 class OptaxSession:
-    def __init__(self, factory: Any, spec: Any, device: Any, raw: bool, execution: str = "eager") -> None:
+    def __init__(self, factory: Any, spec: Any, device: Any, raw: bool, execution: str = "eager",
+                 translate_amsgrad: bool = False) -> None:
         self.spec, self.raw, self.device = spec, raw, device
+        self.translate_amsgrad = translate_amsgrad
         self.factory = factory
         sig = inspect.signature(factory).parameters
         self.own_defaults = {k: float(sig[v].default) for k, v in NAMES.items() if k != "learning_rate"}
@@ -119,6 +136,8 @@ class OptaxSession:
 
     def apply(self, grads: dict[str, Any], step: int) -> None:
         hp = per_step_numbers({} if self.spec.defaults else self.spec.hyper, step, self.own_defaults)
+        if self.translate_amsgrad:  # optax divides m by 1 - beta_1**t itself; TF 2.0's alpha has sqrt(1 - beta_2**t) too
+            hp["learning_rate"] *= math.sqrt(1.0 - hp["beta_2"] ** (step + 1))
         full = {}
         for n, p in self.params.items():
             g = grads.get(n)
