@@ -218,7 +218,8 @@ def pytest_configure(config: pytest.Config) -> None:
             spec, config.getoption(RAW), adapter.versions().get("backend"))
     except expectations.ExpectationsError as exc:
         raise pytest.UsageError(str(exc)) from None
-    exp = exp.for_run(adapter.execution, adapter.versions().get("backend")) if exp else None
+    split = adapter.split if getattr(adapter, "distributed", False) else None
+    exp = exp.for_run(adapter.execution, adapter.versions().get("backend"), split) if exp else None
     kit = Session(spec, adapter, config.getoption(MODE), config.getoption(TIMEOUT), _vector_paths(config), exp,
                   capabilities=caps, levels=levels, device=adapter.device_used(), environment=_environment(adapter))
     kit.isolation = isolation

@@ -34,6 +34,10 @@ RUNS = {
     "3c-tf.keras-keras3-tensorflow-xla": ("tensorflow.keras.optimizers:Adam", ["--execution=xla"], {}, "tensorflow"),
     "3d-tf.keras-keras3-tensorflow-mirrored": ("tensorflow.keras.optimizers:Adam",
                                                ["--execution=mirrored", "-k", "not kernels"], {}, "tensorflow"),
+    # The sparse split as a row: the whole gradient on replica 0, so no index arrives from both replicas.
+    "3e-tf.keras-keras3-tensorflow-mirrored-one-rank": ("tensorflow.keras.optimizers:Adam",
+                                                        ["--execution=mirrored", "--split=one-rank", "-k", "sparse"], {},
+                                                        "tensorflow"),
     "4-keras3-jax": ("keras.optimizers:Adam", [], {"KERAS_BACKEND": "jax"}, "jax"),
     "4b-keras3-jax-jit": ("keras.optimizers:Adam", ["--execution=jit"], {"KERAS_BACKEND": "jax"}, "jax"),
     "5-keras3-torch": ("keras.optimizers:Adam", [], {"KERAS_BACKEND": "torch"}, "torch"),
