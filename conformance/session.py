@@ -101,6 +101,7 @@ class Session:
                        "collection_s": round(max(self.collected - self.started, 0.0), 3)},
             "declared_profile": list(self.profile),
             "profile": self.found_profile(),
+            **({"world_size": a.world_size, "split": a.split} if getattr(a, "distributed", False) else {}),
         }
 
     def found_profile(self) -> dict:
