@@ -31,6 +31,7 @@ class Feature(str, Enum):
     SLOTS = "slots"  # m, v and vhat can be read back
     NON_CONTIGUOUS = "non-contiguous"  # variables and gradients as strided or transposed views (kernels family)
     MIXED_DTYPES = "mixed dtypes"  # variables of several dtypes in one call (ADAM-DTYPE-2)
+    CLIPPING = "clipping"  # clipnorm, global_clipnorm or clipvalue applied by apply_gradients (ADAM-CLIP-APPLY-1)
     FLOAT16 = "float16"
     BFLOAT16 = "bfloat16"
     FLOAT32 = "float32"
@@ -69,6 +70,8 @@ def features(record: dict) -> list[Feature]:
     if hp.get("decay"):
         out.append(Feature.DECAY)
     out.append(Feature.AMSGRAD if record["amsgrad"] else Feature.PLAIN_ADAM)
+    if record.get("clipping"):
+        out.append(Feature.CLIPPING)
     if "non-contiguous" in record["flags"]:
         out.append(Feature.NON_CONTIGUOUS)
     own = [v["dtype"] for v in record["variables"].values() if "dtype" in v]

@@ -175,6 +175,32 @@ def clip_gradient(g: np.ndarray, clipnorm: float | None = None, clipvalue: float
     return g
 
 
+def global_norm(grads: Sequence[np.ndarray]) -> float:
+    """ADAM-CLIP-APPLY-1: ``sqrt(sum over all tensors of sum(g * g))``, in float64."""
+    return math.sqrt(sum(float(np.sum(g * g)) for g in grads))
+
+
+#: ADAM-CLIP-APPLY-1: the clipping arguments a vector may carry, one at a time (Keras 3 accepts only one).
+CLIPPING = ("clipnorm", "global_clipnorm", "clipvalue")
+
+
+def clip_in_apply(grads: Mapping[Any, np.ndarray], clipnorm: float | None = None,
+                  global_clipnorm: float | None = None, clipvalue: float | None = None) -> dict[Any, np.ndarray]:
+    """ADAM-CLIP-APPLY-1: the dense gradients of one ``apply_gradients`` call clipped as TF 2.2+ and Keras 3 clip them
+    there, once, on the aggregated gradient: ``clipnorm`` by each tensor's own norm (ADAM-TF2-CLIP-2's formula),
+    ``global_clipnorm`` by the norm of all the call's tensors together, ``clipvalue`` element by element.  Norms
+    are computed in float64 on the given values (the vector's, exact in its dtype)."""
+    out = {k: np.asarray(g, dtype=np.float64) for k, g in grads.items()}
+    if clipnorm is not None:
+        out = {k: clip_by_norm(g, clipnorm) for k, g in out.items()}
+    if global_clipnorm is not None:
+        norm = global_norm(list(out.values()))
+        out = {k: g * global_clipnorm / max(norm, global_clipnorm) for k, g in out.items()}
+    if clipvalue is not None:
+        out = {k: clip_by_value(g, clipvalue) for k, g in out.items()}
+    return out
+
+
 # --- ADAM-HYPER: hyperparameter resolution ------------------------------------------
 
 

@@ -181,6 +181,22 @@ class SkipsNonFiniteSteps(Adam):
         return self._iterations
 
 
+class PerReplicaClipping(Adam):
+    """ADAM-TF2-DIST-1: clipping applied to each replica's share before the sum: clip(G/2) + clip(G/2).
+
+    Defined for a world size of 2 and an even split, as Keras 3 clips under MirroredStrategy: each replica clips
+    its share G/2 of the step's gradient G in apply_gradients, then the shares are summed.  Without the strategy
+    the port is the one that clips in apply_gradients (ADAM-CLIP-APPLY-1), wrongly, on halves.
+    """
+
+    clips_in_apply_gradients = True
+    wraps = ("clip_in_apply",)
+
+    def clip_in_apply(self, present):
+        halves = super().clip_in_apply([(adam.dense_gradient(g, v.shape) / 2.0, v) for g, v in present])
+        return [(g + g, v) for g, v in halves]  # the two replicas' equal clipped shares, summed (exact)
+
+
 # --- wrong: AMSGrad ------------------------------------------------------------------------
 
 
@@ -595,7 +611,7 @@ WRONG = [
     EpsilonInsideSqrt, Algorithm1Epsilon, StepOffByOne, NoFirstMomentCorrection, NoSecondMomentCorrection,
     NoBiasCorrection, RunningProductBetas, LaggingBetaProduct, SwappedBetas, PerVariableStep, SlotsByPosition,
     SlotsOfFirstTrace,
-    IterationsFrozen, SkipsNonFiniteSteps, AmsgradIgnored, AmsgradNotStored,
+    IterationsFrozen, SkipsNonFiniteSteps, PerReplicaClipping, AmsgradIgnored, AmsgradNotStored,
     AmsgradOverCorrectedV, LazySparse, LastDuplicateWins, SquaredDuplicates, FrozenCallables, ScheduleOneBased,
     DecayIgnored, DecayOneBased, DefaultEpsilon1e8, Float32State, Float32Arithmetic, HyperparametersNotCast, EpsilonZeroKept, Float64Hyperparameters,
     WeightsByVariable, KerasSlotNames, ConfigWithoutDecay, SetWeightsKeepsIterations, MutatesGradient,
@@ -612,7 +628,7 @@ CORRECT = [KernelMomentForm, NativePrecision, NativePaperForm, GroupedStepSize, 
 def hooks(cls: type) -> set[str]:
     """What a variant overrides of ``reference.Adam``: its own methods and attributes (``__init__`` included)."""
     own = {k for k in vars(cls) if not k.startswith("__") or k == "__init__"}
-    return own - {"__doc__", "__module__", "wraps", "hidden_state"}
+    return own - {"__doc__", "__module__", "wraps", "hidden_state", "clips_in_apply_gradients"}
 
 
 def composable(*deviations: type) -> bool:
@@ -636,6 +652,16 @@ def compose(*deviations: type) -> type:
         raise ValueError(f"{' + '.join(d.__name__ for d in deviations)}: these deviations change the same hook")
     ordered = sorted(deviations, key=lambda d: WRONG.index(d) if d in WRONG else len(WRONG))
     return type(" + ".join(d.__name__ for d in ordered), tuple(ordered), {"__doc__": ordered[0].__doc__})
+
+
+def judging(port: type) -> type:
+    """``port`` as the kit replays it to judge or diagnose a candidate: clipping in apply_gradients when a vector asks
+    for it (ADAM-CLIP-APPLY-1).  ``reference.Adam`` as a candidate is TF 2.0's port and does not clip there
+    (ADAM-TF2-CLIP-1); the judge's replays are those of the spec for the vector, which says where to clip."""
+    if port.clips_in_apply_gradients:
+        return port
+    return type(port.__name__, (port,), {"__doc__": port.__doc__, "clips_in_apply_gradients": True,
+                                         "__module__": port.__module__})
 
 
 def deviation(name: str) -> type:

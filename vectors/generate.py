@@ -81,6 +81,7 @@ def build(scn: Scenario) -> dict:
         "construct": scn.construct,
         "oracle": scn.oracle,
         "amsgrad": scn.amsgrad,
+        **({"clipping": dict(scn.clipping)} if scn.clipping else {}),
         "hyperparameters": dict(scn.hyperparameters),
         "variables": {
             name: {"shape": list(shape[name]), "initial": _tensor_record(init, shape[name]),

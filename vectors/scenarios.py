@@ -70,6 +70,7 @@ class Scenario:
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # needed for Generated initial values
     digest: bool = False  # store expected states as sha256 + first values (large vectors)
     variable_dtypes: dict[str, str] = field(default_factory=dict)  # each variable's own, with dtypes ["mixed"]
+    clipping: dict[str, float] = field(default_factory=dict)  # one of clipnorm, global_clipnorm, clipvalue
 
 
 def draw(seed: int, shape: tuple[int, ...], scale: float = 1.0, dtypes: list[str] = ALL_DTYPES) -> list:
@@ -526,6 +527,43 @@ def _kernels_half(many: dict[str, tuple[int, ...]]) -> list[Scenario]:
     ]
 
 
+#: What clipping vectors cite: the clipping itself, and that under a strategy it applies to the aggregated gradient.
+CLIPPING_CLAUSES = ["ADAM-CLIP-APPLY-1", "ADAM-TF2-DIST-1"]
+
+
+def _clipping() -> list[Scenario]:
+    # Gradients chosen so that every clipped value is exact in float32 (spec E adds no term for a rounded norm, and
+    # the loader refuses a vector where it would round): norms of 5, 10 and 2.5 (Pythagorean triples) against
+    # clipnorm 2.5, global norms of 8 and 4 (powers of two) against global_clipnorm 2; one tensor in each vector is
+    # inside the ball at some step, so it is left unchanged there.
+    return [
+        Scenario(
+            "clipping/clipnorm", "clipnorm 2.5 applied by apply_gradients to each tensor on its own: a by norm 5 "
+            "(halved), 10 (quartered), then inside the ball; b inside, on the ball, then halved.",
+            CLIPPING_CLAUSES, {"a": [1.0, -2.0], "b": [[0.5, 1.5], [-1.0, 2.0]]},
+            [{"a": [3.0, -4.0], "b": [[0.5, -1.0], [1.0, 0.5]]},
+             {"a": [-6.0, 8.0], "b": [[1.5, 2.0], [0.0, 0.0]]},
+             {"a": [0.75, 1.0], "b": [[0.0, 3.0], [4.0, 0.0]]}],
+            level="tf2-detail", clipping={"clipnorm": 2.5},
+        ),
+        Scenario(
+            "clipping/global-clipnorm", "global_clipnorm 2 applied by apply_gradients to the norm of all tensors "
+            "together: 8 (every tensor quartered), 4 (halved), then inside the ball (unchanged).",
+            CLIPPING_CLAUSES, {"a": [1.0, -2.0, 0.5], "b": [0.25, -0.75]},
+            [{"a": [6.0, -2.0, 2.0], "b": [4.0, 2.0]},
+             {"a": [2.0, 2.0, -2.0], "b": [-2.0, 0.0]},
+             {"a": [0.5, -1.0, 0.5], "b": [1.0, 0.5]}],
+            level="tf2-detail", clipping={"global_clipnorm": 2.0},
+        ),
+        Scenario(
+            "clipping/clipvalue", "clipvalue 0.5 applied by apply_gradients element by element: some elements above "
+            "it, some below -0.5, the rest unchanged.",
+            CLIPPING_CLAUSES, {"a": draw(301, (2, 3), 2.0, WIDE)}, grads(301, (2, 3), 3, 1.0, WIDE),
+            level="tf2-detail", clipping={"clipvalue": 0.5},
+        ),
+    ]
+
+
 FAMILIES: dict[str, Any] = {
     "dense": _dense,
     "discriminating": _discriminating,
@@ -541,6 +579,7 @@ FAMILIES: dict[str, Any] = {
     "recipes": _recipes,
     "kernels": _kernels,
     "scale": _scale,
+    "clipping": _clipping,
 }
 
 FAMILY_DESCRIPTIONS = {
@@ -560,6 +599,8 @@ FAMILY_DESCRIPTIONS = {
     "kernels": "Kernel shapes: sizes around vector widths and chunk boundaries, 300 variables in one call, empty and "
                "non-contiguous variables (ADAM-SHAPE-1), in float32 and float64 and again in float16 and bfloat16, and "
                "float16, float32 and float64 variables in one call (ADAM-DTYPE-2).",
+    "clipping": "clipnorm, global_clipnorm and clipvalue applied by apply_gradients, as TF 2.2+ and Keras 3 do, to the "
+                "aggregated gradient (ADAM-CLIP-APPLY-1, ADAM-TF2-DIST-1); TF 2.0 clips only in minimize.",
     "scale": "Large variables from seeded generators, expectations stored as sha256 digests; run with --scale.",
 }
 

@@ -85,12 +85,18 @@ class Adapter:
 
     #: Whether the adapter can hand the candidate strided and transposed views (Feature.NON_CONTIGUOUS).
     strided = False
+    #: Whether the candidate clips in apply_gradients, built with a vector's clipping argument (Feature.CLIPPING,
+    #: ADAM-CLIP-APPLY-1), and why not where it does not.
+    clips = False
+    no_clipping = "the candidate has no clipping argument that apply_gradients applies"
 
     def missing(self) -> dict[Feature, str]:
         """Everything this candidate is not run with: what its framework lacks and what was found or declared absent."""
         out = {} if self.strided else {
             Feature.NON_CONTIGUOUS: f"the {self.name} adapter's tensors are always contiguous: a strided or transposed "
                                     "view cannot be expressed"}
+        if not self.clips:
+            out[Feature.CLIPPING] = self.no_clipping
         return {**out, **self.lacking(), **self.absent}
 
     def unsupported(self, vector: Any, dtype: str) -> str | None:

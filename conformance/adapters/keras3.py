@@ -77,6 +77,7 @@ COMPILED = {"tensorflow": {"function": "apply_gradients inside tf.function, as m
 
 class Keras3Adapter(Adapter):
     name = "keras3"
+    clips = True  # clipnorm, global_clipnorm, clipvalue in apply_gradients (ADAM-CLIP-APPLY-1)
     framework = "keras"
     executions = {"eager": "apply_gradients called directly", **COMPILED.get(BACKEND, {})}
     #: --world-size and --split apply to these.

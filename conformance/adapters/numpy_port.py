@@ -32,6 +32,10 @@ NOT_A_SLOT = (KeyError, AttributeError, ValueError, NotImplementedError)
 #: header and JSON ``versions``, ahead of what the kit finds among the packages the port imports.
 DECLARED_VERSIONS = "adam_conformance_versions"
 
+#: The class attribute in which a port declares that its apply_gradients clips (ADAM-CLIP-APPLY-1): it is then built
+#: with a vector's clipnorm, global_clipnorm or clipvalue.
+CLIPS_DECLARED = "clips_in_apply_gradients"
+
 #: Distributions never reported as wrapped: the kit itself (``reference``, ``conformance``, ``vectors``).
 KIT_DISTRIBUTIONS = {"adam-conformance", "adam_conformance"}
 
@@ -89,13 +93,15 @@ class _Schedule(reference.LearningRateSchedule):
 
 
 def constructor_kwargs(spec: Any, schedule_type: Any = _Schedule) -> dict[str, Any]:
-    """Keyword arguments for ``Class(...)``: hyperparameters as given (callables pass through)."""
+    """Keyword arguments for ``Class(...)``: hyperparameters as given (callables pass through), and the vector's
+    clipping argument (ADAM-CLIP-APPLY-1), which only a candidate that clips in apply_gradients is given."""
+    clipping = dict(getattr(spec, "clipping", {}))
     if spec.defaults:
-        return {}
+        return clipping
     kwargs: dict[str, Any] = {"amsgrad": spec.amsgrad}
     for name, obj in spec.hyper.items():
         kwargs[name] = schedule_type(obj) if isinstance(obj, StepSchedule) else obj
-    return kwargs
+    return {**kwargs, **clipping}
 
 
 def round_trip(opt: Any) -> Any:
@@ -119,6 +125,14 @@ class NumpyPortAdapter(Adapter):
             self._versions = {"numpy": np.__version__, **imported_versions(self.candidate),
                               **declared_versions(self.candidate)}
         return self._versions
+
+    @property
+    def clips(self) -> bool:  # type: ignore[override]
+        """A NumPy port clips in apply_gradients only if it says so (``clips_in_apply_gradients = True``)."""
+        return bool(getattr(self.candidate, CLIPS_DECLARED, False))
+
+    no_clipping = ("the port does not declare clipping in apply_gradients (reference.Adam follows TF 2.0, which clips "
+                   "only in minimize, ADAM-TF2-CLIP-1; a port that clips there sets clips_in_apply_gradients = True)")
 
     def start(self, spec: Any) -> "NumpySession":
         return NumpySession(self.candidate, spec)

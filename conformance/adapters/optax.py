@@ -51,6 +51,8 @@ NAMES = {"learning_rate": "learning_rate", "beta_1": "b1", "beta_2": "b2", "epsi
 
 class OptaxAdapter(Adapter):
     name = "optax"
+    no_clipping = ("optax.adam has no clipping argument: clipping is a transformation chained before it "
+                   "(optax.clip_by_global_norm)")
     framework = "optax"
     executions = {"eager": "update and apply_updates dispatched operation by operation",
                   "jit": "the step (update, apply_updates) under jax.jit, hyperparameters traced",

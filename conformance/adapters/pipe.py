@@ -222,6 +222,7 @@ class PipeAdapter(Adapter):
     """The candidate is a command line (a list of arguments), run as one process per session."""
 
     name = "pipe"
+    no_clipping = "adam-pipe/1 has no clipping argument: a port is created with the hyperparameters alone"
     framework = "process"
     observes_liveness = False  # a process's callables are its own: the kit sends values, it cannot see calls
     timeout = 120.0  # per request; the plugin sets it to --conformance-timeout

@@ -67,6 +67,7 @@ class _Schedule(tf_keras.optimizers.schedules.LearningRateSchedule):
 
 class TfKerasLegacyAdapter(Adapter):
     name = "tf_keras"
+    clips = True  # clipnorm, global_clipnorm, clipvalue in apply_gradients from TF 2.2 (ADAM-CLIP-APPLY-1)
     framework = "tensorflow"
     claims_v2_api = True
     executions = {"eager": "eager apply_gradients, as in the page's examples",

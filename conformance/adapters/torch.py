@@ -34,6 +34,8 @@ TORCH_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32":
 
 class TorchAdapter(Adapter):
     name = "torch"
+    no_clipping = ("torch.optim.Adam has no clipping argument: clipping is a separate call before step() "
+                   "(torch.nn.utils.clip_grad_norm_)")
     framework = "torch"
     strided = True
     executions = {"eager": "torch's default implementation (the per-tensor loop on CPU)",

@@ -208,7 +208,7 @@ class _Search:
             # values to compare with the candidate's, not warnings for the user's report.
             with np.errstate(all="ignore"):
                 # Judged as the candidate was: in single-step mode each step starts from the same (profile's) state.
-                return run(NumpyPortAdapter(port), self.vector, self.dtype, (self.outcome.mode,), keep=True,
+                return run(NumpyPortAdapter(variants.judging(port)), self.vector, self.dtype, (self.outcome.mode,), keep=True,
                            profile=tuple(b.__name__ for b in self.base))[0]
         except Unsupported:
             return None

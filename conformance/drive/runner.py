@@ -290,7 +290,7 @@ def deviated_states(vector: Vector, profile: tuple[str, ...], initial: dict[str,
     from conformance.adapters.numpy_port import NumpyPortAdapter
     from reference import variants
 
-    port = variants.compose(*(variants.deviation(name) for name in profile))
+    port = variants.judging(variants.compose(*(variants.deviation(name) for name in profile)))
     tf2 = vector.record["oracle"] == "tf2"
     stored_in = NUMPY_DTYPES[vector.dtypes[0]] if tf2 else None
 

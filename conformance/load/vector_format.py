@@ -14,12 +14,13 @@ import hashlib
 import importlib.resources
 import json
 import math
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from conformance.dtypes import NUMPY_DTYPES, PRECISION, exact_in
+from conformance.dtypes import NUMPY_DTYPES, PRECISION, exact_in, is_exact_in
 from conformance.features import HYPERPARAMETERS
 from reference import adam
 
@@ -157,7 +158,7 @@ def oracle_states(vector: dict, initial: dict | None = None,
     iterations = 0
     for s in range(len(vector["steps"])):
         variables, slots, iterations = _apply(
-            variables, slots, gradients(s), hyperparameters_at(vector, s), iterations, vector["amsgrad"])
+            variables, slots, clipped(vector, gradients(s)), hyperparameters_at(vector, s), iterations, vector["amsgrad"])
         state: dict[str, Any] = {"iterations": iterations}
         for name, var in variables.items():
             slot = slots.get(name)
@@ -165,6 +166,114 @@ def oracle_states(vector: dict, initial: dict | None = None,
             if vector["amsgrad"]:
                 state[name]["vhat"] = None if slot is None else slot.vhat
         yield state
+
+
+def clipped(vector: dict, grads: dict[str, Any]) -> dict[str, Any]:
+    """ADAM-CLIP-APPLY-1: a step's gradients as ``apply_gradients`` uses them when the vector asks for clipping (its
+    ``clipping`` field); unchanged otherwise.  Only dense gradients reach here (``clipping_problem``)."""
+    clipping = vector.get("clipping")
+    if not clipping:
+        return grads
+    present = {name: g for name, g in grads.items() if g is not None}
+    return {**grads, **adam.clip_in_apply(present, **clipping)}
+
+
+def _representable(x: Fraction, dtype: str) -> bool:
+    """Whether the rational ``x`` is a value of ``dtype``."""
+    f = float(x)
+    return Fraction(f) == x and is_exact_in(np.array([f]), dtype)
+
+
+def _sum_of_squares(values: list[Fraction], dtype: str) -> Fraction | None:
+    """The exact sum of the squares of ``values`` if a candidate in ``dtype`` computes it exactly in any order: every
+    square a value of the dtype, and all of them multiples of one power of two below 2**p times it (so every
+    partial sum is too); None otherwise."""
+    squares = [x * x for x in values]
+    if not all(_representable(q, dtype) for q in squares):
+        return None
+    quantum = Fraction(1, max((q.denominator for q in squares), default=1))
+    total = sum(squares, Fraction(0))
+    return total if total / quantum < 2 ** PRECISION[dtype] else None
+
+
+def _root(x: Fraction) -> Fraction | None:
+    """The exact square root of a non-negative rational, if it is rational."""
+    n, d = math.isqrt(x.numerator), math.isqrt(x.denominator)
+    return Fraction(n, d) if n * n == x.numerator and d * d == x.denominator else None
+
+
+def clipping_problem(record: dict) -> tuple[str, str] | None:
+    """(field, what is wrong) when a vector's clipping could round in a candidate, or None.
+
+    The error model (spec E) has no term for a norm that rounds: a vector with clipping must be one whose clipped
+    gradients a candidate computes exactly in every dtype it lists (ADAM-CLIP-APPLY-1), as the frameworks form them:
+    the clipping value a value of the dtype; for ``clipnorm``, each tensor's sum of squares exact, ``g * clipnorm``
+    exact, and where the tensor is clipped its norm and ``g * clipnorm / norm`` exact; for ``global_clipnorm``,
+    ``1 / clipnorm`` exact, the sum of squares over all tensors exact, and where it clips the norm, ``1 / norm``
+    and the scaled gradients exact.  Dense gradients only, finite, in a vector of one dtype per run.
+    """
+    clipping = record.get("clipping")
+    if not clipping:
+        return None
+    (kind, value), = clipping.items()
+    c = Fraction(value)
+    dtypes = record["dtypes"]
+    if "mixed" in dtypes:
+        return "clipping", "clipping is not specified for variables of several dtypes (a mixed vector)"
+    for dtype in dtypes:
+        if not _representable(c, dtype) or (kind == "global_clipnorm" and not _representable(1 / c, dtype)):
+            what = "1 / global_clipnorm" if _representable(c, dtype) else kind
+            return f"clipping.{kind}", f"{what} is not exact in {dtype}, a dtype this vector lists"
+    for s, step in enumerate(record["steps"]):
+        grads = {}
+        for name, g in step["gradients"].items():
+            field = f"steps[{s}].gradients.{name}"
+            if g is None:
+                continue
+            if "dense" not in g:
+                return field, "clipping with a sparse gradient is not specified (dense gradients only)"
+            values = np.asarray(g["dense"], dtype=np.float64).reshape(-1) if not isinstance(g["dense"], dict) else None
+            if values is None or not np.all(np.isfinite(values)):
+                return field, "clipping needs literal, finite gradients"
+            grads[name] = [Fraction(float(x)) for x in values]
+        for dtype in dtypes:
+            problem = _clipping_exact(kind, c, grads, dtype)
+            if problem:
+                name, why = problem
+                return f"steps[{s}].gradients" + (f".{name}" if name else ""), \
+                    f"{why} in {dtype} with {kind} {value}: the error model has no term for a rounded norm (spec E)"
+    return None
+
+
+def _clipping_exact(kind: str, c: Fraction, grads: dict[str, list[Fraction]], dtype: str) -> tuple[str, str] | None:
+    """(tensor, what rounds) for one step's gradients in one dtype, or None (see ``clipping_problem``)."""
+    if kind == "clipvalue":
+        return None  # a comparison with a value of the dtype: exact
+    if kind == "clipnorm":
+        for name, values in grads.items():
+            total = _sum_of_squares(values, dtype)
+            if total is None:
+                return name, "its sum of squares is not exact"
+            if not all(_representable(x * c, dtype) for x in values):
+                return name, "g * clipnorm is not exact"
+            if total > c * c:
+                norm = _root(total)
+                if norm is None or not _representable(norm, dtype):
+                    return name, "its norm is not exact"
+                if not all(_representable(x * c / norm, dtype) for x in values):
+                    return name, "its clipped values are not exact"
+        return None
+    total = _sum_of_squares([x for values in grads.values() for x in values], dtype)
+    if total is None:
+        return "", "the sum of squares over all tensors is not exact"
+    if total > c * c:
+        norm = _root(total)
+        if norm is None or not _representable(norm, dtype) or not _representable(1 / norm, dtype) \
+                or not _representable(c / norm, dtype):
+            return "", "the global norm, its inverse or clipnorm / norm is not exact"
+        if not all(_representable(x * c / norm, dtype) for values in grads.values() for x in values):
+            return "", "the clipped values are not exact"
+    return None
 
 
 def _apply(variables: dict, slots: dict, grads: dict, hp: adam.Hyperparameters, iterations: int,

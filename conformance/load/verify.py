@@ -138,6 +138,9 @@ def verify_record(path: Path, family: str, record: dict) -> Vector:
                 _check_exact(path, vid, field, arr, sorted(set(dtypes) | {"float32"}))
         else:
             _check_exact(path, vid, field, np.where(np.isfinite(arr), arr, 0.0), dtypes)
+    clipping = vector_format.clipping_problem(record)
+    if clipping:
+        raise VectorError(path, clipping[1], vid, clipping[0])
     if not all(math.isfinite(float(h)) for st in record["steps"] for h in st["hyperparameters"].values()):
         raise VectorError(path, "non-finite resolved hyperparameter", vid, "steps.hyperparameters")
     if is_digest(record):
