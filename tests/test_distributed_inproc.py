@@ -61,12 +61,19 @@ def test_keras3_sparse_divergences_are_scoped_to_the_even_split():
         e.id for e in exp.for_run("eager", "tensorflow").entries}
 
 
-def _run(candidate: str, execution: str, pick: str, tmp_path, env: dict | None = None) -> dict:
-    """The suite against ``candidate`` in ``execution`` on the items ``pick`` selects; the results document."""
+#: The clipping family's items for -k (not "clipping": a test's temporary folder named so would select every item).
+CLIPPING = "clipnorm or clipvalue"
+
+
+def _run(candidate: str, execution: str, pick: str, tmp_path, env: dict | None = None, *options: str) -> dict:
+    """The suite against ``candidate`` in ``execution`` on the items ``pick`` selects; the results document.
+    ``options``: more of the kit's options (the diagnosis is off unless one of them turns it on)."""
     out = tmp_path / "r.json"
+    out.unlink(missing_ok=True)
+    diagnosis = [] if any(o.startswith("--conformance-diagnosis") for o in options) else ["--conformance-diagnosis=off"]
     cmd = [sys.executable, "-m", "pytest", f"--candidate={candidate}", f"--execution={execution}", "-k", pick,
            f"--conformance-json={out}", "-q", "-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning",
-           "--conformance-diagnosis=off", "--rootdir", str(tmp_path)]
+           *diagnosis, *options, "--rootdir", str(tmp_path)]
     proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, env={**os.environ, **(env or {})},
                           timeout=600)
     assert out.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -80,9 +87,10 @@ def test_tf_keras_mirrored_conforms_and_its_replicas_agree(execution, tmp_path):
     dense items are bit-identical to one device, and sparse duplicates arriving from both replicas are summed in
     another order (3 ulps in v).  spec ADAM-TF2-DIST-1/2; docs/adapters.md, "Distributed modes"."""
     need("tf_keras")
-    doc = _run("tf_keras.optimizers.legacy:Adam", execution, "dense or sparse", tmp_path)
+    doc = _run("tf_keras.optimizers.legacy:Adam", execution, "dense or sparse or " + CLIPPING, tmp_path)
     results = [r for r in doc["results"] if r["verdict"] != "unsupported"]
-    assert len(results) >= 26 and {r["verdict"] for r in results} == {"pass"}, doc["summary"]
+    assert len(results) >= 32 and {r["verdict"] for r in results} == {"pass"}, doc["summary"]
+    assert len([r for r in results if r["family"] == "clipping"]) == 6  # it clips the aggregated gradient
     assert all(r.get("replicas") is None for r in results)
     assert [r["vector"] for r in results if r["family"] == "dense" and r.get("twin")] == []
     differ = {r["vector"] for r in results if r.get("twin")}
@@ -99,6 +107,30 @@ def test_keras3_mirrored_sparse_is_a_known_divergence(tmp_path):
     assert verdicts[("dense/basic", "float32")] == "pass"
     sparse = {k: v for k, v in verdicts.items() if k[0].startswith("sparse/")}
     assert sparse and set(sparse.values()) == {"xfail"}, sparse
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("execution", ["mirrored", "mirrored-function"])
+def test_keras3_mirrored_clips_each_replica_named(execution, tmp_path):
+    """Keras 3 clips each replica's share before the strategy sums them: without expectations its 6 clipping items
+    fail under the mirrored modes, each diagnosed as PerReplicaClipping; with keras3.yaml they are known divergences,
+    and they pass on one device (eager) and with the whole gradient on one replica (--split=one-rank).
+    spec ADAM-TF2-DIST-1, ADAM-CLIP-APPLY-1; docs/adapters.md, "Distributed modes"."""
+    need("tensorflow")
+    env = {"KERAS_BACKEND": "tensorflow"}
+    doc = _run("keras.optimizers:Adam", execution, CLIPPING, tmp_path, env, "--expectations=none",
+               "--conformance-diagnosis=on")
+    results = doc["results"]
+    assert len(results) == 6 and {r["verdict"] for r in results} == {"fail"}, doc["summary"]
+    assert {r["diagnosis"]["variant"] for r in results} == {"PerReplicaClipping"}, [r["diagnosis"] for r in results]
+    assert all(r["twin"] and r["twin"].startswith("not bit-identical to one device") for r in results)
+    doc = _run("keras.optimizers:Adam", execution, CLIPPING, tmp_path, env)
+    assert {r["verdict"] for r in doc["results"]} == {"xfail"}, doc["summary"]
+    doc = _run("keras.optimizers:Adam", execution, CLIPPING, tmp_path, env, "--split=one-rank")
+    assert {r["verdict"] for r in doc["results"]} == {"pass"}, doc["summary"]
+    if execution == "mirrored":
+        doc = _run("keras.optimizers:Adam", "eager", CLIPPING, tmp_path, env)
+        assert [r["verdict"] for r in doc["results"]] == ["pass"] * 6, doc["summary"]
 
 
 @pytest.mark.slow
