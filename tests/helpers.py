@@ -14,11 +14,12 @@ from typing import Any, Callable, NoReturn
 
 import pytest
 
+from conformance.adapters.numpy_port import NumpyPortAdapter
 from conformance.load.vector import Vector
 from conformance.load.files import bundled_paths, fingerprint, load_file
 from conformance.load.verify import verify_record
 from vectors.generate import build
-from vectors.scenarios import Scenario
+from vectors.scenarios import Scenario, _clipping
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,6 +37,13 @@ NUMPY_PROTOCOL = {
                                                 "keeps the object)",
     "test_page_names_are_the_candidate": "the page's names are TensorFlow's; a candidate outside TensorFlow has none",
 }
+
+
+#: The ``clipping`` family's items (ADAM-CLIP-APPLY-1): unsupported for reference.Adam, TF 2.0's port, which clips only
+#: in minimize (ADAM-TF2-CLIP-1), for every NumPy port that does not declare clipping in apply_gradients and every
+#: pipe port; the vector ids with the NumPy ports' reason, and the items (``vector[dtype]``).
+NO_CLIPPING = {scn.id: NumpyPortAdapter.no_clipping for scn in _clipping()}
+CLIPPING_ITEMS = {f"{scn.id}[{d}]" for scn in _clipping() for d in scn.dtypes}
 
 
 @functools.cache

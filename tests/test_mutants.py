@@ -6,7 +6,7 @@ import pytest
 
 from conformance.diagnosis.kill_matrix import kill_matrix
 from reference import variants
-from tests.helpers import NUMPY_PROTOCOL, once_per_run
+from tests.helpers import CLIPPING_ITEMS, NUMPY_PROTOCOL, once_per_run
 
 pytestmark = pytest.mark.slow
 
@@ -29,8 +29,9 @@ def test_every_wrong_variant_is_killed(matrix):
 def test_every_correct_variant_passes_everything(matrix):
     assert matrix["correct_failing"] == []
     for name, entry in matrix["correct"].items():
-        # Only what the NumPy-port protocol cannot express is unsupported (tests.helpers.NUMPY_PROTOCOL).
-        assert entry["summary"] == {"pass": entry["summary"]["pass"], "unsupported": len(NUMPY_PROTOCOL)}, name
+        # Only what the NumPy-port protocol cannot express is unsupported (tests.helpers.NUMPY_PROTOCOL), and the
+        # clipping items: the correct variants are TF 2.0's port, which does not clip in apply_gradients.
+        assert entry["summary"] == {"pass": entry["summary"]["pass"], "unsupported": len(NUMPY_PROTOCOL) + len(CLIPPING_ITEMS)}, name
 
 
 def test_every_vector_kills_something(matrix):
@@ -41,6 +42,13 @@ def test_every_vector_kills_something(matrix):
 #: Wrong variants that break only on kernel shapes (reference/variants.py, "kernel shapes").
 KERNEL_SHAPED = ["VectorTailSkipped", "MultiTensorFirstLaunchOnly", "EmptyTensorEndsTheCall", "FlatCopyUpdate", "StridedUpdateDiscarded",
                  "FirstDtypeForTheCall", "StepSizeInFirstDtype"]
+
+
+def test_per_replica_clipping_is_killed_by_the_clipping_family(matrix):
+    """clip(G/2) + clip(G/2) differs from the spec only where a vector clips: the clipping family kills it."""
+    killed = matrix["mutants"]["PerReplicaClipping"]["killed_by"]
+    assert {k.split("/")[0] for k in killed if not k.startswith("api/")} == {"clipping"}, killed
+    assert {k for k in killed if k.startswith("clipping/")} == CLIPPING_ITEMS
 
 
 def test_kernel_shaped_variants_are_killed_by_the_kernels_family_and_no_other(matrix):
