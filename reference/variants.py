@@ -181,6 +181,20 @@ class SkipsNonFiniteSteps(Adam):
         return self._iterations
 
 
+class LossScaledStep(Adam):
+    """ADAM-UPDATE-7: the training loop scales the loss, so a call with any NaN or Inf gradient changes nothing
+    (iterations, slots and variables), as a loss-scale optimizer skips it."""
+
+    wraps = ("apply_gradients",)
+
+    def apply_gradients(self, grads_and_vars, name=None):
+        pairs = list(grads_and_vars)
+        values = [np.asarray(g.values if hasattr(g, "indices") else g) for g, _ in pairs if g is not None]
+        if all(np.all(np.isfinite(v)) for v in values):
+            return super().apply_gradients(pairs, name)
+        return self._iterations  # skipped: not even the step counter moves
+
+
 # --- wrong: AMSGrad ------------------------------------------------------------------------
 
 
@@ -603,6 +617,9 @@ WRONG = [
     FirstDtypeForTheCall,
     StepSizeInFirstDtype,
 ]
+#: What a training loop declares around the optimizer (a profile an adapter's loop mode gives, ``profile()``): not
+#: a wrong port, so neither in the diagnosis nor in the mutation test.
+LOOPS = [LossScaledStep]
 CORRECT = [KernelMomentForm, NativePrecision, NativePaperForm, GroupedStepSize, ScatterSparse, ContractedKernelForm]
 
 
@@ -640,7 +657,7 @@ def compose(*deviations: type) -> type:
 
 def deviation(name: str) -> type:
     """The wrong variant called ``name``; ValueError naming the known ones otherwise."""
-    found = {cls.__name__: cls for cls in WRONG}
+    found = {cls.__name__: cls for cls in WRONG + LOOPS}
     if name not in found:
         raise ValueError(f"unknown deviation {name!r}; known: {', '.join(sorted(found))}")
     return found[name]

@@ -13,7 +13,8 @@ Execution modes (``--execution``): ``eager``; on the TensorFlow backend
 second with ``jit_compile=True``, as ``model.fit`` runs it); on the JAX
 backend ``jit`` (``stateless_apply`` under ``jax.jit``, as the JAX trainer
 runs every step); on the torch backend ``compile`` (``torch.compile``).  In those modes the variables are always registered with
-``build()`` first, since a compiled step cannot create them.
+``build()`` first, since a compiled step cannot create them.  On every backend ``fit`` and ``fit-mixed`` run
+every step through ``model.fit`` itself (``conformance.adapters.fit_loop``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ if os.environ.get("KERAS_BACKEND") == "jax":
 import keras  # noqa: E402
 
 from conformance.adapters.base import Adapter, densify, subnormal  # noqa: E402
+from conformance.adapters.fit_loop import FIT_EXECUTIONS, fit_lacking, fit_profile, fit_translations  # noqa: E402
 from conformance.adapters.numpy_port import constructor_kwargs  # noqa: E402
 from conformance.dtypes import NUMPY_DTYPES  # noqa: E402
 from conformance.features import Feature  # noqa: E402
@@ -70,10 +72,12 @@ COMPILED = {"tensorflow": {"function": "apply_gradients inside tf.function, as m
 class Keras3Adapter(Adapter):
     name = "keras3"
     framework = "keras"
-    executions = {"eager": "apply_gradients called directly", **COMPILED.get(BACKEND, {})}
+    executions = {"eager": "apply_gradients called directly", **COMPILED.get(BACKEND, {}), **FIT_EXECUTIONS}
 
     @property
     def translations(self) -> list[str]:
+        if self.execution in FIT_EXECUTIONS:
+            return fit_translations(self.execution, BACKEND)
         out = ["variables registered with build() before the first step"]
         if self.raw:
             return out if self.execution != "eager" else []
@@ -104,7 +108,12 @@ class Keras3Adapter(Adapter):
             out[Feature.SPARSE] = f"Keras 3 on the {BACKEND} backend has no IndexedSlices gradient"
         if self.execution != "eager":
             out[Feature.CALLABLE_LEARNING_RATE] = out[Feature.SCHEDULE] = TRACED
+        if self.execution in FIT_EXECUTIONS:
+            out.update(fit_lacking(self.execution))
         return out
+
+    def profile(self) -> tuple[str, ...]:
+        return fit_profile(self.execution)
 
     def flushes_subnormals(self, dtype: str) -> bool:
         with _device_scope(self.device):
@@ -113,6 +122,8 @@ class Keras3Adapter(Adapter):
         return float(keras.ops.convert_to_numpy(keras.ops.cast(x, "float64"))) == 0.0
 
     def start(self, spec: Any) -> "Keras3Session":
+        if self.execution in FIT_EXECUTIONS:
+            return Keras3FitSession(self.candidate, spec, self.device, self.execution)
         return Keras3Session(self.candidate, spec, self.device, self.raw, self.execution)
 
     def page_aliases(self) -> dict[str, Any]:
@@ -219,3 +230,57 @@ class Keras3Session:
             for slot, x in self._slots(var).items():
                 if x is not None and state[n].get(slot) is not None:
                     x.assign(state[n][slot].astype(dt))
+
+
+def _fit_scope(device: str) -> Any:
+    """The device scope of the fit modes: on torch, ``keras.device("cpu")``, since a variable created under
+    ``keras.device("cpu:0")`` is a copy of its parameter, not a leaf, so ``fit`` finds no gradient for it
+    (``docs/repro/keras3_torch_cpu0_fit.py``)."""
+    if BACKEND == "torch" and device == "cpu":
+        return keras.device("cpu")
+    return _device_scope(device)
+
+
+class _LinearModel(keras.Model):
+    """A model whose weights are the vector's variables and whose loss is ``sum_n sum(w_n * G_n)``: the gradient of
+    ``w_n`` is the sample ``G_n``, exactly (``fit_loop``).  Inputs and weights are never autocast."""
+
+    def __init__(self, spec: Any, policy: str | None) -> None:
+        super().__init__(name="fit_model", autocast=False, **({"dtype": policy} if policy else {}))
+        self._convert_input_args = False  # the sample keeps each variable's dtype
+        self.by_name = {n: self.add_weight(shape=v.shape, dtype=spec.dtype_of(n), name=n, autocast=False,
+                                           initializer=keras.initializers.Constant(v.astype(NUMPY_DTYPES[spec.dtype_of(n)])))
+                        for n, v in spec.variables.items()}
+
+    def call(self, sample: dict) -> Any:
+        # Each term in float64 so that variables of several dtypes add up; d(cast)/dx passes 1.0 back exactly.
+        terms = [keras.ops.cast(keras.ops.sum(w * sample[n][0]), "float64") for n, w in self.by_name.items()]
+        loss = terms[0]
+        for term in terms[1:]:
+            loss = loss + term
+        self.add_loss(loss)
+        return loss
+
+
+class Keras3FitSession(Keras3Session):
+    """Every step through ``model.fit``: one call per step, one batch of one sample, the vector's gradients as the
+    sample (``conformance.adapters.fit_loop``); ``fit-mixed`` under the ``mixed_float16`` policy, so that
+    ``compile`` wraps the candidate in its ``LossScaleOptimizer``.  ``self.opt`` stays the candidate (its slots and
+    ``iterations`` are read there)."""
+
+    def __init__(self, cls: Any, spec: Any, device: str, execution: str) -> None:
+        self.spec, self.device, self.execution = spec, device, execution
+        with _fit_scope(device):
+            self.opt = cls(**constructor_kwargs(spec, _Schedule))
+            if spec.round_trip:
+                self.opt = type(self.opt).from_config(self.opt.get_config())
+            self.model = _LinearModel(spec, "mixed_float16" if execution == "fit-mixed" else None)
+            self.model.compile(optimizer=self.opt)
+            self.opt.build(list(self.model.by_name.values()))  # so that a state can be loaded before the first step
+        self.vars = self.model.by_name
+
+    def apply(self, grads: dict[str, Any], step: int) -> None:
+        with _fit_scope(self.device):
+            sample = {n: keras.ops.convert_to_tensor(np.asarray(g, dtype=NUMPY_DTYPES[self.spec.dtype_of(n)])[None],
+                                                     dtype=self.spec.dtype_of(n)) for n, g in grads.items()}
+            self.model.fit(sample, batch_size=1, epochs=1, shuffle=False, verbose=0)
