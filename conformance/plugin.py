@@ -66,7 +66,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(DEVICE, choices=["cpu", "gpu"], default="cpu", help="device for TensorFlow, torch and JAX candidates")
     group.addoption(EXECUTION, metavar="MODE",
                     help="how the candidate's step runs: eager (default); tf_keras and Keras 3 on TensorFlow: function, "
-                         "xla; Keras 3 on JAX: jit; torch: foreach, fused, compile; optax: jit")
+                         "xla; Keras 3 on JAX: jit; torch: foreach, fused, compile; optax: jit; tf_keras and Keras 3: "
+                         "fit, fit-mixed (every step through model.fit)")
     group.addoption(JSON, metavar="PATH",
                     help="write every result as JSON (schema: conformance/report/results.schema.json); while the run "
                          "goes on, PATH.partial.jsonl holds each item's record as it finishes (one JSON object a line), "
