@@ -20,7 +20,7 @@ from tests.helpers import all_vectors
 
 #: Vectors whose gradients span magnitudes, signs, zeros, several variables and dtypes.
 VECTORS = ("dense/mixed-magnitudes", "dense/zero-gradient-after", "multivariable/two-shapes", "dtypes/all-four",
-           "discriminating/tiny-gradients")
+           "discriminating/tiny-gradients", "kernels/mixed-dtypes")
 
 
 def recording_tf_keras() -> type:

@@ -19,7 +19,7 @@ from pathlib import Path
 #: Execution modes other than eager (``--execution``) sort right after their eager row ("2b-", "2c-", ...).  The
 #: training-loop rows (``fit``, ``fit-mixed``: every step a model.fit call) run the families where the loop can
 #: change a step (``FIT_FAMILIES``), so that each stays within minutes on two cores.
-FIT_FAMILIES = ["-k", "discriminating or dtypes or tf2 or amsgrad or non-finite"]
+FIT_FAMILIES = ["-k", "discriminating or dtypes or tf2 or non-finite"]
 FIT_MIXED_FAMILIES = ["-k", "discriminating or non-finite"]
 RUNS = {
     "1-reference": ("reference:Adam", [], {}, "numpy"),

@@ -6,7 +6,8 @@ against the oracle.  The model's weights are the vector's variables and its loss
 the one sample of the one batch of a ``fit`` call holds the step's gradients ``G_n`` (in each variable's dtype):
 the gradient of ``w_n`` is then ``1 * G_n``, bit for bit.  Nothing rounds on the way: the loss is added with
 ``add_loss`` (no reduction over a batch of one), inputs and weights are never autocast, the data is passed as
-tensors (Keras would cast NumPy arrays to float32), and each step is one ``fit`` call of one epoch of one batch, so
+tensors to tf_keras (it would cast NumPy arrays to float32) and as the gradients' bits in integers to Keras 3
+(its fit hands the model floating inputs as float32, on every backend: ``tests/test_fit.py``), and each step is one ``fit`` call of one epoch of one batch, so
 no shuffling and no partial batch, and the optimizer's state (``iterations`` too) carries over from call to call.
 ``tests/test_fit.py`` checks that the gradients the optimizer receives are the vector's, bit for bit.
 

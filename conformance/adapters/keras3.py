@@ -241,6 +241,26 @@ def _fit_scope(device: str) -> Any:
     return _device_scope(device)
 
 
+#: The integer type of each float's width: the sample carries G's bits, since Keras 3's data handling casts
+#: floating inputs to floatx (measured on JAX: a float64 sample arrives as float32) but leaves integers alone.
+_BITS = {"float16": np.int16, "bfloat16": np.int16, "float32": np.int32, "float64": np.int64}
+
+
+def _from_bits(x: Any, dtype: str) -> Any:
+    """The float tensor of ``dtype`` whose bits the integer tensor ``x`` holds (no arithmetic: exact)."""
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        return tf.bitcast(x, tf.as_dtype(dtype))
+    if BACKEND == "jax":
+        import jax
+
+        return jax.lax.bitcast_convert_type(x, keras.backend.standardize_dtype(dtype))
+    from keras.src.backend.torch.core import to_torch_dtype
+
+    return x.view(to_torch_dtype(dtype))
+
+
 class _LinearModel(keras.Model):
     """A model whose weights are the vector's variables and whose loss is ``sum_n sum(w_n * G_n)``: the gradient of
     ``w_n`` is the sample ``G_n``, exactly (``fit_loop``).  Inputs and weights are never autocast."""
@@ -254,12 +274,18 @@ class _LinearModel(keras.Model):
 
     def call(self, sample: dict) -> Any:
         # Each term in float64 so that variables of several dtypes add up; d(cast)/dx passes 1.0 back exactly.
-        terms = [keras.ops.cast(keras.ops.sum(w * sample[n][0]), "float64") for n, w in self.by_name.items()]
+        terms = [keras.ops.cast(keras.ops.sum(w * _from_bits(sample[n][0], w.dtype)), "float64")
+                 for n, w in self.by_name.items()]
         loss = terms[0]
         for term in terms[1:]:
             loss = loss + term
         self.add_loss(loss)
         return loss
+
+
+def _bits(g: Any, dtype: str) -> np.ndarray:
+    """One sample holding the bits of gradient ``g`` in ``dtype`` (``_from_bits`` reads them back)."""
+    return np.asarray(g, dtype=NUMPY_DTYPES[dtype])[None].view(_BITS[dtype])
 
 
 class Keras3FitSession(Keras3Session):
@@ -281,6 +307,5 @@ class Keras3FitSession(Keras3Session):
 
     def apply(self, grads: dict[str, Any], step: int) -> None:
         with _fit_scope(self.device):
-            sample = {n: keras.ops.convert_to_tensor(np.asarray(g, dtype=NUMPY_DTYPES[self.spec.dtype_of(n)])[None],
-                                                     dtype=self.spec.dtype_of(n)) for n, g in grads.items()}
+            sample = {n: keras.ops.convert_to_tensor(_bits(g, self.spec.dtype_of(n))) for n, g in grads.items()}
             self.model.fit(sample, batch_size=1, epochs=1, shuffle=False, verbose=0)
