@@ -69,7 +69,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(EXECUTION, metavar="MODE",
                     help="how the candidate's step runs: eager (default); tf_keras and Keras 3 on TensorFlow: function, "
                          "xla, mirrored, mirrored-function; Keras 3 on JAX: jit; torch: foreach, fused, compile; optax: "
-                         "jit, sharded, pmap")
+                         "jit, sharded, pmap; tf_keras and Keras 3: fit, fit-mixed (every step through model.fit)")
     group.addoption(WORLD_SIZE, type=_world_size, default=None, metavar="N",
                     help="replicas or ranks of a distributed execution mode (default 2; docs/adapters.md, "
                          "\"Distributed execution modes\")")

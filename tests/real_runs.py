@@ -16,9 +16,14 @@ import sys
 from pathlib import Path
 
 #: file stem -> (candidate, extra pytest arguments, environment, module that must be importable).
-#: Execution modes other than eager (``--execution``) sort right after their eager row ("2b-", "2c-", ...).
+#: Execution modes other than eager (``--execution``) sort right after their eager row ("2b-", "2c-", ...).  The
+#: training-loop rows (``fit``, ``fit-mixed``: every step a model.fit call) run the families where the loop can
+#: change a step (``FIT_FAMILIES``), so that each stays within minutes on two cores.
+FIT_FAMILIES = ["-k", "discriminating or dtypes or tf2 or non-finite"]
+FIT_MIXED_FAMILIES = ["-k", "discriminating or non-finite"]
 RUNS = {
     "1-reference": ("reference:Adam", [], {}, "numpy"),
+    "1b-tf1-train-adam": ("tensorflow.compat.v1.train:AdamOptimizer", [], {}, "tensorflow"),
     "2-tf_keras-legacy": ("tf_keras.optimizers.legacy:Adam", [], {}, "tf_keras"),
     "2b-tf_keras-legacy-function": ("tf_keras.optimizers.legacy:Adam", ["--execution=function"], {}, "tf_keras"),
     "2c-tf_keras-legacy-xla": ("tf_keras.optimizers.legacy:Adam", ["--execution=xla"], {}, "tf_keras"),
@@ -28,6 +33,9 @@ RUNS = {
                                     "tf_keras"),
     "2e-tf_keras-legacy-mirrored-function": ("tf_keras.optimizers.legacy:Adam",
                                              ["--execution=mirrored-function", "-k", "not kernels"], {}, "tf_keras"),
+    "2f-tf_keras-legacy-fit": ("tf_keras.optimizers.legacy:Adam", ["--execution=fit", *FIT_FAMILIES], {}, "tf_keras"),
+    "2g-tf_keras-legacy-fit-mixed": ("tf_keras.optimizers.legacy:Adam", ["--execution=fit-mixed", *FIT_MIXED_FAMILIES],
+                                     {}, "tf_keras"),
     "3-tf.keras-keras3-tensorflow": ("tensorflow.keras.optimizers:Adam", [], {}, "tensorflow"),
     "3b-tf.keras-keras3-tensorflow-function": ("tensorflow.keras.optimizers:Adam", ["--execution=function"], {},
                                                "tensorflow"),
@@ -38,10 +46,21 @@ RUNS = {
     "3e-tf.keras-keras3-tensorflow-mirrored-one-rank": ("tensorflow.keras.optimizers:Adam",
                                                         ["--execution=mirrored", "--split=one-rank", "-k", "sparse"], {},
                                                         "tensorflow"),
+    "3f-tf.keras-keras3-tensorflow-fit": ("tensorflow.keras.optimizers:Adam", ["--execution=fit", *FIT_FAMILIES], {},
+                                          "tensorflow"),
+    "3g-tf.keras-keras3-tensorflow-fit-mixed": ("tensorflow.keras.optimizers:Adam",
+                                                ["--execution=fit-mixed", *FIT_MIXED_FAMILIES], {}, "tensorflow"),
     "4-keras3-jax": ("keras.optimizers:Adam", [], {"KERAS_BACKEND": "jax"}, "jax"),
     "4b-keras3-jax-jit": ("keras.optimizers:Adam", ["--execution=jit"], {"KERAS_BACKEND": "jax"}, "jax"),
+    "4c-keras3-jax-fit": ("keras.optimizers:Adam", ["--execution=fit", *FIT_FAMILIES], {"KERAS_BACKEND": "jax"}, "jax"),
+    "4d-keras3-jax-fit-mixed": ("keras.optimizers:Adam", ["--execution=fit-mixed", *FIT_MIXED_FAMILIES],
+                                {"KERAS_BACKEND": "jax"}, "jax"),
     "5-keras3-torch": ("keras.optimizers:Adam", [], {"KERAS_BACKEND": "torch"}, "torch"),
     "5b-keras3-torch-compile": ("keras.optimizers:Adam", ["--execution=compile"], {"KERAS_BACKEND": "torch"}, "torch"),
+    "5c-keras3-torch-fit": ("keras.optimizers:Adam", ["--execution=fit", *FIT_FAMILIES], {"KERAS_BACKEND": "torch"},
+                            "torch"),
+    "5d-keras3-torch-fit-mixed": ("keras.optimizers:Adam", ["--execution=fit-mixed", *FIT_MIXED_FAMILIES],
+                                  {"KERAS_BACKEND": "torch"}, "torch"),
     "6-torch": ("torch.optim:Adam", [], {}, "torch"),
     "6b-torch-foreach": ("torch.optim:Adam", ["--execution=foreach"], {}, "torch"),
     "6c-torch-fused": ("torch.optim:Adam", ["--execution=fused"], {}, "torch"),

@@ -112,8 +112,9 @@ def _dense() -> list[Scenario]:
         ),
         Scenario(
             "dense/non-finite-gradients", "NaN, +Inf and -Inf gradient elements at the last step: m and v of those "
-            "elements become NaN or Inf, the variable NaN; the other elements are unaffected.",
-            ["ADAM-UPDATE-5"], {"a": [1.0, -2.0, 3.0, 0.5, -0.25]},
+            "elements become NaN or Inf, the variable NaN; the other elements are unaffected. Under a loop that "
+            "scales the loss the last step is skipped: nothing changes, iterations included (ADAM-UPDATE-7).",
+            ["ADAM-UPDATE-5", "ADAM-UPDATE-7"], {"a": [1.0, -2.0, 3.0, 0.5, -0.25]},
             [{"a": [0.25, 0.5, -0.125, 1.0, 2.0]}, {"a": [-0.5, 1.0, 0.25, -0.25, 0.125]},
              {"a": [0.5, math.nan, math.inf, -math.inf, -1.0]}],
             flags=["non-finite"],

@@ -17,7 +17,8 @@ runs every step); on the torch backend ``compile`` (``torch.compile``).  In thos
 ``mirrored-function``: the optimizer and variables made under ``tf.distribute.MirroredStrategy`` over
 ``--world-size`` logical CPU devices, ``apply_gradients`` run in every replica with its share of the step's gradient,
 ``strategy.run`` called eagerly or inside ``tf.function``; the twin is the same candidate on one device in ``eager``
-or ``function``.
+or ``function``.  On every backend ``fit`` and ``fit-mixed`` run
+every step through ``model.fit`` itself (``conformance.adapters.fit_loop``).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ import keras  # noqa: E402
 
 from conformance.adapters import replicas  # noqa: E402
 from conformance.adapters.base import Adapter, densify, subnormal  # noqa: E402
+from conformance.adapters.fit_loop import FIT_EXECUTIONS, fit_lacking, fit_profile, fit_translations  # noqa: E402
 from conformance.adapters.numpy_port import constructor_kwargs  # noqa: E402
 from conformance.dtypes import NUMPY_DTYPES  # noqa: E402
 from conformance.features import Feature  # noqa: E402
@@ -78,7 +80,7 @@ COMPILED = {"tensorflow": {"function": "apply_gradients inside tf.function, as m
 class Keras3Adapter(Adapter):
     name = "keras3"
     framework = "keras"
-    executions = {"eager": "apply_gradients called directly", **COMPILED.get(BACKEND, {})}
+    executions = {"eager": "apply_gradients called directly", **COMPILED.get(BACKEND, {}), **FIT_EXECUTIONS}
     #: --world-size and --split apply to these.
     distributed_executions = tuple(replicas.TF_MODES) if BACKEND == "tensorflow" else ()
     twin_label, twin_binding = replicas.TWIN_LABEL, False
@@ -91,6 +93,8 @@ class Keras3Adapter(Adapter):
 
     @property
     def translations(self) -> list[str]:
+        if self.execution in FIT_EXECUTIONS:
+            return fit_translations(self.execution, BACKEND)
         out = ["variables registered with build() before the first step"]
         if self.execution in replicas.TF_MODES:
             n, split = replicas.world(self)
@@ -130,7 +134,12 @@ class Keras3Adapter(Adapter):
             out[Feature.SPARSE] = f"Keras 3 on the {BACKEND} backend has no IndexedSlices gradient"
         if self.execution not in ("eager", "mirrored"):
             out[Feature.CALLABLE_LEARNING_RATE] = out[Feature.SCHEDULE] = TRACED
+        if self.execution in FIT_EXECUTIONS:
+            out.update(fit_lacking(self.execution))
         return out
+
+    def profile(self) -> tuple[str, ...]:
+        return fit_profile(self.execution)
 
     def flushes_subnormals(self, dtype: str) -> bool:
         with _device_scope(self.device):
@@ -141,6 +150,8 @@ class Keras3Adapter(Adapter):
     def start(self, spec: Any) -> "Keras3Session":
         if self.execution in replicas.TF_MODES:
             return MirroredKeras3Session(self.candidate, spec, self.raw, self.execution, replicas.world(self))
+        if self.execution in FIT_EXECUTIONS:
+            return Keras3FitSession(self.candidate, spec, self.device, self.execution)
         return Keras3Session(self.candidate, spec, self.device, self.raw, self.execution)
 
     def page_aliases(self) -> dict[str, Any]:
@@ -289,3 +300,82 @@ class MirroredKeras3Session(Keras3Session):
             for r, state in enumerate(out):
                 state[n] = {f: None if c is None else c[r] for f, c in copies.items()}
         return out
+
+
+def _fit_scope(device: str) -> Any:
+    """The device scope of the fit modes: on torch, ``keras.device("cpu")``, since a variable created under
+    ``keras.device("cpu:0")`` is a copy of its parameter, not a leaf, so ``fit`` finds no gradient for it
+    (``docs/repro/keras3_torch_cpu0_fit.py``)."""
+    if BACKEND == "torch" and device == "cpu":
+        return keras.device("cpu")
+    return _device_scope(device)
+
+
+#: The integer type of each float's width: the sample carries G's bits, since Keras 3's data handling casts
+#: floating inputs to floatx (measured on JAX: a float64 sample arrives as float32) but leaves integers alone.
+_BITS = {"float16": np.int16, "bfloat16": np.int16, "float32": np.int32, "float64": np.int64}
+
+
+def _from_bits(x: Any, dtype: str) -> Any:
+    """The float tensor of ``dtype`` whose bits the integer tensor ``x`` holds (no arithmetic: exact)."""
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        return tf.bitcast(x, tf.as_dtype(dtype))
+    if BACKEND == "jax":
+        import jax
+
+        return jax.lax.bitcast_convert_type(x, keras.backend.standardize_dtype(dtype))
+    from keras.src.backend.torch.core import to_torch_dtype
+
+    return x.view(to_torch_dtype(dtype))
+
+
+class _LinearModel(keras.Model):
+    """A model whose weights are the vector's variables and whose loss is ``sum_n sum(w_n * G_n)``: the gradient of
+    ``w_n`` is the sample ``G_n``, exactly (``fit_loop``).  Inputs and weights are never autocast."""
+
+    def __init__(self, spec: Any, policy: str | None) -> None:
+        super().__init__(name="fit_model", autocast=False, **({"dtype": policy} if policy else {}))
+        self._convert_input_args = False  # the sample keeps each variable's dtype
+        self.by_name = {n: self.add_weight(shape=v.shape, dtype=spec.dtype_of(n), name=n, autocast=False,
+                                           initializer=keras.initializers.Constant(v.astype(NUMPY_DTYPES[spec.dtype_of(n)])))
+                        for n, v in spec.variables.items()}
+
+    def call(self, sample: dict) -> Any:
+        # Each term in float64 so that variables of several dtypes add up; d(cast)/dx passes 1.0 back exactly.
+        terms = [keras.ops.cast(keras.ops.sum(w * _from_bits(sample[n][0], w.dtype)), "float64")
+                 for n, w in self.by_name.items()]
+        loss = terms[0]
+        for term in terms[1:]:
+            loss = loss + term
+        self.add_loss(loss)
+        return loss
+
+
+def _bits(g: Any, dtype: str) -> np.ndarray:
+    """One sample holding the bits of gradient ``g`` in ``dtype`` (``_from_bits`` reads them back)."""
+    return np.asarray(g, dtype=NUMPY_DTYPES[dtype])[None].view(_BITS[dtype])
+
+
+class Keras3FitSession(Keras3Session):
+    """Every step through ``model.fit``: one call per step, one batch of one sample, the vector's gradients as the
+    sample (``conformance.adapters.fit_loop``); ``fit-mixed`` under the ``mixed_float16`` policy, so that
+    ``compile`` wraps the candidate in its ``LossScaleOptimizer``.  ``self.opt`` stays the candidate (its slots and
+    ``iterations`` are read there)."""
+
+    def __init__(self, cls: Any, spec: Any, device: str, execution: str) -> None:
+        self.spec, self.device, self.execution = spec, device, execution
+        with _fit_scope(device):
+            self.opt = cls(**constructor_kwargs(spec, _Schedule))
+            if spec.round_trip:
+                self.opt = type(self.opt).from_config(self.opt.get_config())
+            self.model = _LinearModel(spec, "mixed_float16" if execution == "fit-mixed" else None)
+            self.model.compile(optimizer=self.opt)
+            self.opt.build(list(self.model.by_name.values()))  # so that a state can be loaded before the first step
+        self.vars = self.model.by_name
+
+    def apply(self, grads: dict[str, Any], step: int) -> None:
+        with _fit_scope(self.device):
+            sample = {n: keras.ops.convert_to_tensor(_bits(g, self.spec.dtype_of(n))) for n, g in grads.items()}
+            self.model.fit(sample, batch_size=1, epochs=1, shuffle=False, verbose=0)

@@ -14,6 +14,8 @@ over ``--world-size`` logical CPU devices, each replica given its share of the
 step's gradient (``replicas.shares``), ``strategy.run`` called eagerly or inside
 ``tf.function``; every replica's copy is read (``replicas()``), and the twin is
 the same candidate on one device in ``eager`` or ``function``.
+``fit`` and ``fit-mixed`` run every step through ``model.fit`` itself (``FIT`` in
+``conformance.adapters.fit_loop`` says how the gradient comes out exact).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import tf_keras
 
 from conformance.adapters import replicas
 from conformance.adapters.base import Adapter, Batches, weights_in_spec_order
+from conformance.adapters.fit_loop import FIT_EXECUTIONS, fit_lacking, fit_profile, fit_translations
 from conformance.adapters.numpy_port import constructor_kwargs
 from conformance.adapters.tf_ops import (TF_DTYPES, describe_aliases, indexed_slices, mirrored_strategy, page_aliases,
                                        per_replica, replica_values, tf_device, tf_flushes, tf_gradient)
@@ -74,7 +77,8 @@ class TfKerasLegacyAdapter(Adapter):
                   "xla": "apply_gradients inside tf.function(jit_compile=True), compiled by XLA",
                   "mirrored": "apply_gradients in each replica of a MirroredStrategy over logical CPU devices, "
                               "strategy.run called eagerly",
-                  "mirrored-function": "the same with strategy.run inside tf.function, as model.fit runs it"}
+                  "mirrored-function": "the same with strategy.run inside tf.function, as model.fit runs it",
+                  **FIT_EXECUTIONS}
     distributed_executions = tuple(replicas.TF_MODES)  # --world-size and --split apply to these
     twin_label, twin_binding = replicas.TWIN_LABEL, False
 
@@ -92,6 +96,8 @@ class TfKerasLegacyAdapter(Adapter):
             out.append(f"each step's gradient split among {n} replicas ({split}: their sum is the vector's gradient)")
         if self.execution in ("eager", "mirrored"):
             return out
+        if self.execution in FIT_EXECUTIONS:
+            return out + fit_translations(self.execution)
         return out + ["slots created for every variable before the first step (tf.function creates variables only when "
                 "first traced)"]
 
@@ -113,6 +119,8 @@ class TfKerasLegacyAdapter(Adapter):
         if self.execution not in ("eager", "mirrored"):
             out.update({Feature.callable(k): TRACED for k in HYPERPARAMETERS if k != "epsilon"})
             out[Feature.SCHEDULE] = TRACED
+        if self.execution in FIT_EXECUTIONS:
+            out.update(fit_lacking(self.execution))
         if self.execution == "xla":
             out[Feature.AMSGRAD] = ("XLA cannot compile ResourceApplyAdamWithAmsgrad (TensorFlow registers no XLA kernel "
                                     "for it: InvalidArgumentError when the step is compiled)")
@@ -121,10 +129,15 @@ class TfKerasLegacyAdapter(Adapter):
     def flushes_subnormals(self, dtype: str) -> bool:
         return tf_flushes(dtype, tf_device(self.device))
 
+    def profile(self) -> tuple[str, ...]:
+        return fit_profile(self.execution)
+
     def start(self, spec: Any) -> "TfSession":
         if self.execution in replicas.TF_MODES:
             return MirroredTfSession(self.candidate, spec, mirrored_strategy(replicas.world(self)[0]),
                                      self.execution, replicas.world(self))
+        if self.execution in FIT_EXECUTIONS:
+            return TfFitSession(self.candidate, spec, tf_device(self.device), self.execution)
         return TfSession(self.candidate, spec, tf_device(self.device), self.execution)
 
     def v2_api(self) -> Any:
@@ -224,6 +237,47 @@ class MirroredTfSession(TfSession):
             for r, state in enumerate(out):
                 state[n] = {f: None if c is None else c[r] for f, c in copies.items()}
         return out
+
+
+class TfFitSession(TfSession):
+    """Every step through ``model.fit``: one call per step, one batch of one sample, the vector's gradients as the
+    sample (``conformance.adapters.fit_loop``); ``fit-mixed`` under the ``mixed_float16`` policy, so that
+    ``compile`` wraps the candidate in its ``LossScaleOptimizer``.  ``self.opt`` stays the candidate (the wrapper
+    delegates ``iterations`` and the slots to it)."""
+
+    def __init__(self, cls: Any, spec: Any, device: str, execution: str) -> None:
+        self.device, self.amsgrad = device, spec.amsgrad
+        with tf.device(device):
+            self.opt = cls(**constructor_kwargs(spec, _Schedule))
+            if spec.round_trip:
+                self.opt = type(self.opt).from_config(self.opt.get_config())
+            self.model = _LinearModel(spec, "mixed_float16" if execution == "fit-mixed" else None)
+            self.model.compile(optimizer=self.opt)
+        self.vars = self.model.by_name
+        self.batches = Batches()
+
+    def apply(self, grads: dict[str, Any], step: int) -> None:
+        with tf.device(self.device):
+            sample = {n: tf.constant(np.asarray(g)[None], dtype=self.vars[n].dtype) for n, g in grads.items()}
+            self.model.fit(sample, batch_size=1, epochs=1, shuffle=False, verbose=0)
+        self.batches.note(grads)
+
+
+class _LinearModel(tf_keras.Model):
+    """A model whose weights are the vector's variables and whose loss is ``sum_n sum(w_n * G_n)``: the gradient
+    of ``w_n`` is the sample ``G_n``, exactly (``fit_loop``).  Inputs and weights are never autocast."""
+
+    def __init__(self, spec: Any, policy: str | None) -> None:
+        super().__init__(name="fit_model", autocast=False, **({"dtype": policy} if policy else {}))
+        self.by_name = {n: self.add_weight(name=n, shape=v.shape, dtype=TF_DTYPES[spec.dtype_of(n)],
+                                           initializer=tf_keras.initializers.Constant(v), experimental_autocast=False)
+                        for n, v in spec.variables.items()}
+
+    def call(self, sample: dict) -> Any:
+        # Each term in float64 so that variables of several dtypes add up; d(cast)/dx passes 1.0 back exactly.
+        loss = tf.add_n([tf.cast(tf.reduce_sum(w * sample[n][0]), tf.float64) for n, w in self.by_name.items()])
+        self.add_loss(loss)
+        return loss
 
 
 class TfApi:
