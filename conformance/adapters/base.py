@@ -41,6 +41,9 @@ class Adapter:
     observes_liveness = True  # the harness's callables and schedule are called by the candidate itself
     #: Execution modes (``--execution``): name -> how the candidate's step runs, in words; the first is the default.
     executions = {"eager": "the candidate's step called directly"}
+    #: Checkpoint formats (``--checkpoint=FORMAT``): name -> how the state is saved and restored, in words, the
+    #: first the default.  Empty: the adapter cannot resume a run from a checkpoint.
+    checkpoint_formats: dict[str, str] = {}
 
     def __init__(self, candidate: Any, *, raw: bool = False, device: str = "cpu", execution: str | None = None) -> None:
         self.candidate, self.raw, self.device = candidate, raw, device
@@ -122,6 +125,16 @@ class Adapter:
         ``conformance.errors.Unsupported`` (with the reason) for what the framework cannot express, and let any
         other exception of the candidate's through: the harness reports it as the candidate's, at step 0."""
         raise NotImplementedError
+
+    def checkpoint_save(self, session: Session, fmt: str, directory: str) -> None:
+        """Save ``session``'s candidate (optimizer and variables) under ``directory`` with format ``fmt`` (one of
+        ``checkpoint_formats``), as the framework's guides save a training run."""
+        raise Unsupported(f"the {self.name} adapter has no checkpoint format")
+
+    def checkpoint_restore(self, spec: RunSpec, fmt: str, directory: str) -> Session:
+        """In a fresh process: build the candidate from ``spec`` as ``start`` does, restore it from what
+        ``checkpoint_save`` wrote under ``directory``, and return the session that steps on from there."""
+        raise Unsupported(f"the {self.name} adapter has no checkpoint format")
 
     def interrupt(self) -> None:
         """An item ran past ``--conformance-timeout``: free the candidate if the adapter can (a process can be killed)."""
