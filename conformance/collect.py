@@ -83,8 +83,10 @@ def outcome_text(outcome: Outcome) -> list[str]:
     lines = [f"  {outcome.mode} mode: fails{f' from step {step}' if step else ''}"]
     if outcome.error:
         return lines + [f"    {outcome.error}"]
-    body = failure_text(outcome.comparison, "").splitlines()[1:]
-    return lines + [f"  {line}" for line in body] + [f"    {line}" for line in outcome.liveness]
+    body = failure_text(outcome.comparison, "").splitlines()[1:] if not outcome.comparison.passed else []
+    extra = [outcome.replicas] if outcome.replicas else []
+    extra += [outcome.twin] if outcome.twin and outcome.twin_binding else []
+    return lines + [f"  {line}" for line in body] + [f"    {line}" for line in outcome.liveness + extra]
 
 
 #: The most lines one failure prints (a screenful); the JSON and HTML reports keep every tensor.

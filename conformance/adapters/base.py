@@ -136,6 +136,20 @@ class Adapter:
         ``checkpoint_save`` wrote under ``directory``, and return the session that steps on from there."""
         raise Unsupported(f"the {self.name} adapter has no checkpoint format")
 
+    #: What ``twin`` is, in words ("one device", "the uninterrupted run"), and whether a difference from it fails the
+    #: item (True) or is reported beside the verdict (False).
+    twin_label = ""
+    twin_binding = False
+
+    def twin(self) -> "Adapter | None":
+        """Another adapter whose run this candidate must reproduce bit for bit: the same candidate on one device (a
+        distributed execution mode), or without the interruption (a resumed run); None (the default) for no twin.
+
+        The runner builds the twin's session in trajectory mode from the same ``RunSpec``, steps it with the same
+        gradients and compares the two ``read()`` states after every step (``judge/identical.py``); a session may also
+        have ``replicas() -> list[dict]``, every replica's state, which must agree bit for bit."""
+        return None
+
     def interrupt(self) -> None:
         """An item ran past ``--conformance-timeout``: free the candidate if the adapter can (a process can be killed)."""
 

@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterator, Protocol
 
 import numpy as np
 
-from conformance.judge import compiled
+from conformance.judge import compiled, identical
 from conformance.drive import large
 from conformance.errors import Unsupported
 from conformance.adapters.base import Adapter
@@ -56,10 +56,16 @@ class Outcome:
     observed: list[dict] | None = None  # kept for small vectors (diagnosis)
     errors: list[dict] | None = None  # the error model's e per step, kept with the observations
     unsupported: str | None = None  # this mode could not run: what the candidate does not implement
+    #: How the run differs, bit for bit, from its twin's (``Adapter.twin``: the same candidate on one device, or
+    #: uninterrupted), "not bit-identical to one device: 3 ulps in a.v from step 2"; None when identical or no twin.
+    twin: str | None = None
+    twin_binding: bool = False  # a difference from the twin fails the item (a resumed run), or is only reported
+    replicas: str | None = None  # the first disagreement between the candidate's replicas (``Session.replicas``)
 
     @property
     def passed(self) -> bool:
-        return self.error is None and self.unsupported is None and not self.liveness and self.comparison.passed
+        return (self.error is None and self.unsupported is None and not self.liveness and self.comparison.passed
+                and self.replicas is None and not (self.twin_binding and self.twin))
 
     @property
     def first_failing_step(self) -> int | None:
@@ -101,6 +107,9 @@ class _Lane:
     model: ErrorModel | MixedErrorModel
     outcome: Outcome
     session: Any = None
+    twin: Any = None  # the twin's session (trajectory mode, when the adapter has a twin)
+    twin_worst: float = 0.0  # the largest difference from the twin so far, in ulps
+    twin_from: int | None = None  # the first step at which it differs
 
 
 def run(adapter: Adapter, vector: Vector, dtype: str, modes: tuple[str, ...] = ("trajectory",),
@@ -196,6 +205,8 @@ def _loop(adapter: Adapter, lanes: list[_Lane], missing: dict, on_step: Callable
             obs = _step(lane, grads, s, judge.loaded(s) if lane.outcome.mode == "single-step" else None)
             if obs is None:
                 continue
+            if lane.twin is not None:
+                _twin_step(adapter, lane, grads, s, obs)
             if Feature.SLOTS in missing:  # declared absent: judged on the variable and iterations alone
                 obs = {n: (x if n == "iterations" else {"variable": x["variable"]}) for n, x in obs.items()}
             observed.append((lane, obs))
@@ -332,6 +343,31 @@ def _begin(adapter: Adapter, lane: _Lane, missing: dict) -> None:
             lane.outcome.unsupported = not_implemented(exc, " while being built")
         except Exception as exc:  # noqa: BLE001 - whatever the candidate raises is reported
             lane.outcome.error, lane.outcome.error_step = str(CandidateError(0, exc)), 0
+    twin = adapter.twin() if lane.session is not None and lane.outcome.mode == "trajectory" else None
+    if twin is not None:
+        lane.outcome.twin_binding = adapter.twin_binding
+        try:
+            lane.twin = twin.start(lane.spec)  # the same inputs: its callables read the same clock
+        except Exception as exc:  # noqa: BLE001 - the twin is the same candidate: its failure is reported, not raised
+            lane.outcome.twin = f"{adapter.twin_label} could not be built to compare with: {type(exc).__name__}: {first_line(exc)}"
+
+
+def _twin_step(adapter: Adapter, lane: _Lane, grads: dict, s: int, obs: dict) -> None:
+    """Step the lane's twin with the same gradients and compare the two states bit for bit (``judge.identical``); the
+    first step that differs and the largest difference so far are kept in the outcome."""
+    try:
+        lane.twin.apply(grads, s)
+        theirs = lane.twin.read()
+    except Exception as exc:  # noqa: BLE001
+        lane.outcome.twin = lane.outcome.twin or (f"{adapter.twin_label} failed at step {s + 1} to compare with: "
+                                                  f"{type(exc).__name__}: {first_line(exc)}")
+        lane.twin = None
+        return
+    found = identical.difference(obs, theirs, lane.spec.dtypes)
+    if found is not None and found.ulps > lane.twin_worst:
+        lane.twin_from = s + 1 if lane.twin_from is None else lane.twin_from
+        lane.twin_worst = found.ulps
+        lane.outcome.twin = identical.describe(found, lane.twin_from, adapter.twin_label)
 
 
 def _finish(adapter: Adapter, vector: Vector, lanes: list[_Lane]) -> list[Outcome]:
@@ -374,7 +410,12 @@ def _step(lane: _Lane, grads: dict, s: int, loaded: dict | None) -> dict | None:
     try:
         with _timed(out):
             lane.session.apply(grads, s)
-            return lane.session.read()
+            read = lane.session.read()
+            replicas = lane.session.replicas() if hasattr(lane.session, "replicas") else None
+        if replicas and out.replicas is None:
+            found = identical.first_disagreement(replicas, lane.spec.dtypes)
+            out.replicas = f"{found} at step {s + 1}" if found else None
+        return read
     except NOT_IMPLEMENTED as exc:
         if out.comparison.passed:  # a part it lacks; after a divergence it stays a failure
             out.unsupported = not_implemented(exc, f" at step {s + 1}")

@@ -37,6 +37,8 @@ class Result:
     modes: dict[str, dict] = field(default_factory=dict)
     observed: dict[str, list[str]] | None = None  # {"checked": [...], "not_exposed": [...]}
     diagnosis: dict | None = None
+    twin: str | None = None  # how the run differs bit for bit from its twin (one device; the uninterrupted run)
+    replicas: str | None = None  # the first disagreement between the candidate's replicas
     # why it did not run, or why its failure is expected
     unsupported: str | None = None
     expected_divergence: str | None = None
@@ -86,6 +88,8 @@ class Result:
         steps = [o.first_failing_step for o in ran if o.first_failing_step is not None]
         self.first_failing_step = min(steps) if steps else None
         self.max_ratio = json_number(max(o.comparison.max_ratio for o in ran))
+        self.twin = next((o.twin for o in ran if o.twin), None)
+        self.replicas = next((o.replicas for o in ran if o.replicas), None)
 
     def take_report(self, report: Any, device: str, tracker: Any = None) -> None:
         """The verdict and timing from pytest's report of the item (``tracker``: a property's examples)."""
@@ -123,7 +127,8 @@ def mode_record(outcome: Any) -> dict:
     cmp = outcome.comparison
     return {"passed": outcome.passed, "first_failing_step": outcome.first_failing_step, "error": outcome.error,
             "max_ratio": json_number(cmp.max_ratio), "worst": {n: w.as_dict() for n, w in cmp.worst.items()},
-            "curve": cmp.curve, "liveness": outcome.liveness, "problems": cmp.problems}
+            "curve": cmp.curve, "liveness": outcome.liveness, "problems": cmp.problems,
+            **({"twin": outcome.twin} if outcome.twin else {}), **({"replicas": outcome.replicas} if outcome.replicas else {})}
 
 
 def observability(outcomes: list[Any]) -> dict[str, list[str]]:

@@ -21,7 +21,8 @@ HEADER = ("candidate", "adapter", "raw", "execution", "device", "versions", "cap
           "deselected_levels", "expectations", "mode", "summary", "timing", "translations", "declared_profile",
           "profile", "checkpoint")
 #: Item fields kept as they are, where present.
-ITEM = ("nodeid", "verdict", "family", "level", "dtype", "max_ratio", "first_failing_step", "examples")
+ITEM = ("nodeid", "verdict", "family", "level", "dtype", "max_ratio", "first_failing_step", "examples", "twin",
+        "replicas")
 
 
 def _diagnosis(d: dict) -> dict:

@@ -126,6 +126,16 @@ def diagnosis_summary(d: dict, ulps: bool = True) -> str:
     return "no known variant explains it" + (f"; departs at {where}" if where else "")
 
 
+def twin_lines(results: list[dict], shown: int = 5) -> list[str]:
+    """Items that conform but are not bit-identical to their twin (one device): reported beside the verdict."""
+    notes = [r for r in results if r.get("twin") and r["verdict"] in ("pass", "xfail")]
+    if not notes:
+        return []
+    lines = [f"conforms, but {len(notes)} item(s) are not bit-identical to their twin:"]
+    lines += [f"  {r['vector']} [{r.get('dtype')}]: {r['twin']}" for r in notes[:shown]]
+    return lines + ([f"  ... and {len(notes) - shown} more (JSON report: 'twin')"] if len(notes) > shown else [])
+
+
 def terminal_lines(meta: dict, results: list[dict], avoided: dict[str, str], stale: list[tuple[str, str]],
                    executed: int) -> list[tuple[str, bool]]:
     """The terminal summary, as (line, shown in red) pairs."""
@@ -140,6 +150,7 @@ def terminal_lines(meta: dict, results: list[dict], avoided: dict[str, str], sta
     if found:
         lines.append(f"profile: {found}")
     lines += summary_lines(results, meta.get("profile"))
+    lines += twin_lines(results)
     if meta["deselected_levels"]:
         lines.append("not selected (--level): " + ", ".join(f"{level} ({n} items)"
                                                              for level, n in sorted(meta["deselected_levels"].items())))
