@@ -59,7 +59,8 @@ def survived(saved: dict, restored: dict) -> str | None:
             if want.shape != have.shape or want.dtype != have.dtype:
                 return (f"{name}.{field} did not survive the restore: {have.dtype}{list(have.shape)} after loading, "
                         f"{want.dtype}{list(want.shape)} saved")
-            differ = ~((want == have) | (np.isnan(want.astype(np.float64)) & np.isnan(have.astype(np.float64))))
+            bits = f"u{want.dtype.itemsize}"  # bit for bit: -0.0 is not 0.0, a NaN keeps its payload
+            differ = np.ascontiguousarray(want).view(bits) != np.ascontiguousarray(have).view(bits)
             if differ.any():
                 i = tuple(int(x) for x in np.argwhere(differ)[0])
                 return (f"{name}.{field} did not survive the restore: {int(differ.sum())} / {want.size} elements "
@@ -78,6 +79,7 @@ class CheckpointAdapter:
         self.twin_binding = cross_kernel(fmt) is None  # another kernel rounds differently: reported, not binding
         self.spawn = (spec, inner.name, inner.raw, inner.device, inner.execution, dict(inner.absent))
         self.children: list[Isolation] = []  # [the one serving the item now (if any), the one started ahead]
+        self.directories: list[str] = []  # the checkpoint of the item now
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -96,6 +98,13 @@ class CheckpointAdapter:
 
     def start(self, spec: Any) -> "ResumedSession":
         return ResumedSession(self, spec)
+
+    def directory(self) -> str:
+        """A new folder for one item's checkpoint; the previous items' folders are removed."""
+        for old in self.directories:
+            shutil.rmtree(old, ignore_errors=True)
+        self.directories = [tempfile.mkdtemp(prefix="adam-checkpoint-")]
+        return self.directories[0]
 
     def take(self) -> Isolation:
         """A fresh child for one resume; the one serving the previous item is killed, and the next is started."""
@@ -123,6 +132,8 @@ class CheckpointAdapter:
         for child in self.children:
             child.stop()
         self.children = []
+        for old in self.directories:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 class ResumedSession:
@@ -156,15 +167,12 @@ class ResumedSession:
     def _resume(self) -> None:
         """Save, restore in a fresh process, and check that what was saved came back."""
         fmt = self.adapter.format
-        directory = tempfile.mkdtemp(prefix="adam-checkpoint-")
-        try:
-            saved = self.local.read()
-            self.adapter.inner.checkpoint_save(self.local, fmt, directory)
-            self.local = None  # the first half's candidate goes: only the files carry its state
-            self.child = self.adapter.take()
-            restored = self._ask(("resume", self.spec, fmt, directory))
-        finally:
-            shutil.rmtree(directory, ignore_errors=True)
+        directory = self.adapter.directory()  # kept while the item runs: a deferred restoration reads it later
+        saved = self.local.read()
+        self.adapter.inner.checkpoint_save(self.local, fmt, directory)
+        self.local = None  # the first half's candidate goes: only the files carry its state
+        self.child = self.adapter.take()
+        restored = self._ask(("resume", self.spec, fmt, directory))
         problem = survived(saved, restored)
         if problem:
             raise ResumeError(f"{problem} ({fmt}, saved after step {self.save_at})")

@@ -15,6 +15,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+#: ``--checkpoint`` rows: the vectors users' resumes hit (a one-step vector restored before its step, every dtype
+#: with float16 and bfloat16 slots, AMSGrad's vhat, slots made only by sparse gradients, callables, decay and a
+#: schedule), about 20 items: each item starts a fresh process, so the whole suite would take a CI worker too long.
+CHECKPOINTED = ["-k", "(first-step or all-four or row-then-absent or amsgrad-duplicates or all-three or decay or "
+                      "mixed-dtypes) and not test_"]
+
 #: file stem -> (candidate, extra pytest arguments, environment, module that must be importable).
 #: Execution modes other than eager (``--execution``) sort right after their eager row ("2b-", "2c-", ...).
 RUNS = {
@@ -22,21 +28,35 @@ RUNS = {
     "2-tf_keras-legacy": ("tf_keras.optimizers.legacy:Adam", [], {}, "tf_keras"),
     "2b-tf_keras-legacy-function": ("tf_keras.optimizers.legacy:Adam", ["--execution=function"], {}, "tf_keras"),
     "2c-tf_keras-legacy-xla": ("tf_keras.optimizers.legacy:Adam", ["--execution=xla"], {}, "tf_keras"),
+    "2e-tf_keras-legacy-checkpoint": ("tf_keras.optimizers.legacy:Adam", ["--checkpoint", *CHECKPOINTED], {}, "tf_keras"),
     "3-tf.keras-keras3-tensorflow": ("tensorflow.keras.optimizers:Adam", [], {}, "tensorflow"),
     "3b-tf.keras-keras3-tensorflow-function": ("tensorflow.keras.optimizers:Adam", ["--execution=function"], {},
                                                "tensorflow"),
     "3c-tf.keras-keras3-tensorflow-xla": ("tensorflow.keras.optimizers:Adam", ["--execution=xla"], {}, "tensorflow"),
+    "3e-tf.keras-keras3-tensorflow-checkpoint": ("tensorflow.keras.optimizers:Adam", ["--checkpoint", *CHECKPOINTED], {},
+                                                 "tensorflow"),
+    "3f-tf.keras-keras3-tensorflow-checkpoint-tf": ("tensorflow.keras.optimizers:Adam",
+                                                    ["--checkpoint=checkpoint", *CHECKPOINTED], {}, "tensorflow"),
     "4-keras3-jax": ("keras.optimizers:Adam", [], {"KERAS_BACKEND": "jax"}, "jax"),
     "4b-keras3-jax-jit": ("keras.optimizers:Adam", ["--execution=jit"], {"KERAS_BACKEND": "jax"}, "jax"),
+    "4e-keras3-jax-checkpoint": ("keras.optimizers:Adam", ["--checkpoint", *CHECKPOINTED], {"KERAS_BACKEND": "jax"}, "jax"),
     "5-keras3-torch": ("keras.optimizers:Adam", [], {"KERAS_BACKEND": "torch"}, "torch"),
     "5b-keras3-torch-compile": ("keras.optimizers:Adam", ["--execution=compile"], {"KERAS_BACKEND": "torch"}, "torch"),
+    "5e-keras3-torch-checkpoint": ("keras.optimizers:Adam", ["--checkpoint", *CHECKPOINTED], {"KERAS_BACKEND": "torch"},
+                                   "torch"),
     "6-torch": ("torch.optim:Adam", [], {}, "torch"),
     "6b-torch-foreach": ("torch.optim:Adam", ["--execution=foreach"], {}, "torch"),
     "6c-torch-fused": ("torch.optim:Adam", ["--execution=fused"], {}, "torch"),
     "6d-torch-compile": ("torch.optim:Adam", ["--execution=compile"], {}, "torch"),
+    "6e-torch-checkpoint": ("torch.optim:Adam", ["--checkpoint", *CHECKPOINTED], {}, "torch"),
+    "6f-torch-foreach-checkpoint": ("torch.optim:Adam", ["--execution=foreach", "--checkpoint", *CHECKPOINTED], {}, "torch"),
+    "6g-torch-fused-checkpoint": ("torch.optim:Adam", ["--execution=fused", "--checkpoint", *CHECKPOINTED], {}, "torch"),
+    "6h-torch-fused-checkpoint-to-foreach": ("torch.optim:Adam", ["--execution=fused", "--checkpoint=state_dict-to-foreach",
+                                                                  *CHECKPOINTED], {}, "torch"),
     "7-torch-raw": ("torch.optim:Adam", ["--raw"], {}, "torch"),
     "8-optax-adam": ("optax:adam", [], {}, "optax"),
     "8b-optax-adam-jit": ("optax:adam", ["--execution=jit"], {}, "optax"),
+    "8e-optax-adam-checkpoint": ("optax:adam", ["--checkpoint", *CHECKPOINTED], {}, "optax"),
     "9-optax-amsgrad": ("optax:amsgrad", [], {}, "optax"),
     "9b-optax-amsgrad-jit": ("optax:amsgrad", ["--execution=jit"], {}, "optax"),
 }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import pickle
 from typing import Any, Callable, Protocol
 
 import numpy as np
@@ -188,6 +190,38 @@ def weights_in_spec_order(state: dict, batches: Batches, amsgrad: bool,
     slots = ("m", "v", "vhat") if amsgrad else ("m", "v")
     return [np.int64(state["iterations"])] + [cast(n, state[n][slot]) for batch in batches.batches for slot in slots
                                               for n in batch]
+
+
+#: The ``state`` checkpoint format of the NumPy ports and the pipe ports: the kit's own, through the port's API.
+STATE_FORMAT = {"state": "the state as read (iterations, variables, slots) saved to a file; in the new process "
+                         "loaded into a fresh candidate with load (set_weights for a NumPy port)"}
+
+
+def save_state(session: Any, directory: str) -> None:
+    """``STATE_FORMAT``'s save: what ``session.read()`` shows, and the order in which its slots were created."""
+    batches = getattr(session, "batches", None)
+    with open(os.path.join(directory, "state.pickle"), "wb") as f:
+        pickle.dump({"state": session.read(), "batches": batches.batches if batches else []}, f)
+
+
+def restore_state(session: Any, directory: str, step: int, prime: bool) -> Any:
+    """``STATE_FORMAT``'s restore into a fresh ``session``.  ``prime``: first create the slots as they were first
+    created, one zero-gradient call per batch of variables (a zero gradient leaves the variables where they are), as
+    a positional ``set_weights`` needs the slots to exist; its counter and slots are then overwritten by the load."""
+    with open(os.path.join(directory, "state.pickle"), "rb") as f:
+        saved = pickle.load(f)
+    state = saved["state"]
+    if state["iterations"] is None:
+        raise Unsupported("the candidate shows no iterations: a state without its step count cannot be resumed")
+    if prime and not saved["batches"]:
+        return session  # saved before its first step: nothing but the variables as built, which it has already
+    if prime:
+        for batch in saved["batches"]:
+            session.apply({n: np.zeros(np.shape(state[n]["variable"])) for n in batch}, step)
+    session.load({"iterations": int(state["iterations"]),
+                  **{n: {f: None if x is None else np.asarray(x).astype(np.float64) for f, x in fields.items()}
+                     for n, fields in state.items() if n != "iterations"}})
+    return session
 
 
 def value_at(obj: Any, step: int) -> float:
