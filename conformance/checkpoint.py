@@ -64,7 +64,7 @@ def survived(saved: dict, restored: dict) -> str | None:
             if differ.any():
                 i = tuple(int(x) for x in np.argwhere(differ)[0])
                 return (f"{name}.{field} did not survive the restore: {int(differ.sum())} / {want.size} elements "
-                        f"differ, at {i} {have[i]!r} after loading, {want[i]!r} saved")
+                        f"differ, at {i} {float(have[i])!r} after loading, {float(want[i])!r} saved")
     return None
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from conformance.checkpoint import cross_kernel, survived
-from tests.helpers import ROOT
+from tests.helpers import ROOT, need
 
 #: A one-step vector (saved before its step: a restore before the first step), a sparse one whose second variable
 #: has slots only from sparse gradients, and a mixed-dtype one (float16 and bfloat16 slots): 5 items, a fresh process
@@ -104,3 +106,43 @@ def test_survived_compares_bit_for_bit():
 
 def test_a_cross_kernel_format_names_its_kernel():
     assert cross_kernel("state_dict-to-foreach") == "foreach" and cross_kernel("state_dict") is None
+
+
+#: torch: an optimizer built with foreach=True loads a state_dict saved by a fused one; prints its group's flags.
+TORCH_KERNEL_AFTER_LOAD = """
+import json, torch
+p = [torch.zeros(3, requires_grad=True)]
+fused = torch.optim.Adam(p, fused=True)
+p[0].grad = torch.ones(3)
+fused.step()
+q = [torch.zeros(3, requires_grad=True)]
+foreach = torch.optim.Adam(q, foreach=True)
+foreach.load_state_dict(fused.state_dict())
+print(json.dumps({k: foreach.param_groups[0][k] for k in ("fused", "foreach")}))
+"""
+
+
+@pytest.mark.slow
+def test_torch_load_state_dict_keeps_the_saved_kernel():
+    """docs/checkpoint.md: the state_dict-to-foreach row resumes fused, since load_state_dict takes the saved group's
+    fused=True over the foreach=True the new optimizer was built with."""
+    need("torch")
+    proc = subprocess.run([sys.executable, "-c", TORCH_KERNEL_AFTER_LOAD], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"fused": True, "foreach": None}
+
+
+@pytest.mark.slow
+def test_tf_keras_load_model_restarts_adam_from_savedmodel_and_keras_files():
+    """docs/repro/tf_keras_load_model_resets_adam.py, as docs/checkpoint.md reports it (tensorflow#44670, tf-keras#70):
+    h5 keeps Adam's state; SavedModel and .keras give back an optimizer that starts over (SavedModel's state comes back
+    with load_weights after load_model, .keras's does not)."""
+    need("tf_keras")
+    proc = subprocess.run([sys.executable, str(ROOT / "docs" / "repro" / "tf_keras_load_model_resets_adam.py")],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    found = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert found == {"h5": {"iterations": 4, "same": True}, "h5 + load_weights": {"iterations": 4, "same": True},
+                     "savedmodel": {"iterations": 1, "same": False},
+                     "savedmodel + load_weights": {"iterations": 4, "same": True},
+                     "keras": {"iterations": 1, "same": False}, "keras + load_weights": {"iterations": 1, "same": False}}

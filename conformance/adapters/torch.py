@@ -79,7 +79,8 @@ class TorchAdapter(Adapter):
         "state_dict": "torch.save of the parameters' and the optimizer's state_dict, torch.load and load_state_dict "
                       "into a new optimizer in the new process",
         "state_dict-to-foreach": "the same, the new optimizer built with foreach=True (saved with the run's "
-                                 "--execution, such as fused)"}
+                                 "--execution, such as fused; load_state_dict then takes the saved group's flags: "
+                                 "docs/checkpoint.md)"}
 
     def start(self, spec: Any) -> "TorchSession":
         return TorchSession(self.candidate, spec, self._device(), self.raw, self.execution)

@@ -13,7 +13,7 @@ def checkpoint_line(checkpoint: dict) -> str:
     """The header's line for ``--checkpoint``: the format, where the run is saved and resumed, what judges it."""
     kernel = checkpoint.get("resumed_execution")
     return (f"checkpoint {checkpoint['format']} ({checkpoint['text']}): saved after {checkpoint['saved_after']}"
-            + (f", resumed with execution {kernel}" if kernel else "")
+            + (f", the resumed candidate built with execution {kernel}" if kernel else "")
             + "; judged in trajectory mode against the oracle"
             + ("; the uninterrupted run must be reproduced bit for bit" if checkpoint.get("twin_binding", True)
                else "; the uninterrupted run is reported beside the verdict (another kernel rounds differently)"))
