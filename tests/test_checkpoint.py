@@ -4,6 +4,7 @@ judged against the uninterrupted run (bit for bit) and the oracle; what did not 
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -146,3 +147,17 @@ def test_tf_keras_load_model_restarts_adam_from_savedmodel_and_keras_files():
                      "savedmodel": {"iterations": 1, "same": False},
                      "savedmodel + load_weights": {"iterations": 4, "same": True},
                      "keras": {"iterations": 1, "same": False}, "keras + load_weights": {"iterations": 1, "same": False}}
+
+
+@pytest.mark.slow
+def test_keras3_load_weights_before_the_optimizer_is_built_drops_its_state():
+    """docs/repro/keras3_load_weights_before_build.py, as docs/checkpoint.md reports it: no deferred restoration in
+    Keras 3 (a warning, and the optimizer starts over); .keras and a built optimizer resume exactly."""
+    need("jax")
+    proc = subprocess.run([sys.executable, str(ROOT / "docs" / "repro" / "keras3_load_weights_before_build.py")],
+                          capture_output=True, text=True, timeout=600, env={**os.environ, "KERAS_BACKEND": "jax"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {
+        "load_model .keras": {"iterations": 4, "same": True, "warned": False},
+        "load_weights, optimizer not built": {"iterations": 1, "same": False, "warned": True},
+        "load_weights, optimizer built": {"iterations": 4, "same": True, "warned": False}}
