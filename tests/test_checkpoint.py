@@ -31,7 +31,8 @@ def run(pytester, tmp_path, kit_cache):
         out = tmp_path / "r.json"
         out.unlink(missing_ok=True)
         # The API checks stay out: they run in this process, and CrashesOnLoad's set_weights would end it.
-        result = pytester.runpytest(*kit_cache, f"--candidate={candidate}", f"--conformance-json={out}", "-k",
+        given = f"--candidate-command={candidate}" if " " in candidate else f"--candidate={candidate}"
+        result = pytester.runpytest(*kit_cache, given, f"--conformance-json={out}", "-k",
                                     f"({select}) and not test_", *args)
         return result, json.loads(out.read_text()) if out.exists() else None
 
@@ -61,6 +62,15 @@ def test_a_port_whose_state_loading_drops_iterations_fails_named(run):
     messages = [r["message"] for r in doc["results"] if r["verdict"] == "fail"]
     assert all(re.search(r"raised ResumeError at step (\d): iterations did not survive the restore: 0 after loading, "
                          r"(\d) saved \(state, saved after step \2\)", m) for m in messages), messages
+
+
+def test_a_pipe_port_resumes_in_a_new_process_of_its_own(run):
+    """The oracle served over the pipe: the resumed half runs in a new port process, loaded with P-7's load."""
+    result, doc = run(f"{sys.executable} -m conformance.pipe_port", "--checkpoint", select=FLOAT32)
+    assert result.ret == 0, result.stdout.str()[-3000:]
+    assert doc["checkpoint"]["format"] == "state"
+    assert _verdicts(doc) == {"amsgrad/first-step[float32]": "pass", "sparse/row-then-absent[float32]": "pass",
+                              "kernels/mixed-dtypes[mixed]": "unsupported"}  # a pipe session has one dtype
 
 
 def test_a_resumed_run_that_rounds_differently_fails_though_within_the_bound(run):
