@@ -59,6 +59,7 @@ RUNS = {
     "8e-optax-adam-checkpoint": ("optax:adam", ["--checkpoint", *CHECKPOINTED], {}, "optax"),
     "9-optax-amsgrad": ("optax:amsgrad", [], {}, "optax"),
     "9b-optax-amsgrad-jit": ("optax:amsgrad", ["--execution=jit"], {}, "optax"),
+    "9e-optax-amsgrad-checkpoint": ("optax:amsgrad", ["--checkpoint", *CHECKPOINTED], {}, "optax"),
 }
 
 

@@ -27,7 +27,7 @@ def _label(doc: dict) -> str:
     backend = doc.get("versions", {}).get("backend")
     label += f" [{backend}]" if backend and backend != "tensorflow" else ""
     label += f" {doc['execution']}" if doc.get("execution", "eager") != "eager" else ""
-    label += f" checkpoint {doc['checkpoint']['format']}" if doc.get("checkpoint") else ""
+    label += f" resumed ({doc['checkpoint']['format']})" if doc.get("checkpoint") else ""
     return label + (" (profile)" if doc.get("declared_profile") else "")
 
 
