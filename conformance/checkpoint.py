@@ -77,7 +77,8 @@ class CheckpointAdapter:
     def __init__(self, inner: Any, fmt: str, spec: str, timeout: float) -> None:
         self.inner, self.format, self.timeout = inner, fmt, timeout
         self.twin_binding = cross_kernel(fmt) is None  # another kernel rounds differently: reported, not binding
-        self.spawn = (spec, inner.name, inner.raw, inner.device, inner.execution, dict(inner.absent))
+        self.spawn = (spec, inner.name, inner.raw, inner.device, inner.execution, dict(inner.absent),
+                      getattr(inner, "world_size", 2), getattr(inner, "split", "even"))
         self.children: list[Isolation] = []  # [the one serving the item now (if any), the one started ahead]
         self.directories: list[str] = []  # the checkpoint of the item now
 

@@ -1,4 +1,4 @@
-"""``adam-conformance``: generate and check the vectors, and build the conformance matrix."""
+"""``adam-conformance``: generate and check the vectors, build the conformance matrix, write reproductions."""
 
 from __future__ import annotations
 
@@ -41,7 +41,28 @@ def main(argv: list[str] | None = None) -> int:
     page = sub.add_parser("html", help="render a --conformance-json file as the self-contained HTML report")
     page.add_argument("results", type=Path)
     page.add_argument("-o", "--output", type=Path, required=True)
+    rep = sub.add_parser("repro", help="write a self-contained script (NumPy and the candidate's library only) that "
+                                       "reproduces one failing item, to file upstream")
+    rep.add_argument("--candidate", metavar="MODULE:ATTR", help="as for pytest --candidate")
+    rep.add_argument("--vector", metavar="ID", help="the vector's id, e.g. kernels/strided")
+    rep.add_argument("--dtype", help="float16, bfloat16, float32, float64, or mixed")
+    rep.add_argument("--from", dest="source", nargs=2, metavar=("RESULTS_JSON", "ITEM"),
+                     help="take candidate, adapter, execution, raw, profile and Keras backend from a --conformance-json "
+                          "file (or its summary), for the item ITEM: its node id or vector[dtype]")
+    rep.add_argument("--adapter", default=None, help="override the adapter chosen from the module name")
+    rep.add_argument("--execution", default=None, help="how the candidate's step runs (default: eager)")
+    rep.add_argument("--raw", action="store_true", help="native behaviour, as pytest --raw")
+    rep.add_argument("--profile", default=None, metavar="DEVIATION[,...]|none",
+                     help="the known deviations the expected values include besides the adapter's (default: the "
+                          "expectations file's, as the suite; none: the spec as it is)")
+    rep.add_argument("--vectors", type=Path, nargs="+", default=None, metavar="PATH", help="your own vector files")
+    rep.add_argument("--force", action="store_true", help="write the script for a passing item too")
+    rep.add_argument("-o", "--output", type=Path, default=Path("repro.py"), help="the script (default: repro.py)")
     args = parser.parse_args(argv)
+    if args.command == "repro":
+        from conformance import repro
+
+        return repro.run(args)
 
     from vectors import generate
 

@@ -139,6 +139,11 @@ class VectorItem(pytest.Item):
         super().__init__(**kwargs)
         self.pending, self.dtype = pending, dtype
         self.result = Result.for_vector(pending, dtype)
+        adapter = getattr(self.config.stash.get(SESSION, None), "adapter", None)
+        if adapter is not None and adapter.execution in getattr(adapter, "distributed_executions", ()):
+            from conformance.adapters import replicas
+
+            self.result.clauses += replicas.clauses(pending.record)  # spec section R, in these modes
 
     @property
     def vector(self) -> Vector:

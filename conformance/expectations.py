@@ -12,6 +12,7 @@ A file lists the candidates it applies to and its entries::
         dtypes: [float32]          # optional
         executions: [fused]        # optional: the --execution modes the entry applies to (default: all)
         backends: [torch]          # optional: the Keras 3 backends the entry applies to (default: the file's)
+        splits: [even]             # optional: the --split of a distributed mode the entry applies to (default: all)
         clause: ADAM-SPARSE-1
         reason: "why the candidate differs"
     property_tier:                 # optional: features the property tier does not draw, for divergences listed above
@@ -51,6 +52,7 @@ class Entry:
     dtypes: list[str] | None = None
     executions: list[str] | None = None  # the --execution modes it applies to (None: all)
     backends: list[str] | None = None  # the Keras 3 backends it applies to (None: all the file's)
+    splits: list[str] | None = None  # the --split of a distributed mode it applies to (None: all)
     matched: int = 0
 
     def matches(self, conformance_id: str, dtype: str | None) -> bool:
@@ -80,10 +82,11 @@ class Expectations:
         """The file's name as reports show it: relative for a bundled file, so results do not carry local paths."""
         return f"expectations/{self.path.name}" if self.path.parent == BUNDLED else str(self.path)
 
-    def for_run(self, execution: str, backend: str | None) -> "Expectations":
-        """The file as it applies to a run in ``execution`` mode on ``backend``: entries scoped to others left out."""
+    def for_run(self, execution: str, backend: str | None, split: str | None = None) -> "Expectations":
+        """The file as it applies to a run in ``execution`` mode on ``backend`` (with ``split``, a distributed mode's):
+        entries scoped to others left out."""
         kept = [e for e in self.entries if (e.executions is None or execution in e.executions)
-                and (e.backends is None or backend in e.backends)]
+                and (e.backends is None or backend in e.backends) and (e.splits is None or split in e.splits)]
         return dataclasses.replace(self, entries=kept)
 
     def stale(self) -> list[Entry]:
@@ -108,7 +111,8 @@ def load(path: Path | str) -> Expectations:
         if dtypes is not None and not (isinstance(dtypes, list) and all(isinstance(d, str) for d in dtypes)):
             raise ExpectationsError(f"{path}: entry {i} ('{raw['id']}'): field 'dtypes': a list of dtype names is required")
         scopes = {}
-        for key, what in (("executions", "execution mode names"), ("backends", "Keras 3 backend names")):
+        for key, what in (("executions", "execution mode names"), ("backends", "Keras 3 backend names"),
+                          ("splits", "--split names")):
             scopes[key] = raw.get(key)
             if scopes[key] is not None and not (isinstance(scopes[key], list) and all(isinstance(x, str) for x in scopes[key])):
                 raise ExpectationsError(f"{path}: entry {i} ('{raw['id']}'): field '{key}': a list of {what} is required")

@@ -140,7 +140,7 @@ def _resumed(adapter: Any, resumed: Any, request: tuple) -> tuple[Any, tuple]:
 
 
 def _serve(conn: Any, spec: str, adapter_name: str | None, raw: bool, device: str, execution: str | None,
-           absent: dict) -> None:
+           absent: dict, world_size: int = 2, split: str = "even") -> None:
     """The child: build the adapter once, then run each (vector, dtype, modes) sent and send the outcomes back."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from conformance.drive import resolve
@@ -149,13 +149,15 @@ def _serve(conn: Any, spec: str, adapter_name: str | None, raw: bool, device: st
     if adapter_name == "pipe":  # --checkpoint with a --candidate-command: the resumed port's own process
         adapter = resolve.resolve_command(spec, timeout=120.0)  # the parent's --conformance-timeout still applies
     else:
-        adapter = resolve.resolve(spec, adapter_name, raw=raw, device=device, execution=execution)
+        adapter = resolve.resolve(spec, adapter_name, raw=raw, device=device, execution=execution,
+                                  world_size=world_size, split=split)
     adapter.absent = absent
     resumed: Any = None  # --checkpoint: the session restored here, and its RunSpec
     while True:
         try:
             request = conn.recv()
         except EOFError:
+            getattr(adapter, "close", lambda: None)()  # a distributed mode's rank processes end with the child
             return
         try:
             if request[0] == "probe":
@@ -192,8 +194,8 @@ class Isolation:
     """The child process and how to reach it; restarted after a crash or a timeout."""
 
     def __init__(self, spec: str, adapter_name: str | None, raw: bool, device: str, execution: str | None,
-                 absent: dict) -> None:
-        self.args = (spec, adapter_name, raw, device, execution, dict(absent))
+                 absent: dict, world_size: int = 2, split: str = "even") -> None:
+        self.args = (spec, adapter_name, raw, device, execution, dict(absent), world_size, split)
         self.ctx = multiprocessing.get_context("spawn")  # no state of the parent (TensorFlow's threads) is forked
         self.proc: Any = None
         self.crashes = 0
@@ -226,7 +228,7 @@ class Isolation:
             caps = self._ask(("probe", without), timeout)
         except (CandidateCrash, TimeoutError):
             caps = Capabilities({f: f"declared absent with --without: {f.value}" for f in without})
-        self.args = self.args[:5] + (dict(caps.absent),)
+        self.args = self.args[:5] + (dict(caps.absent),) + self.args[6:]
         return caps
 
     def run(self, vector: Any, dtype: str, modes: tuple[str, ...], timeout: float, profile: tuple[str, ...] = ()) -> list:

@@ -48,6 +48,8 @@ ISOLATE = "--isolate"
 CHECKPOINT = "--checkpoint"
 PROFILE = "--profile"
 DIAGNOSIS = "--conformance-diagnosis"
+WORLD_SIZE = "--world-size"
+SPLIT = "--split"
 SUITE_DIR = Path(__file__).resolve().parent / "suite"
 PARTIAL = ".partial.jsonl"  # --conformance-json's companion: the records written as the items finish
 #: Optional methods of the NumPy-port protocol: an API check that needs one the port lacks is unsupported.
@@ -67,7 +69,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(DEVICE, choices=["cpu", "gpu"], default="cpu", help="device for TensorFlow, torch and JAX candidates")
     group.addoption(EXECUTION, metavar="MODE",
                     help="how the candidate's step runs: eager (default); tf_keras and Keras 3 on TensorFlow: function, "
-                         "xla; Keras 3 on JAX: jit; torch: foreach, fused, compile; optax: jit")
+                         "xla, mirrored, mirrored-function; Keras 3 on JAX: jit; torch: foreach, fused, compile; optax: "
+                         "jit, sharded, pmap")
+    group.addoption(WORLD_SIZE, type=_world_size, default=None, metavar="N",
+                    help="replicas or ranks of a distributed execution mode (default 2; docs/adapters.md, "
+                         "\"Distributed execution modes\")")
+    group.addoption(SPLIT, choices=["even", "one-rank"], default=None,
+                    help="how each step's gradient is divided among the ranks of a distributed execution mode, the "
+                         "engine's combination giving the vector's gradient bit for bit either way: even (default; "
+                         "G/N per rank where the engine sums, G where it averages) or one-rank (all of it to rank 0)")
     group.addoption(JSON, metavar="PATH",
                     help="write every result as JSON (schema: conformance/report/results.schema.json); while the run "
                          "goes on, PATH.partial.jsonl holds each item's record as it finishes (one JSON object a line), "
@@ -111,6 +121,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(WITHOUT, default="", metavar="FEATURE[,FEATURE]",
                     help="features the candidate does not implement (e.g. amsgrad,sparse,state loading): their items "
                          "are unsupported, with this as the reason")
+
+
+def _world_size(text: str) -> int:
+    """``--world-size``'s setting: a whole number of ranks, at least 1."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"not a number of ranks: {text!r} (write --world-size=2)")
+    return n
+
+
+def _distributed(config: pytest.Config) -> dict:
+    """``world_size`` and ``split`` for the adapter (defaults 2 and even)."""
+    return {"world_size": config.getoption(WORLD_SIZE) or 2, "split": config.getoption(SPLIT) or "even"}
 
 
 def _levels(config: pytest.Config) -> tuple[str, ...]:
@@ -173,7 +199,12 @@ def pytest_configure(config: pytest.Config) -> None:
         adapter = resolve.resolve_command(command, timeout=config.getoption(TIMEOUT))
     else:
         adapter = resolve.resolve(spec, config.getoption(ADAPTER), raw=config.getoption(RAW),
-                                    device=config.getoption(DEVICE), execution=config.getoption(EXECUTION))
+                                  device=config.getoption(DEVICE), execution=config.getoption(EXECUTION),
+                                  **_distributed(config))
+    given = [o for o in (WORLD_SIZE, SPLIT) if config.getoption(o) is not None]
+    if given and not adapter.distributed:
+        raise pytest.UsageError(f"{given[0]}: applies to distributed execution modes only; --execution="
+                                f"{adapter.execution} runs on one device")
     isolation = None
     if config.getoption(ISOLATE):
         if command:
@@ -181,7 +212,7 @@ def pytest_configure(config: pytest.Config) -> None:
         from conformance.isolation import Isolation
 
         isolation = Isolation(spec, config.getoption(ADAPTER), config.getoption(RAW), config.getoption(DEVICE),
-                              config.getoption(EXECUTION), {})
+                              config.getoption(EXECUTION), {}, **_distributed(config))
         caps = isolation.probe(without, config.getoption(TIMEOUT))
         adapter.absent = caps.absent
     else:
@@ -193,7 +224,8 @@ def pytest_configure(config: pytest.Config) -> None:
             spec, config.getoption(RAW), adapter.versions().get("backend"))
     except expectations.ExpectationsError as exc:
         raise pytest.UsageError(str(exc)) from None
-    exp = exp.for_run(adapter.execution, adapter.versions().get("backend")) if exp else None
+    split = adapter.split if getattr(adapter, "distributed", False) else None
+    exp = exp.for_run(adapter.execution, adapter.versions().get("backend"), split) if exp else None
     kit = Session(spec, adapter, mode, config.getoption(TIMEOUT), _vector_paths(config), exp,
                   capabilities=caps, levels=levels, device=adapter.device_used(), environment=_environment(adapter))
     kit.isolation = isolation
@@ -541,6 +573,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     collector = session.config.pluginmanager.get_plugin("adam-conformance-results")
     if collector is not None:
         collector.close(remove=True)  # PATH was written: it holds every record (had writing it raised, this would keep them)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The candidate's processes end with the session: a distributed mode's ranks, killed by their ids."""
+    kit = config.stash.get(SESSION, None)
+    if kit is not None:
+        getattr(kit.adapter, "close", lambda: None)()
+        if kit.isolation is not None:
+            kit.isolation.stop()
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

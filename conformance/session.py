@@ -102,6 +102,7 @@ class Session:
             "checkpoint": getattr(a, "checkpoint", None),
             "declared_profile": list(self.profile),
             "profile": self.found_profile(),
+            **({"world_size": a.world_size, "split": a.split} if getattr(a, "distributed", False) else {}),
         }
 
     def found_profile(self) -> dict:

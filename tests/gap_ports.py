@@ -8,7 +8,12 @@ Otherwise each is the oracle served over the pipe (``conformance.pipe_port``):
 - ``global-names``: a wrapped library that keeps variables by name across the whole process;
 - ``global-names-prefixed``: the same library, driven with names made unique by the session id (P-4);
 - ``obeying-p4``: a driver that rounds hyperparameters to float32 and turns epsilon 0 into 1e-7 before handing
-  them to the library it wraps, which hides the library's own behaviour.
+  them to the library it wraps, which hides the library's own behaviour;
+- ``per-step-schedule``: a library without schedules (P-3 ``"schedule": "per-step"``): it refuses a schedule in
+  ``create`` and sets the learning rate that an ``apply`` brings before that call's update, as a torch user sets
+  a param group's ``lr``;
+- ``per-step-ignored``: says ``"per-step"`` but keeps the learning rate it was created with;
+- ``no-schedule``: says ``"schedule": false`` (a port without schedules that does not take per-step values).
 
     python tests/gap_ports.py --gap=positional [module:Class]
 """
@@ -23,7 +28,8 @@ import numpy as np
 
 from conformance.pipe_port import Server, serve
 
-GAPS = ("accepts-all-null", "callables", "positional", "global-names", "global-names-prefixed", "obeying-p4")
+GAPS = ("accepts-all-null", "callables", "positional", "global-names", "global-names-prefixed", "obeying-p4",
+        "per-step-schedule", "per-step-ignored", "no-schedule")
 
 #: The "library" of the global-names gaps: one variable per name for the whole process, as some libraries keep them.
 LIBRARY_VARIABLES: dict[str, np.ndarray] = {}
@@ -40,6 +46,10 @@ class GapServer(Server):
         out = super().hello(req)
         if self.gap == "callables":
             out["supports"]["callables"] = self.callable_names
+        if self.gap.startswith("per-step"):
+            out["supports"]["schedule"] = "per-step"
+        if self.gap == "no-schedule":
+            out["supports"]["schedule"] = False
         return out
 
     def create(self, req: dict) -> dict:
@@ -50,7 +60,16 @@ class GapServer(Server):
                     h[name] = float(np.float32(h[name]))
             if isinstance(h["epsilon"], float | int) and not h["epsilon"]:
                 h["epsilon"] = 1e-7
+        lr = None
+        if self.gap.startswith("per-step") and req["hyperparameters"]:
+            lr = req["hyperparameters"]["learning_rate"]
+            if isinstance(lr, dict) and "schedule" in lr:
+                raise ValueError("this library has no schedules, and hello said so")
+            if not isinstance(lr, dict):  # a number the library lets its user change between calls
+                req["hyperparameters"]["learning_rate"] = {"callable": True}
         out = super().create(req)
+        if isinstance(lr, float | int):
+            self.sessions[req["session"]]["callables"]["learning_rate"].value = lr
         if self.gap.startswith("global-names"):
             s = self.sessions[req["session"]]
             for name, value in s["vars"].items():
@@ -61,6 +80,8 @@ class GapServer(Server):
         return out
 
     def apply(self, req: dict) -> dict:
+        if self.gap == "per-step-schedule" and "learning_rate" in req:
+            self.sessions[req["session"]]["callables"]["learning_rate"].value = req["learning_rate"]
         if self.gap == "accepts-all-null" and all(g is None for g in req["gradients"].values()):
             return {}  # silently: nothing updated, no error
         if self.gap.startswith("global-names"):

@@ -28,11 +28,23 @@ RUNS = {
     "2-tf_keras-legacy": ("tf_keras.optimizers.legacy:Adam", [], {}, "tf_keras"),
     "2b-tf_keras-legacy-function": ("tf_keras.optimizers.legacy:Adam", ["--execution=function"], {}, "tf_keras"),
     "2c-tf_keras-legacy-xla": ("tf_keras.optimizers.legacy:Adam", ["--execution=xla"], {}, "tf_keras"),
+    # The mirrored rows leave the kernels family out (-k): its many-tensors vector traces hundreds of variables per
+    # replica and takes minutes under a strategy on two cores.
+    "2d-tf_keras-legacy-mirrored": ("tf_keras.optimizers.legacy:Adam", ["--execution=mirrored", "-k", "not kernels"], {},
+                                    "tf_keras"),
+    "2e-tf_keras-legacy-mirrored-function": ("tf_keras.optimizers.legacy:Adam",
+                                             ["--execution=mirrored-function", "-k", "not kernels"], {}, "tf_keras"),
     "2k-tf_keras-legacy-checkpoint": ("tf_keras.optimizers.legacy:Adam", ["--checkpoint", *CHECKPOINTED], {}, "tf_keras"),
     "3-tf.keras-keras3-tensorflow": ("tensorflow.keras.optimizers:Adam", [], {}, "tensorflow"),
     "3b-tf.keras-keras3-tensorflow-function": ("tensorflow.keras.optimizers:Adam", ["--execution=function"], {},
                                                "tensorflow"),
     "3c-tf.keras-keras3-tensorflow-xla": ("tensorflow.keras.optimizers:Adam", ["--execution=xla"], {}, "tensorflow"),
+    "3d-tf.keras-keras3-tensorflow-mirrored": ("tensorflow.keras.optimizers:Adam",
+                                               ["--execution=mirrored", "-k", "not kernels"], {}, "tensorflow"),
+    # The sparse split as a row: the whole gradient on replica 0, so no index arrives from both replicas.
+    "3e-tf.keras-keras3-tensorflow-mirrored-one-rank": ("tensorflow.keras.optimizers:Adam",
+                                                        ["--execution=mirrored", "--split=one-rank", "-k", "sparse"], {},
+                                                        "tensorflow"),
     "3k-tf.keras-keras3-tensorflow-checkpoint": ("tensorflow.keras.optimizers:Adam", ["--checkpoint", *CHECKPOINTED], {},
                                                  "tensorflow"),
     "3l-tf.keras-keras3-tensorflow-checkpoint-tf": ("tensorflow.keras.optimizers:Adam",
@@ -56,9 +68,12 @@ RUNS = {
     "7-torch-raw": ("torch.optim:Adam", ["--raw"], {}, "torch"),
     "8-optax-adam": ("optax:adam", [], {}, "optax"),
     "8b-optax-adam-jit": ("optax:adam", ["--execution=jit"], {}, "optax"),
+    "8c-optax-adam-sharded": ("optax:adam", ["--execution=sharded"], {}, "optax"),
+    "8d-optax-adam-pmap": ("optax:adam", ["--execution=pmap", "-k", "not kernels"], {}, "optax"),
     "8k-optax-adam-checkpoint": ("optax:adam", ["--checkpoint", *CHECKPOINTED], {}, "optax"),
     "9-optax-amsgrad": ("optax:amsgrad", [], {}, "optax"),
     "9b-optax-amsgrad-jit": ("optax:amsgrad", ["--execution=jit"], {}, "optax"),
+    "9c-optax-amsgrad-raw": ("optax:amsgrad", ["--raw"], {}, "optax"),
     "9k-optax-amsgrad-checkpoint": ("optax:amsgrad", ["--checkpoint", *CHECKPOINTED], {}, "optax"),
 }
 

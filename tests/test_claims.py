@@ -67,7 +67,7 @@ def test_optax_amsgrad_translates_to_tf_amsgrad():
     """optax 0.2.8's amsgrad (and scale_by_amsgrad) has ``bias_correction_nu``: with it False and the learning rate
     lr * sqrt(1 - beta_2**t), it is TF 2.0's AMSGrad (measured: 2.2e-16 absolute, 1 ulp, in float64 over 30 steps of
     1,000 elements; epsilon needs no translation, as nu is not corrected), while its default keeps the maximum of the
-    bias-corrected v.  spec/adam.md ADAM-AMSGRAD-1; optax_amsgrad.yaml; docs/adapters.md; README "In words"."""
+    bias-corrected v.  spec/adam.md ADAM-AMSGRAD-1; optax_amsgrad_raw.yaml; conformance/adapters/optax.py; docs/adapters.md; README "In words"."""
     need("optax")
     found = measure(OPTAX_AMSGRAD)
     assert found["translated"]["max abs error"] <= 4.5e-16, found
@@ -165,6 +165,17 @@ for name, (cls, kw) in KINDS.items():
                  "buffer head is the contiguous run": bool(torch.equal(base[:7], prefix)),
                  "buffer tail untouched": bool(torch.equal(base[7:], torch.arange(8.0, 15.0)))}
 
+for dt in ("float16", "bfloat16"):  # the same walk in half precision (kernels/strided-half)
+    d = getattr(torch, dt)
+    base = torch.arange(1.0, 15.0, dtype=d)
+    fused = run(torch.optim.Adam, {"lr": 0.1}, param(base[::2]), G[:7].to(d), True)
+    right = run(torch.optim.Adam, {"lr": 0.1}, param(torch.arange(1.0, 15.0, dtype=d)[::2]), G[:7].to(d), False)
+    prefix = run(torch.optim.Adam, {"lr": 0.1}, param(torch.arange(1.0, 8.0, dtype=d)), G[:7].to(d), True)
+    out["Adam " + dt] = {"elements wrong": int((fused != right).sum()),
+                         "gaps written": int((base[1::2] != torch.arange(2.0, 16.0, 2.0, dtype=d)).sum()),
+                         "buffer head is the contiguous run": bool(torch.equal(base[:7], prefix)),
+                         "buffer tail untouched": bool(torch.equal(base[7:], torch.arange(8.0, 15.0, dtype=d)))}
+
 g = G[:12].reshape(4, 3)
 for layout, grad in (("contiguous", g.contiguous()), ("transposed", g.t().contiguous().t())):
     fused = run(torch.optim.Adam, {"lr": 0.1}, param(torch.arange(1.0, 13.0).reshape(3, 4).t()), grad.clone(), True)
@@ -178,10 +189,11 @@ def test_torch_fused_kernels_walk_raw_memory():
     """torch 2.13's CPU fused Adam, AdamW, SGD (momentum) and Adagrad update a strided parameter as if it were the
     contiguous run of numel() elements at the start of its buffer: the gaps between its elements are written, its
     last elements are never updated; a transposed parameter is right only with a gradient of the same layout.
-    conformance/expectations/torch.yaml (kernels/strided); docs/adapters.md; README "In words"."""
+    Adam does the same in float16 and bfloat16.
+    conformance/expectations/torch.yaml (kernels/strided, kernels/strided-half); docs/adapters.md; README "In words"."""
     need("torch")
     found = measure(TORCH_FUSED_STRIDED)
-    for name in ("Adam", "AdamW", "SGD", "Adagrad"):
+    for name in ("Adam", "AdamW", "SGD", "Adagrad", "Adam float16", "Adam bfloat16"):
         # elements 4 to 6 are never reached; 1 to 3 take the gradients of elements 2, 4, 6 (Adam's early steps, close
         # to lr * sign(g), can land on the right value by chance: 5 of 7 wrong for Adam, AdamW and Adagrad here)
         assert found[name].pop("elements wrong") >= 5, (name, found[name])
@@ -230,3 +242,113 @@ def test_keras3_torch_alpha_in_first_dtype_wrong_from_step_1():
     np.testing.assert_allclose(found["float16 first, float32"], alpha16, rtol=2e-3)
     # float64 first: alpha in float64 from the learning rate Keras stores in float32 (0.001 to 5e-8)
     np.testing.assert_allclose(found["float64 first, float64"], alpha, rtol=1e-7)
+
+
+#: tf_keras legacy and Keras 3 Adam under one MirroredStrategy of 2 logical CPUs, float32, 3 steps: each replica given
+#: half the gradient (their sum is it, exactly) or all of it on replica 0; against one device fed the whole gradient.
+#: Dense with clipnorm, global_clipnorm and clipvalue; sparse with duplicate indices (rows 0 and 2 twice).
+MIRRORED = """
+import json, os
+import numpy as np, tensorflow as tf
+tf.get_logger().setLevel("ERROR")
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import keras, tf_keras
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+CLASSES = {"tf_keras": tf_keras.optimizers.legacy.Adam, "keras3": keras.optimizers.Adam}
+rng = np.random.default_rng(0)
+x0 = rng.standard_normal((7, 3)).astype(np.float32)
+dense = [rng.standard_normal((7, 3)).astype(np.float32) for _ in range(3)]
+idx = np.array([0, 2, 2, 5, 0, 3])
+rows = [rng.standard_normal((6, 3)).astype(np.float32) for _ in range(3)]
+
+def sparse(values, indices):
+    return tf.IndexedSlices(tf.constant(values), tf.constant(indices, dtype=tf.int64), tf.constant([7, 3], tf.int64))
+
+def state(opt, var):
+    slots = [opt.get_slot(var, s) for s in ("m", "v")] if hasattr(opt, "get_slot") else [opt._momentums[0], opt._velocities[0]]
+    return [var, *slots]
+
+def one_device(kind, kw, grads):
+    opt, var = CLASSES[kind](learning_rate=0.1, **kw), tf.Variable(x0)
+    for g in grads:
+        opt.apply_gradients([(g() if callable(g) else tf.constant(g), var)])
+    return [np.array(x) for x in state(opt, var)]
+
+def mirrored(kind, kw, parts):
+    with strategy.scope():
+        opt, var = CLASSES[kind](learning_rate=0.1, **kw), tf.Variable(x0)
+        if kind == "keras3":
+            opt.build([var])
+    def replica(g):
+        opt.apply_gradients([(g, var)])
+    for step in parts:
+        values = strategy.experimental_distribute_values_from_function(lambda ctx: step[ctx.replica_id_in_sync_group]())
+        strategy.run(replica, args=(values,))
+    slots = [opt.get_slot(var, s) for s in ("m", "v")] if kind == "tf_keras" else \
+        [opt._momentums[0].value, opt._velocities[0].value]
+    copies = [[np.array(c) for c in x.values] for x in [var, *slots]]
+    return [c[0] for c in copies], all(np.array_equal(c[0], c[1]) for c in copies)
+
+def ulps(a, b):
+    return float(np.max(np.abs(a.astype(np.float64) - b) / np.spacing(np.abs(b).astype(np.float32))))
+
+out = {}
+for kind in CLASSES:
+    for name, kw in (("none", {}), ("clipnorm", {"clipnorm": 0.5}), ("global_clipnorm", {"global_clipnorm": 0.5}),
+                     ("clipvalue", {"clipvalue": 0.3})):
+        halves = [[(lambda g=g: tf.constant(g / 2))] * 2 for g in dense]
+        got, same = mirrored(kind, kw, halves)
+        want = one_device(kind, kw, dense)
+        entry = {"identical": all(np.array_equal(a, b) for a, b in zip(got, want)), "replicas agree": bool(same),
+                 "largest relative difference in v": float(np.max(np.abs(got[2] - want[2]) / want[2]))}
+        if kind == "keras3" and name in ("clipnorm", "global_clipnorm"):
+            half = [g / 2 for g in dense]
+            clip = (lambda g: tf.clip_by_norm(tf.constant(g), 0.5)) if name == "clipnorm" else \\
+                (lambda g: tf.clip_by_global_norm([tf.constant(g)], 0.5)[0][0])
+            fed = one_device(kind, {}, [(lambda h=h: clip(h) + clip(h)) for h in half])
+            entry["equals unclipped one device fed clip(G/2) + clip(G/2)"] = all(
+                np.array_equal(a, b) for a, b in zip(got, fed))
+        out[f"{kind} {name}"] = entry
+    for split in ("even", "one-rank"):
+        if split == "even":
+            parts = [[(lambda g=g: sparse(g / 2, idx))] * 2 for g in rows]
+        else:
+            parts = [[(lambda g=g: sparse(g, idx)), (lambda: sparse(np.zeros((0, 3), np.float32), np.zeros(0, np.int64)))]
+                     for g in rows]
+        got, same = mirrored(kind, {}, parts)
+        want = one_device(kind, {}, [(lambda g=g: sparse(g, idx)) for g in rows])
+        differ = sorted({int(r) for x, y in zip(got, want) for r in np.nonzero(np.any(x != y, axis=1))[0]})
+        out[f"{kind} sparse {split}"] = {"identical": all(np.array_equal(a, b) for a, b in zip(got, want)),
+                                         "replicas agree": bool(same),
+                                         "rows that differ": differ, "ulps in variable": ulps(got[0], want[0]),
+                                         "ulps in v": ulps(got[2], want[2]),
+                                         "largest relative difference in v":
+                                             float(np.max(np.abs(got[2] - want[2]) / np.where(want[2] == 0, 1, want[2])))}
+print(json.dumps(out))
+"""
+
+
+def test_mirrored_clipping_and_sparse_split():
+    """Under MirroredStrategy (2 logical CPUs): tf_keras legacy clips the aggregated gradient (bit-identical to one
+    device with clipnorm, global_clipnorm, clipvalue); Keras 3 clips each replica's share, bit for bit an unclipped
+    one-device run fed clip(G/2) + clip(G/2); sparse gradients split evenly arrive once per replica: tf_keras off by
+    a few ulps on the rows with duplicates, Keras 3 off by 50% in v on every row touched; exact with the gradient on
+    one replica.  spec/adam.md ADAM-TF2-DIST-1 (clipping), ADAM-TF2-DIST-2; keras3.yaml; docs/adapters.md "Distributed modes";
+    README."""
+    need("tf_keras")
+    found = measure(MIRRORED)
+    for clip in ("none", "clipnorm", "global_clipnorm", "clipvalue"):
+        assert found[f"tf_keras {clip}"]["identical"], found
+    assert found["keras3 none"]["identical"], found
+    for clip in ("clipnorm", "global_clipnorm"):
+        entry = found[f"keras3 {clip}"]
+        assert not entry["identical"] and entry["equals unclipped one device fed clip(G/2) + clip(G/2)"], found
+        assert entry["largest relative difference in v"] > 0.1, found
+    assert not found["keras3 clipvalue"]["identical"], found  # clip(G/2) + clip(G/2) lets 2 * clipvalue through
+    tf_even = found["tf_keras sparse even"]
+    assert tf_even["ulps in v"] <= 4 and tf_even["ulps in variable"] <= 4, found
+    assert set(tf_even["rows that differ"]) <= {0, 2}, found  # only the rows that had duplicates
+    assert found["keras3 sparse even"]["rows that differ"] == [0, 2, 3, 5], found
+    assert 0.49 < found["keras3 sparse even"]["largest relative difference in v"] < 0.51, found
+    assert found["tf_keras sparse one-rank"]["identical"] and found["keras3 sparse one-rank"]["identical"], found

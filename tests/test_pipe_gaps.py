@@ -128,6 +128,57 @@ def test_a_port_listing_some_callables_runs_those_and_the_rest_are_unsupported(r
                                  "callable beta_2 (hello) (4 items)"])
 
 
+# --- issue 24.3: a port without schedules runs the constant recipes, and may take a schedule per step -----------
+
+WARM_UP = {"recipes/llm-float32[float32]", "recipes/llm-bfloat16[bfloat16]", "recipes/bert-float32[float32]",
+           "recipes/keras-defaults-float32[float32]"}
+CONSTANT = {i.replace("[", "-constant[") for i in WARM_UP}
+
+
+def test_a_port_without_schedules_runs_the_constant_recipes(run):
+    result, doc = run(f"--candidate-command={GAP} --gap=no-schedule", "-k", "recipes/")
+    assert result.ret == 0, result.stdout.str()[-1500:]
+    verdicts = _verdicts(doc)
+    assert {i for i, v in verdicts.items() if v == "pass"} == CONSTANT
+    assert {i for i, v in verdicts.items() if v == "unsupported"} == WARM_UP
+    assert {r["unsupported"] for r in doc["results"] if r["verdict"] == "unsupported"} == {
+        "the port does not support schedule (hello)"}
+
+
+def test_a_port_that_says_per_step_gets_each_calls_learning_rate_and_the_header_says_so(run):
+    result, doc = run(f"--candidate-command={GAP} --gap=per-step-schedule", "-k",
+                      "schedules/learning-rate-schedule or recipes/bert-float32")
+    assert result.ret == 0, result.stdout.str()[-1500:]
+    assert _verdicts(doc) == {"schedules/learning-rate-schedule[float32]": "pass",
+                              "schedules/learning-rate-schedule[float64]": "pass",
+                              "recipes/bert-float32[float32]": "pass", "recipes/bert-float32-constant[float32]": "pass"}
+    assert any("per-step" in t for t in doc["translations"])
+    result.stdout.fnmatch_lines(["adam-conformance: translation: a learning-rate schedule is evaluated by the kit and "
+                                 "sent as the learning rate of each 'apply'*"])
+
+
+def test_a_port_that_says_per_step_but_keeps_its_first_learning_rate_fails(run):
+    # The per-step values are what is judged: a port that ignores them fails the schedule's items, not the others.
+    result, doc = run(f"--candidate-command={GAP} --gap=per-step-ignored", "--conformance-diagnosis=off", "-k",
+                      "schedules/learning-rate-schedule or recipes/bert-float32")
+    assert result.ret == 1
+    assert _verdicts(doc) == {"schedules/learning-rate-schedule[float32]": "fail",
+                              "schedules/learning-rate-schedule[float64]": "fail",
+                              "recipes/bert-float32[float32]": "fail", "recipes/bert-float32-constant[float32]": "pass"}
+
+
+@pytest.mark.parametrize("flag,lacking", [(True, False), (False, True), ("per-step", False)])
+def test_schedule_is_true_false_or_per_step(flag, lacking):
+    adapter = _adapter_with(True)
+    adapter.hello["supports"]["schedule"] = flag
+    response = {"id": 1, "status": "ok", "protocol": "adam-pipe/1", "name": "p", "version": "1",
+                "supports": adapter.hello["supports"]}
+    assert list(VALIDATORS["hello"]["ok"].iter_errors(response)) == []
+    assert (Feature.SCHEDULE in adapter.lacking()) == lacking
+    response["supports"] = {**response["supports"], "schedule": "per-call"}
+    assert list(VALIDATORS["hello"]["ok"].iter_errors(response))
+
+
 # --- A.6: the port's name and version are on screen with -q ----------------------------------------------------
 
 

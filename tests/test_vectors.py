@@ -116,7 +116,10 @@ def test_every_cited_clause_exists_and_levels_agree():
 
 
 def test_every_core_and_api_clause_is_tested():
-    covered = {c for v in all_vectors() for c in v.clauses} | _check_clauses()
+    from conformance.adapters import replicas
+
+    # Section R's clauses are cited by every item of a distributed execution mode (collect.py).
+    covered = {c for v in all_vectors() for c in v.clauses} | _check_clauses() | set(replicas.CLAUSES)
     missing = sorted(c for c, level in CLAUSES.items() if c not in covered)
     assert missing == []
 

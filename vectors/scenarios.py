@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from conformance.dtypes import DYADIC, exact_in
+from conformance.dtypes import DYADIC, exact_in, finfo
 
 #: Exact in bfloat16 too (8 significant bits).
 DYADIC_BF16 = {"learning_rate": 2.0**-6, "beta_1": 0.75, "beta_2": 1.0 - 2.0**-8, "epsilon": 2.0**-20}
@@ -270,41 +270,62 @@ def _schedules() -> list[Scenario]:
     ]
 
 
-def _recipe(name: str, source: str, dtype: str, lr: float, beta_1: float, beta_2: float, epsilon: float, warmup: int,
-            seed: int, n_steps: int = 30) -> Scenario:
-    """A published training setup: linear warm-up to ``lr`` over ``warmup`` steps, then constant; one variable with
-    ordinary gradients and one whose gradients are a few epsilons, so that epsilon and bias correction both matter.
-    Hyperparameters are stored rounded to float32, as TF stores them, and to the vector's dtype (ADAM-DTYPE-1)."""
+def _recipe(name: str, source: str, dtype: str, lr: float, beta_1: float, beta_2: float, epsilon: float,
+            warmup: int | None, seed: int, n_steps: int = 30) -> Scenario:
+    """A published training setup: linear warm-up to ``lr`` over ``warmup`` steps, then constant (``warmup`` None: the
+    learning rate is ``lr`` throughout, a plain number, for ports without schedules); one variable with ordinary
+    gradients and one whose gradients are a few epsilons, so that epsilon and bias correction both matter.
+    Hyperparameters are stored rounded to float32, as TF stores them, and to the vector's dtype (ADAM-DTYPE-1).
+
+    Only setups whose numbers survive that rounding are listed: in bfloat16 a beta_2 of 0.999 rounds to 1 (alpha is
+    0 and nothing moves, ``tf2/bfloat16-beta2-rounds-to-one``), and in float16 an epsilon of 1e-8 rounds to 0 while
+    1e-6 and 1e-7 become subnormals whose few-epsilon gradients square to 0 (v underflows), so no published setup
+    here runs in float16."""
     formats = sorted({dtype, "float32"})
 
     def stored(x: float) -> float:
         return float(exact_in(np.array(x), formats))
 
-    schedule = [stored(lr * min(1.0, (k + 1) / warmup)) for k in range(n_steps)]
-    hyper = {"learning_rate": {"schedule": schedule}, "beta_1": stored(beta_1), "beta_2": stored(beta_2),
+    if stored(beta_2) == 1.0 or stored(epsilon) < float(finfo(dtype).tiny):
+        raise ValueError(f"recipes/{name}: beta_2 or epsilon does not survive rounding to {dtype}")
+    if warmup is None:
+        learning_rate: Any = stored(lr)
+        lr_text, clauses, flags = f"lr {lr:g} constant (no schedule)", ["ADAM-UPDATE-1", "ADAM-UPDATE-4"], []
+    else:
+        learning_rate = {"schedule": [stored(lr * min(1.0, (k + 1) / warmup)) for k in range(n_steps)]}
+        lr_text = f"lr {lr:g} with a {warmup}-step linear warm-up"
+        clauses, flags = ["ADAM-UPDATE-1", "ADAM-UPDATE-4", "ADAM-HYPER-3"], ["schedule"]
+    hyper = {"learning_rate": learning_rate, "beta_1": stored(beta_1), "beta_2": stored(beta_2),
              "epsilon": stored(epsilon)}
     start = {"w": draw(seed, (3, 4), 1.0, [dtype]), "b": draw(seed + 1, (4,), 0.1, [dtype])}
     steps = [{"w": draw(seed * 1000 + s, (3, 4), 0.05, [dtype]), "b": draw(seed * 2000 + s, (4,), 4 * epsilon, [dtype])}
              for s in range(n_steps)]
-    stored_text = ", ".join(f"{k} {v}" for k, v in hyper.items() if k != "learning_rate")
-    return Scenario(f"recipes/{name}", f"{source}: lr {lr:g} with a {warmup}-step linear warm-up, beta_1 {beta_1:g}, "
+    shown = {k: v for k, v in hyper.items() if k != "learning_rate" or warmup is None}
+    stored_text = ", ".join(f"{k} {v}" for k, v in shown.items())
+    return Scenario(f"recipes/{name}", f"{source}: {lr_text}, beta_1 {beta_1:g}, "
                     f"beta_2 {beta_2:g}, epsilon {epsilon:g}, in {dtype}; stored rounded to float32 and {dtype} as TF "
                     f"does ({stored_text}). The 'b' gradients are a few epsilons, so epsilon matters.",
-                    ["ADAM-UPDATE-1", "ADAM-UPDATE-4", "ADAM-HYPER-3"], start, steps, hyper, dtypes=[dtype],
-                    flags=["schedule", "epsilon-matters"])
+                    clauses, start, steps, hyper, dtypes=[dtype], flags=flags + ["epsilon-matters"])
+
+
+#: The published setups: (name, source, dtype, lr, beta_1, beta_2, epsilon, warm-up steps, seed).
+RECIPES = (
+    ("llm-float32", "Large language models (GPT-3, Brown et al. 2020: beta_2 0.95, epsilon 1e-8)", "float32",
+     3e-4, 0.9, 0.95, 1e-8, 10, 90),
+    ("llm-bfloat16", "The same large-language-model setup with bfloat16 parameters", "bfloat16",
+     3e-4, 0.9, 0.95, 1e-8, 10, 91),
+    ("bert-float32", "BERT pre-training (Devlin et al. 2018: lr 1e-4, beta_2 0.999, epsilon 1e-6, warm-up)",
+     "float32", 1e-4, 0.9, 0.999, 1e-6, 10, 92),
+    ("keras-defaults-float32", "Keras' own Adam defaults (lr 0.001, 0.9, 0.999, epsilon 1e-7)", "float32",
+     1e-3, 0.9, 0.999, 1e-7, 5, 93),
+)
 
 
 def _recipes() -> list[Scenario]:
-    return [
-        _recipe("llm-float32", "Large language models (GPT-3, Brown et al. 2020: beta_2 0.95, epsilon 1e-8)", "float32",
-                3e-4, 0.9, 0.95, 1e-8, 10, 90),
-        _recipe("llm-bfloat16", "The same large-language-model setup with bfloat16 parameters", "bfloat16",
-                3e-4, 0.9, 0.95, 1e-8, 10, 91),
-        _recipe("bert-float32", "BERT pre-training (Devlin et al. 2018: lr 1e-4, beta_2 0.999, epsilon 1e-6, warm-up)",
-                "float32", 1e-4, 0.9, 0.999, 1e-6, 10, 92),
-        _recipe("keras-defaults-float32", "Keras' own Adam defaults (lr 0.001, 0.9, 0.999, epsilon 1e-7)", "float32",
-                1e-3, 0.9, 0.999, 1e-7, 5, 93),
-    ]
+    # Each setup with its warm-up schedule, then at a constant learning rate (the same inputs): a port without
+    # schedules runs the second.
+    return ([_recipe(*r) for r in RECIPES]
+            + [_recipe(f"{name}-constant", *rest[:-2], None, rest[-1]) for name, *rest in RECIPES])
 
 
 def _defaults() -> list[Scenario]:
@@ -474,6 +495,34 @@ def _kernels() -> list[Scenario]:
                  "laid out the same way (where the framework has strided tensors).",
                  ["ADAM-SHAPE-1", "ADAM-UPDATE-4"], **_generated(16000, {"matrix": (4, 5), "vector": (7,)}, 3, WIDE),
                  flags=["non-contiguous"]),
+    ] + _kernels_half(many)
+
+
+def _kernels_half(many: dict[str, tuple[int, ...]]) -> list[Scenario]:
+    """The widths, chunks, many-tensor and strided shapes again in float16 and bfloat16, where a kernel's half-precision
+    load and store paths (and float32 state, if it keeps one) are separate code.  Inputs are multiples of 2^-7 in
+    [-1, 1) (variables of 2^-6 in [-2, 2)), exact in both dtypes; the hyperparameters are DYADIC_BF16's, exact in
+    both, with 1 - beta_2 = 2^-8, so that v at the first step, g^2 / 2^8, is at least 2^-22 for a non-zero gradient:
+    it never underflows to 0 in float16 (whose smallest subnormal is 2^-24), and epsilon (2^-20) stays below sqrt(v)."""
+    half = ["float16", "bfloat16"]
+    why = " In float16 and bfloat16 (the float32 and float64 vector is the one without -half)."
+    return [
+        Scenario("kernels/widths-half", "One call with a variable of each size around vector widths, 1 to 1025 elements."
+                 + why, ["ADAM-SHAPE-1", "ADAM-UPDATE-4", "ADAM-DTYPE-1"],
+                 **_generated(20000, {f"n{k}": (k,) for k in WIDTHS}, 3, half), hyperparameters=dict(DYADIC_BF16),
+                 dtypes=half),
+        Scenario("kernels/chunks-half", "One call with variables of 65535, 65536, 65537 and 131073 elements." + why,
+                 ["ADAM-SHAPE-1", "ADAM-UPDATE-4", "ADAM-DTYPE-1"],
+                 **_generated(24000, {f"n{k}": (k,) for k in CHUNKS}, 2, half), hyperparameters=dict(DYADIC_BF16),
+                 dtypes=half),
+        Scenario("kernels/many-tensors-half", "One call with 300 variables of mixed sizes (about 150,000 elements)." + why,
+                 ["ADAM-SHAPE-1", "ADAM-MULTI-1", "ADAM-DTYPE-1"], **_generated(28000, many, 2, half),
+                 hyperparameters=dict(DYADIC_BF16), dtypes=half),
+        Scenario("kernels/strided-half", "A transposed 4x5 variable and an every-other-element 7-vector, with gradients "
+                 "laid out the same way (where the framework has strided tensors)." + why,
+                 ["ADAM-SHAPE-1", "ADAM-UPDATE-4", "ADAM-DTYPE-1"],
+                 **_generated(32000, {"matrix": (4, 5), "vector": (7,)}, 3, half), hyperparameters=dict(DYADIC_BF16),
+                 dtypes=half, flags=["non-contiguous"]),
     ]
 
 
@@ -506,10 +555,11 @@ FAMILY_DESCRIPTIONS = {
     "multivariable": "Several variables per call, late variables, None gradients (ADAM-MULTI-*, ADAM-ITER-*).",
     "dtypes": "float16, bfloat16, float32 and float64 variables on one trajectory (ADAM-DTYPE-1).",
     "tf2": "TF 2.0 details: float32-stored hyperparameters, epsilon 0, low-precision rounding (ADAM-TF2-*).",
-    "recipes": "Adam as training recipes use it: published hyperparameters, warm-up schedules, float32 and bfloat16.",
+    "recipes": "Adam as training recipes use it: published hyperparameters, each with a warm-up schedule and at a "
+               "constant learning rate, float32 and bfloat16.",
     "kernels": "Kernel shapes: sizes around vector widths and chunk boundaries, 300 variables in one call, empty and "
-               "non-contiguous variables (ADAM-SHAPE-1), and float16, float32 and float64 variables in one call "
-               "(ADAM-DTYPE-2).",
+               "non-contiguous variables (ADAM-SHAPE-1), in float32 and float64 and again in float16 and bfloat16, and "
+               "float16, float32 and float64 variables in one call (ADAM-DTYPE-2).",
     "scale": "Large variables from seeded generators, expectations stored as sha256 digests; run with --scale.",
 }
 

@@ -46,15 +46,25 @@ class Adapter:
     #: Checkpoint formats (``--checkpoint=FORMAT``): name -> how the state is saved and restored, in words, the
     #: first the default.  Empty: the adapter cannot resume a run from a checkpoint.
     checkpoint_formats: dict[str, str] = {}
+    #: The execution modes that run the candidate on several replicas or ranks: ``--world-size`` and ``--split``
+    #: (``conformance.adapters.distributed``) apply to them alone.
+    distributed_executions: tuple[str, ...] = ()
 
-    def __init__(self, candidate: Any, *, raw: bool = False, device: str = "cpu", execution: str | None = None) -> None:
+    def __init__(self, candidate: Any, *, raw: bool = False, device: str = "cpu", execution: str | None = None,
+                 world_size: int = 2, split: str = "even") -> None:
         self.candidate, self.raw, self.device = candidate, raw, device
+        self.world_size, self.split = world_size, split  # replicas or ranks, and how a step's gradient is divided
         self.execution = execution or next(iter(self.executions))
         if self.execution not in self.executions:
             raise ValueError(f"the {self.name} adapter has no execution mode {self.execution!r} "
                              f"(it has: {', '.join(self.executions)})")
         #: Features found absent when the candidate was probed, or declared absent (--without), with the reason.
         self.absent: dict[Feature, str] = {}
+
+    @property
+    def distributed(self) -> bool:
+        """Whether the execution mode runs on several replicas or ranks (then world size and split are recorded)."""
+        return self.execution in self.distributed_executions
 
     @property
     def translations(self) -> list[str]:

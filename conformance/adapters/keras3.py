@@ -13,7 +13,11 @@ Execution modes (``--execution``): ``eager``; on the TensorFlow backend
 second with ``jit_compile=True``, as ``model.fit`` runs it); on the JAX
 backend ``jit`` (``stateless_apply`` under ``jax.jit``, as the JAX trainer
 runs every step); on the torch backend ``compile`` (``torch.compile``).  In those modes the variables are always registered with
-``build()`` first, since a compiled step cannot create them.
+``build()`` first, since a compiled step cannot create them.  On the TensorFlow backend ``mirrored`` and
+``mirrored-function``: the optimizer and variables made under ``tf.distribute.MirroredStrategy`` over
+``--world-size`` logical CPU devices, ``apply_gradients`` run in every replica with its share of the step's gradient,
+``strategy.run`` called eagerly or inside ``tf.function``; the twin is the same candidate on one device in ``eager``
+or ``function``.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ if os.environ.get("KERAS_BACKEND") == "jax":
 
 import keras  # noqa: E402
 
+from conformance.adapters import replicas  # noqa: E402
 from conformance.adapters.base import Adapter, densify, subnormal  # noqa: E402
 from conformance.adapters.numpy_port import constructor_kwargs  # noqa: E402
 from conformance.dtypes import NUMPY_DTYPES  # noqa: E402
@@ -61,7 +66,10 @@ def _device_scope(device: str) -> Any:
 TRACED = ("a Python callable or schedule is evaluated once, when the compiled step is traced, so it cannot change "
           "between calls")
 COMPILED = {"tensorflow": {"function": "apply_gradients inside tf.function, as model.fit runs it",
-                           "xla": "apply_gradients inside tf.function(jit_compile=True), compiled by XLA"},
+                           "xla": "apply_gradients inside tf.function(jit_compile=True), compiled by XLA",
+                           "mirrored": "apply_gradients in each replica of a MirroredStrategy over logical CPU devices, "
+                                       "strategy.run called eagerly",
+                           "mirrored-function": "the same with strategy.run inside tf.function, as model.fit runs it"},
             "jax": {"jit": "stateless_apply under jax.jit, as Keras's JAX trainer runs it"},
             "torch": {"compile": "apply_gradients under torch.compile, as Keras's torch trainer runs it with "
                                  "jit_compile=True"}}
@@ -71,10 +79,22 @@ class Keras3Adapter(Adapter):
     name = "keras3"
     framework = "keras"
     executions = {"eager": "apply_gradients called directly", **COMPILED.get(BACKEND, {})}
+    #: --world-size and --split apply to these.
+    distributed_executions = tuple(replicas.TF_MODES) if BACKEND == "tensorflow" else ()
+    twin_label, twin_binding = replicas.TWIN_LABEL, False
+
+    def twin(self) -> "Keras3Adapter | None":
+        """A mirrored mode's twin: the same candidate on one device, in the matching one-device mode."""
+        if self.execution not in replicas.TF_MODES:
+            return None
+        return type(self)(self.candidate, raw=self.raw, device=self.device, execution=replicas.TF_MODES[self.execution])
 
     @property
     def translations(self) -> list[str]:
         out = ["variables registered with build() before the first step"]
+        if self.execution in replicas.TF_MODES:
+            n, split = replicas.world(self)
+            out.append(f"each step's gradient split among {n} replicas ({split}: their sum is the vector's gradient)")
         if self.raw:
             return out if self.execution != "eager" else []
         if BACKEND == "jax":
@@ -92,6 +112,12 @@ class Keras3Adapter(Adapter):
         return out
 
     def device_used(self) -> str:
+        if self.execution in replicas.TF_MODES:
+            from conformance.adapters.tf_ops import mirrored_strategy
+
+            if self.device != "cpu":
+                raise ValueError("the mirrored modes run on logical CPU devices: use --device=cpu")
+            return ", ".join(mirrored_strategy(replicas.world(self)[0]).extended.worker_devices)
         with _device_scope(self.device):
             value = keras.Variable(np.zeros(1, dtype=np.float32)).value
         return str(getattr(value, "device", None) or getattr(value, "devices", lambda: "?")())
@@ -102,7 +128,7 @@ class Keras3Adapter(Adapter):
         out[Feature.DECAY] = "Keras 3 ignores the legacy decay keyword (with a warning)"
         if self.raw and BACKEND != "tensorflow":
             out[Feature.SPARSE] = f"Keras 3 on the {BACKEND} backend has no IndexedSlices gradient"
-        if self.execution != "eager":
+        if self.execution not in ("eager", "mirrored"):
             out[Feature.CALLABLE_LEARNING_RATE] = out[Feature.SCHEDULE] = TRACED
         return out
 
@@ -119,6 +145,8 @@ class Keras3Adapter(Adapter):
            if BACKEND == "tensorflow" else {})}
 
     def start(self, spec: Any) -> "Keras3Session":
+        if self.execution in replicas.TF_MODES:
+            return MirroredKeras3Session(self.candidate, spec, self.raw, self.execution, replicas.world(self))
         return Keras3Session(self.candidate, spec, self.device, self.raw, self.execution)
 
     def checkpoint_save(self, session: Any, fmt: str, directory: str) -> None:
@@ -265,3 +293,45 @@ class Keras3Session:
             for slot, x in self._slots(var).items():
                 if x is not None and state[n].get(slot) is not None:
                     x.assign(state[n][slot].astype(dt))
+
+
+class MirroredKeras3Session(Keras3Session):
+    """A ``Keras3Session`` whose optimizer and variables are made under a ``MirroredStrategy`` (TensorFlow backend):
+    each call runs ``apply_gradients`` in every replica with that replica's share of the gradients."""
+
+    def __init__(self, cls: Any, spec: Any, raw: bool, execution: str, world: tuple[int, str]) -> None:
+        import tensorflow as tf
+
+        from conformance.adapters.tf_ops import mirrored_strategy
+
+        self.strategy, self.world = mirrored_strategy(world[0]), world
+        with self.strategy.scope():
+            super().__init__(cls, spec, "cpu", raw, replicas.TF_MODES[execution])
+        self.step = tf.function(self._run, reduce_retracing=True) if execution == "mirrored-function" else self._run
+
+    def _run(self, names: tuple, values: dict) -> None:
+        def replica(given: dict) -> None:
+            self.opt.apply_gradients([(given.get(n), self.vars[n]) for n in names])
+        self.strategy.run(replica, args=(values,))
+
+    def apply(self, grads: dict[str, Any], step: int) -> None:
+        from conformance.adapters.tf_ops import TF_DTYPES, per_replica
+
+        dtypes = {n: TF_DTYPES[self.spec.dtype_of(n)] for n in grads}
+        n, split = self.world
+        shares = {k: replicas.shares(g, n, split, dtypes[k].as_numpy_dtype)
+                  for k, g in grads.items() if g is not None}
+        self.step(tuple(grads), per_replica(self.strategy, shares, dtypes))
+
+    def replicas(self) -> list[dict]:
+        """Every replica's copy of the variables and slots, in ``read``'s layout."""
+        from conformance.adapters.tf_ops import replica_values
+
+        whole = self.read()
+        out = [{"iterations": whole["iterations"]} for _ in range(self.world[0])]
+        for n, var in self.vars.items():
+            copies = {"variable": replica_values(var)}
+            copies.update({slot: None if x is None else replica_values(x) for slot, x in self._slots(var).items()})
+            for r, state in enumerate(out):
+                state[n] = {f: None if c is None else c[r] for f, c in copies.items()}
+        return out

@@ -30,6 +30,8 @@ from conformance.features import HYPERPARAMETERS, Feature
 from conformance.inputs import RunSpec, StepSchedule
 
 PROTOCOL = "adam-pipe/1"
+#: P-3: the ``schedule`` flag of a port that holds no schedule but takes the learning rate of each call.
+PER_STEP = "per-step"
 SCHEMA = json.loads(resources.files("spec").joinpath("pipe.schema.json").read_text(encoding="utf-8"))
 
 
@@ -247,8 +249,17 @@ class PipeAdapter(Adapter):
 
     @property
     def translations(self) -> list[str]:
-        return ["callable and schedule liveness (ADAM-HYPER-1, ADAM-HYPER-3) are not observable through a pipe: "
-                "not checked"]
+        out = ["callable and schedule liveness (ADAM-HYPER-1, ADAM-HYPER-3) are not observable through a pipe: "
+               "not checked"]
+        if self.schedule_per_step:
+            out.append("a learning-rate schedule is evaluated by the kit and sent as the learning rate of each "
+                       "'apply' (the port holds no schedule: hello says schedule \"per-step\", P-3)")
+        return out
+
+    @property
+    def schedule_per_step(self) -> bool:
+        """Whether the port takes a schedule as the learning rate of each call (P-3 ``"schedule": "per-step"``)."""
+        return bool(self.hello) and self.hello["supports"]["schedule"] == PER_STEP
 
     def lacking(self) -> dict[Feature, str]:
         mixed = {Feature.MIXED_DTYPES: "adam-pipe/1 gives a session one dtype (P-2, P-4): variables of several dtypes in "
@@ -264,7 +275,7 @@ class PipeAdapter(Adapter):
         for key, features in (("amsgrad", [Feature.AMSGRAD]), ("sparse", [Feature.SPARSE]),
                               ("state_loading", [Feature.STATE_LOADING]), ("schedule", [Feature.SCHEDULE]),
                               ("decay", [Feature.DECAY])):
-            if not s[key]:
+            if s[key] is False:  # a schedule taken "per-step" is supported (P-3)
                 out.update({f: why(key.replace("_", " ")) for f in features})
         out.update({Feature.callable(h): why(f"a callable {h}") for h in HYPERPARAMETERS if h not in callables(s)})
         return out
@@ -336,8 +347,14 @@ class PipeSession:
         self.adapter, self.sid, self.dtype = adapter, sid, spec.dtype
         self.names = list(spec.variables)
         self.callables = {k: v for k, v in spec.hyper.items() if callable(v) and not isinstance(v, StepSchedule)}
+        lr = spec.hyper.get("learning_rate")
+        # P-3 "per-step": the port holds no schedule, so it is built with the schedule's first value and every
+        # 'apply' brings the value at that call's iterations (the kit evaluates it, as the torch adapter does).
+        self.per_step = lr if adapter.schedule_per_step and isinstance(lr, StepSchedule) else None
         hyper = None if spec.defaults else {
             **{k: _hyper(spec.hyper[k]) for k in HYPERPARAMETERS}, "decay": float(spec.hyper.get("decay", 0.0))}
+        if hyper is not None and self.per_step is not None:
+            hyper["learning_rate"] = float(self.per_step.values[0])
         self.generation = None
         self._request("create", dtype=spec.dtype, amsgrad=spec.amsgrad, hyperparameters=hyper,
                       variables={n: encode(v, spec.dtype) for n, v in spec.variables.items()})
@@ -358,8 +375,9 @@ class PipeSession:
         # that turns with the step: a port (or a wrapped library) that binds slots by position fails at once.
         turn = step % len(self.names) if self.names else 0
         order = [n for n in self.names[turn:] + self.names[:turn] if n in grads] + [n for n in grads if n not in self.names]
+        extra = {} if self.per_step is None else {"learning_rate": float(self.per_step.values[step])}
         self._request("apply", step=step, gradients={n: gradient(grads[n], self.dtype) for n in order},
-                      callables=values)
+                      callables=values, **extra)
 
     def read(self) -> dict:
         response = self._request("read")

@@ -9,6 +9,11 @@ Execution modes (``--execution``): ``eager``; ``function``, every
 ``xla``, the same with ``jit_compile=True``.  A ``tf.function`` may create
 variables only when first traced, so in those modes every variable's slots are
 created before the first step (as ``model.fit`` does on its first trace).
+``mirrored`` and ``mirrored-function``: the same under ``tf.distribute.MirroredStrategy``
+over ``--world-size`` logical CPU devices, each replica given its share of the
+step's gradient (``replicas.shares``), ``strategy.run`` called eagerly or inside
+``tf.function``; every replica's copy is read (``replicas()``), and the twin is
+the same candidate on one device in ``eager`` or ``function``.
 """
 
 from __future__ import annotations
@@ -21,10 +26,11 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
+from conformance.adapters import replicas
 from conformance.adapters.base import Adapter, Batches, weights_in_spec_order
 from conformance.adapters.numpy_port import constructor_kwargs
-from conformance.adapters.tf_ops import (TF_DTYPES, describe_aliases, indexed_slices, page_aliases, tf_device,
-                                       tf_flushes, tf_gradient)
+from conformance.adapters.tf_ops import (TF_DTYPES, describe_aliases, indexed_slices, mirrored_strategy, page_aliases,
+                                       per_replica, replica_values, tf_device, tf_flushes, tf_gradient)
 from conformance.errors import Unsupported
 from conformance.features import HYPERPARAMETERS, Feature
 
@@ -67,19 +73,38 @@ class TfKerasLegacyAdapter(Adapter):
     claims_v2_api = True
     executions = {"eager": "eager apply_gradients, as in the page's examples",
                   "function": "apply_gradients inside tf.function, as model.fit runs it",
-                  "xla": "apply_gradients inside tf.function(jit_compile=True), compiled by XLA"}
+                  "xla": "apply_gradients inside tf.function(jit_compile=True), compiled by XLA",
+                  "mirrored": "apply_gradients in each replica of a MirroredStrategy over logical CPU devices, "
+                              "strategy.run called eagerly",
+                  "mirrored-function": "the same with strategy.run inside tf.function, as model.fit runs it"}
+    distributed_executions = tuple(replicas.TF_MODES)  # --world-size and --split apply to these
+    twin_label, twin_binding = replicas.TWIN_LABEL, False
+
+    def twin(self) -> "TfKerasLegacyAdapter | None":
+        """A mirrored mode's twin: the same candidate on one device, in the matching one-device mode."""
+        if self.execution not in replicas.TF_MODES:
+            return None
+        return type(self)(self.candidate, raw=self.raw, device=self.device, execution=replicas.TF_MODES[self.execution])
 
     @property
     def translations(self) -> list[str]:
-        if self.execution == "eager":
-            return []
-        return ["slots created for every variable before the first step (tf.function creates variables only when "
+        out = []
+        if self.execution in replicas.TF_MODES:
+            n, split = replicas.world(self)
+            out.append(f"each step's gradient split among {n} replicas ({split}: their sum is the vector's gradient)")
+        if self.execution in ("eager", "mirrored"):
+            return out
+        return out + ["slots created for every variable before the first step (tf.function creates variables only when "
                 "first traced)"]
 
     def versions(self) -> dict[str, str]:
         return {"tensorflow": tf.__version__, "tf_keras": tf_keras.__version__}
 
     def device_used(self) -> str:
+        if self.execution in replicas.TF_MODES:
+            if self.device != "cpu":
+                raise ValueError("the mirrored modes run on logical CPU devices: use --device=cpu")
+            return ", ".join(mirrored_strategy(replicas.world(self)[0]).extended.worker_devices)
         with tf.device(tf_device(self.device)):
             return tf.Variable(0.0).device or "unknown"
 
@@ -87,7 +112,7 @@ class TfKerasLegacyAdapter(Adapter):
         out = {Feature.CALLABLE_EPSILON: "TensorFlow optimizers reject a callable epsilon (convert_to_tensor of a function)"}
         if self.device == "gpu":
             out[Feature.BFLOAT16] = "TensorFlow has no GPU bfloat16 Adam kernel"
-        if self.execution != "eager":
+        if self.execution not in ("eager", "mirrored"):
             out.update({Feature.callable(k): TRACED for k in HYPERPARAMETERS if k != "epsilon"})
             out[Feature.SCHEDULE] = TRACED
         if self.execution == "xla":
@@ -103,6 +128,9 @@ class TfKerasLegacyAdapter(Adapter):
                       "first step (the slots by deferred restoration), its variables created in reverse order"}
 
     def start(self, spec: Any) -> "TfSession":
+        if self.execution in replicas.TF_MODES:
+            return MirroredTfSession(self.candidate, spec, mirrored_strategy(replicas.world(self)[0]),
+                                     self.execution, replicas.world(self))
         return TfSession(self.candidate, spec, tf_device(self.device), self.execution)
 
     def checkpoint_save(self, session: Any, fmt: str, directory: str) -> None:
@@ -176,6 +204,42 @@ class TfSession:
                                                               lambda n, x: x.astype(numpy_dtype[n])))
         for n, var in self.vars.items():
             var.assign(state[n]["variable"].astype(numpy_dtype[n]))
+
+
+class MirroredTfSession(TfSession):
+    """A ``TfSession`` whose optimizer and variables are made under a ``MirroredStrategy``: each call runs
+    ``apply_gradients`` in every replica with that replica's share of the gradients (TensorFlow sums them)."""
+
+    def __init__(self, cls: Any, spec: Any, strategy: Any, execution: str, world: tuple[int, str]) -> None:
+        self.strategy, self.world = strategy, world
+        with strategy.scope():
+            super().__init__(cls, spec, "", replicas.TF_MODES[execution])  # "": the strategy places them
+        self.step = tf.function(self._run, reduce_retracing=True) if execution == "mirrored-function" else self._run
+
+    def _run(self, names: tuple, values: dict) -> None:
+        def replica(given: dict) -> None:
+            self.opt.apply_gradients([(given.get(n), self.vars[n]) for n in names])
+        self.strategy.run(replica, args=(values,))
+
+    def apply(self, grads: dict[str, Any], step: int) -> None:
+        dtypes = {n: self.vars[n].dtype for n in grads}
+        n, split = self.world
+        shares = {k: replicas.shares(g, n, split, dtypes[k].as_numpy_dtype)
+                  for k, g in grads.items() if g is not None}
+        self.step(tuple(grads), per_replica(self.strategy, shares, dtypes))
+        self.batches.note(grads)
+
+    def replicas(self) -> list[dict]:
+        """Every replica's copy of the variables and slots, in ``read``'s layout (iterations is one variable)."""
+        whole = self.read()
+        out = [{"iterations": whole["iterations"]} for _ in range(self.world[0])]
+        for n, var in self.vars.items():
+            copies = {"variable": replica_values(var)}
+            for slot in ("m", "v", "vhat"):
+                copies[slot] = None if whole[n][slot] is None else replica_values(self.opt.get_slot(var, slot))
+            for r, state in enumerate(out):
+                state[n] = {f: None if c is None else c[r] for f, c in copies.items()}
+        return out
 
 
 class TfApi:

@@ -67,3 +67,52 @@ def describe_aliases(aliases: dict[str, Any]) -> dict[str, str]:
     """The same, as ``module.qualname`` strings for the report header."""
     return {k: "absent" if v is None else f"{getattr(v, '__module__', '?')}.{getattr(v, '__qualname__', repr(v))}"
             for k, v in aliases.items()}
+
+
+# --- the mirrored modes: replicas on logical CPU devices of this process ------------------------------------------
+
+_STRATEGY: dict[int, Any] = {}
+
+
+def logical_cpus(n: int) -> None:
+    """Split the CPU into ``n`` logical devices; TensorFlow allows it only before its devices start (the kit calls it
+    before the candidate is imported).  RuntimeError when it started with another number."""
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    have = tf.config.get_logical_device_configuration(cpu)
+    if have is not None and len(have) == n:
+        return
+    try:
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(n)])
+    except RuntimeError:
+        raise RuntimeError(f"TensorFlow started before the kit could give it {n} logical CPU devices") from None
+
+
+def mirrored_strategy(n: int) -> Any:
+    """The process's one ``MirroredStrategy`` over ``n`` logical CPUs, made once and reused by every item: a second
+    strategy in the same process makes later collectives abort."""
+    if n not in _STRATEGY:
+        if _STRATEGY:
+            raise RuntimeError(f"one MirroredStrategy per process: this one has {next(iter(_STRATEGY))} replicas")
+        devices = [d.name for d in tf.config.list_logical_devices("CPU")][:n]
+        if len(devices) < n:
+            raise RuntimeError(f"mirrored over {n} replicas needs {n} logical CPU devices; TensorFlow has "
+                               f"{len(devices)}")
+        tf.get_logger().setLevel("ERROR")  # its advice to wrap eager runs in tf.function, once per call
+        _STRATEGY[n] = tf.distribute.MirroredStrategy(devices)
+    return _STRATEGY[n]
+
+
+def per_replica(strategy: Any, split_up: dict[str, list], dtypes: dict[str, Any]) -> dict:
+    """The call's gradients as per-replica values: ``split_up`` maps each variable with a gradient to every replica's
+    share (``replicas.shares``), given to that replica as a tensor or ``tf.IndexedSlices`` of ``dtypes[name]``."""
+
+    def value(ctx: Any) -> dict:
+        return {k: tf_gradient(parts[ctx.replica_id_in_sync_group], dtypes[k]) for k, parts in split_up.items()}
+
+    return strategy.experimental_distribute_values_from_function(value)
+
+
+def replica_values(x: Any) -> list[np.ndarray]:
+    """Every replica's copy of a mirrored variable (a Keras 3 variable wraps the TF one; a plain variable has one)."""
+    inner = x if hasattr(x, "values") else getattr(x, "_value", x)
+    return [v.numpy() for v in getattr(inner, "values", (inner,))]

@@ -13,12 +13,23 @@ from conformance import adapters
 from conformance.errors import first_line
 
 
-def resolve(spec: str, adapter_name: str | None, *, raw: bool, device: str, execution: str | None = None) -> Any:
-    """Import the candidate, pick its adapter and check that it can be built; ``pytest.UsageError`` otherwise."""
+def resolve(spec: str, adapter_name: str | None, *, raw: bool, device: str, execution: str | None = None,
+            world_size: int = 2, split: str = "even") -> Any:
+    """Import the candidate, pick its adapter and check that it can be built; ``pytest.UsageError`` otherwise.
+    ``world_size`` and ``split``: the ranks of a distributed execution mode and how a step's gradient is divided.
+
+    A distributed mode run in this process gets its devices first (``adapters.replicas.prepare``): TensorFlow and
+    JAX fix them when they start, which importing the candidate may do."""
     where = f"--candidate={spec}"
     if ":" not in spec or not all(spec.partition(":")[::2]):
         raise pytest.UsageError(f"{where}: expected module:attr, for example tf_keras.optimizers.legacy:Adam")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's import-time log lines
+    from conformance.adapters import replicas
+
+    try:
+        replicas.prepare(adapter_name or adapters.choose(spec), execution, world_size)
+    except RuntimeError as exc:
+        raise pytest.UsageError(f"--execution={execution}: {exc}") from None
     try:
         obj = pkgutil.resolve_name(spec)
     except ModuleNotFoundError as exc:
@@ -35,7 +46,8 @@ def resolve(spec: str, adapter_name: str | None, *, raw: bool, device: str, exec
         raise pytest.UsageError(f"--execution={execution}: the {name} adapter has no such execution mode "
                                 f"(it has: {', '.join(modes)})")
     try:
-        adapter = adapters.load(name)(obj, raw=raw, device=device, execution=execution)
+        adapter = adapters.load(name)(obj, raw=raw, device=device, execution=execution, world_size=world_size,
+                                           split=split)
         adapter.device_used()
     except Exception as exc:  # noqa: BLE001
         raise pytest.UsageError(f"{where}: the {name} adapter cannot use it: {type(exc).__name__}: {first_line(exc)}") from None

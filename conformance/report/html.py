@@ -108,7 +108,9 @@ def _environment(doc: dict) -> str:
     rows = [("candidate", doc["candidate"]), ("adapter", doc["adapter"] + (" (raw)" if doc.get("raw") else "")),
             ("versions", ", ".join(f"{k} {v}" for k, v in doc.get("versions", {}).items())),
             ("device", doc.get("device")),
-            ("execution", f"{doc.get('execution', 'eager')} ({doc.get('execution_text', '')})"), ("mode", doc.get("mode")),
+            ("execution", f"{doc.get('execution', 'eager')} ({doc.get('execution_text', '')})"
+                          + (f"; {doc['world_size']} ranks, {doc.get('split', 'even')} split" if doc.get("world_size") else "")),
+            ("mode", doc.get("mode")),
             *([("checkpoint", checkpoint_line(doc["checkpoint"]))] if doc.get("checkpoint") else []),
             ("flush-to-zero", ", ".join(f"{d}: {'on' if on else 'off'}" for d, on in env.get("flush_to_zero", {}).items())),
             ("platform", env.get("platform", "")), ("python / numpy", f"{env.get('python', '')} / {env.get('numpy', '')}"),

@@ -28,6 +28,7 @@ def header_lines(meta: dict) -> list[str]:
         f"candidate {meta['candidate']} (adapter {meta['adapter']}{', raw' if meta['raw'] else ''}; {versions})",
         f"device {meta['device']}; execution {meta.get('execution', 'eager')}"
         + (f" ({meta['execution_text']})" if meta.get("execution_text") else "")
+        + (f"; {meta['world_size']} ranks, {meta.get('split', 'even')} split" if meta.get("world_size") else "")
         + f"; mode {meta['mode']}; timeout {meta['timeout_s']:g} s"
         + ("; isolated (every call into the candidate in a child process)" if meta.get("isolated") else ""),
         f"flush-to-zero in {ftz}",

@@ -1,0 +1,173 @@
+"""The kit's distributed machinery without a framework: each step's gradient divided among ranks
+(``conformance.adapters.distributed``) and the rank processes (``conformance.adapters.ranks``)."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from conformance.adapters.distributed import Combination, same_bits, split, split_array
+from conformance.adapters.ranks import RankError, RankPool
+from conformance.dtypes import NUMPY_DTYPES
+from conformance.errors import Unsupported
+from reference.adam import IndexedSlices
+
+DTYPES = ("float16", "bfloat16", "float32", "float64")
+
+
+def _values(dtype: str, n: int = 4000, seed: int = 0) -> np.ndarray:
+    """Gradients over many binades, with zeros of both signs, subnormals and the dtype's extremes."""
+    rng = np.random.default_rng(seed)
+    info = np.finfo(NUMPY_DTYPES[dtype])
+    x = rng.standard_normal(n) * 10.0 ** rng.integers(-6, 5, n)
+    x[:6] = [0.0, -0.0, float(info.smallest_subnormal), -3 * float(info.smallest_subnormal), float(info.max),
+             -float(info.tiny)]
+    return x.astype(NUMPY_DTYPES[dtype])
+
+
+def _orders(parts: list[np.ndarray], comb: Combination) -> list[np.ndarray]:
+    """The combination in rank order, in reverse and pairwise (a tree): an exact split gives the same in each."""
+    dt = parts[0].dtype
+    scaled = [p / dt.type(comb.pre) for p in parts]
+    sums = [sum(scaled[1:], scaled[0]), sum(scaled[-2::-1], scaled[-1])]
+    level = scaled
+    while len(level) > 1:
+        level = [level[i] + level[i + 1] if i + 1 < len(level) else level[i] for i in range(0, len(level), 2)]
+    sums.append(level[0])
+    return [s / dt.type(comb.post) for s in sums]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("world_size", [1, 2, 3, 4])
+@pytest.mark.parametrize("how", ["even", "one-rank"])
+@pytest.mark.parametrize("averaged", [False, True])
+def test_the_combination_gives_the_gradient_bit_for_bit(dtype, world_size, how, averaged):
+    g = _values(dtype)
+    comb = Combination.averaged(world_size) if averaged else Combination.summed()
+    if averaged and world_size > 1:  # rank 0's whole share, N * G, must be exact (test_what_no_split_gives...)
+        keep = [x for x in g.tolist() if math.isfinite(x * world_size) and float(np.asarray(x * world_size).astype(
+            g.dtype)) == Fraction(x) * world_size]
+        g = np.array(keep, dtype=g.dtype)
+    parts, fell = split_array(g, world_size, how, comb, "a")
+    assert len(parts) == world_size and all(p.dtype == g.dtype for p in parts)
+    for total in _orders(parts, comb):
+        assert np.all(same_bits(total, g))
+    if how == "one-rank":
+        assert all(np.all(same_bits(p, np.full_like(g, -0.0))) for p in parts[1:])
+    elif world_size in (1, 2):
+        # Two ranks: only a subnormal (half of it may round) falls back.
+        info = np.finfo(g.dtype)
+        wide = np.abs(g.astype(np.float64))
+        assert fell <= np.count_nonzero((wide > 0) & (wide < float(info.tiny)))
+
+
+def test_an_even_split_shares_evenly_where_it_is_exact():
+    g = np.array([1.0, -0.5, 3.0, -0.0], dtype=np.float32)
+    parts, fell = split_array(g, 2, "even", Combination.summed(), "a")
+    assert fell == 0 and np.array_equal(parts[0], g / 2) and np.array_equal(parts[1], g / 2)
+    parts, fell = split_array(g, 2, "even", Combination.averaged(2), "a")
+    assert fell == 0 and np.array_equal(parts[0], g) and np.array_equal(parts[1], g)
+
+
+def test_three_ranks_fall_back_to_rank_0_where_a_third_rounds():
+    g = np.array([3.0, 1.0, 0.1], dtype=np.float32)  # 3/3 and 1/3 * 3 ... only the first is an exact third
+    parts, fell = split_array(g, 3, "even", Combination.summed(), "a")
+    assert parts[0][0] == parts[1][0] == parts[2][0] == 1.0
+    assert fell == 2 and parts[0][2] == g[2] and np.signbit(parts[1][2]) and parts[1][2] == 0.0
+
+
+def test_a_subnormal_half_falls_back():
+    tiny = np.array([np.finfo(np.float32).smallest_subnormal], dtype=np.float32)
+    parts, fell = split_array(tiny, 2, "even", Combination.summed(), "a")
+    assert fell == 1 and parts[0][0] == tiny[0] and parts[1][0] == 0.0
+
+
+def test_float64_multiples_are_checked_by_their_bits():
+    g = np.array([3.0, 3.0 * (1 + 2.0**-52)], dtype=np.float64)
+    parts, fell = split_array(g, 3, "even", Combination.summed(), "a")
+    assert parts[0][0] == 1.0 and fell == 1
+    assert all(np.all(same_bits(t, g)) for t in _orders(parts, Combination.summed()))
+
+
+def test_what_no_split_gives_exactly_is_unsupported_with_the_element():
+    g = np.array([1.0, 65504.0], dtype=np.float16)  # float16's largest: twice it overflows
+    with pytest.raises(Unsupported, match=r"^w: the gradient .*65504.* at \(1,\) cannot be divided among 2 ranks .*float16"):
+        split_array(g, 2, "one-rank", Combination.averaged(2), "w")
+    parts, _ = split_array(g, 2, "even", Combination.averaged(2), "w")  # G per rank: G / 2 + G / 2 is exact
+    assert np.array_equal(parts[0], g)
+
+
+def test_sparse_gradients_are_divided_by_rows():
+    values = np.arange(10.0).reshape(5, 2)
+    g = IndexedSlices(values, np.array([4, 0, 4, 2, 1]), (6, 2))
+    out = split({"e": g, "n": None}, {"e": "float32", "n": "float32"}, 2, "even", Combination.summed())
+    first, second = out.parts[0]["e"], out.parts[1]["e"]
+    assert list(first.indices) + list(second.indices) == [4, 0, 4, 2, 1]
+    assert np.array_equal(np.concatenate([first.values, second.values]), values.astype(np.float32))
+    assert out.parts[0]["n"] is None and out.parts[1]["n"] is None
+    alone = split({"e": g}, {"e": "float32"}, 2, "one-rank", Combination.averaged(2))
+    assert len(alone.parts[1]["e"].indices) == 0 and np.array_equal(alone.parts[0]["e"].values, 2 * values)
+
+
+def test_a_step_is_split_in_each_variables_dtype_with_notes():
+    grads = {"a": np.array([0.1, 3.0]), "b": np.array([2.0**-149])}  # float32's smallest subnormal has no half
+    out = split(grads, {"a": "float32", "b": "float32"}, 2, "even", Combination.summed())
+    assert out.notes == ["b: 1 element(s) given whole to rank 0 (an even share is not exact in float32)"]
+    with pytest.raises(ValueError, match="unknown split 'halves'"):
+        split(grads, {"a": "float32", "b": "float32"}, 2, "halves", Combination.summed())
+
+
+PROGRAM = "tests.rank_programs:Toy"
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_a_pool_answers_in_rank_order_and_is_kept_across_requests():
+    pool = RankPool(PROGRAM, 3, {"greeting": "hi"})
+    try:
+        assert pool.ask("hello") == ["hi 0/3", "hi 1/3", "hi 2/3"]
+        pids = pool.pids
+        assert pool.ask("echo", [(1,), (2,), (3,)]) == [1, 2, 3] and pool.pids == pids
+    finally:
+        pool.stop()
+    assert pool.pids == [] and all(_gone(p) for p in pids)
+
+
+def test_a_rank_that_dies_or_raises_kills_the_pool_and_the_next_request_starts_another():
+    pool = RankPool(PROGRAM, 2, {})
+    try:
+        first = list(pool.ask("pids"))
+        with pytest.raises(RankError, match=r"^rank 1 died: SIGKILL \(while die; every rank was killed"):
+            pool.ask("die", [(False,), (True,)])
+        assert all(_gone(p) for p in first)
+        with pytest.raises(RankError, match=r"^rank 0: ValueError: bad input"):
+            pool.ask("fail", [(True,), (False,)])
+        with pytest.raises(Unsupported, match="cannot express it"):  # every rank answered: the pool is kept
+            pool.ask("unsupported")
+        second = pool.pids
+        assert pool.ask("pids") == second and not set(second) & set(first)
+    finally:
+        pool.stop()
+
+
+def test_a_rank_that_hangs_is_killed_after_the_timeout():
+    pool = RankPool(PROGRAM, 2, {}, timeout=2.0)
+    try:
+        pids = pool.ask("pids")
+        start = time.monotonic()
+        with pytest.raises(RankError, match=r"^rank\(s\) 1 did not answer 'hang' within 2 s"):
+            pool.ask("hang", [(False,), (True,)])
+        assert time.monotonic() - start < 10 and all(_gone(p) for p in pids)
+    finally:
+        pool.stop()
