@@ -64,6 +64,7 @@ class RunSpec:
     round_trip: bool = False  # build the optimizer, then use from_config(get_config()) of it (ADAM-API-CONFIG-2)
     non_contiguous: bool = False  # variables and gradients as strided / transposed views (Feature.NON_CONTIGUOUS)
     dtypes: dict[str, str] = field(default_factory=dict)  # a variable's own dtype (ADAM-DTYPE-2)
+    steps: int = 0  # the vector's steps (0 when not from a vector): where --checkpoint saves
 
     @classmethod
     def for_vector(cls, vector: Any, dtype: str, *, variables: dict[str, np.ndarray] | None = None,
@@ -75,7 +76,8 @@ class RunSpec:
         return cls(hyper=hyper_inputs(vector.hyperparameter_specs, clock), amsgrad=vector.amsgrad,
                    defaults=vector.constructed_with_defaults, dtype=dtype, variables=vector.initial() if variables is None else variables,
                    clock=clock,
-                   round_trip=round_trip, non_contiguous=vector.non_contiguous, dtypes=vector.variable_dtypes(dtype))
+                   round_trip=round_trip, non_contiguous=vector.non_contiguous, dtypes=vector.variable_dtypes(dtype),
+                   steps=len(vector.steps))
 
     @classmethod
     def for_values(cls, dtype: str, variables: dict[str, np.ndarray], hyper: dict[str, Any],

@@ -15,6 +15,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+#: ``--checkpoint`` rows: the vectors users' resumes hit, 10 items (a one-step vector restored before its step, every
+#: dtype with float16 and bfloat16 slots and AMSGrad's vhat, mixed dtypes, slots made only by sparse gradients,
+#: callables, decay): each item starts a fresh process, so the whole suite would take a CI worker too long.
+CHECKPOINTED = ["-k", "((first-step or row-then-absent or amsgrad-duplicates or all-three or decay) and float32 or "
+                      "all-four-amsgrad or mixed-dtypes) and not test_"]
+
 #: file stem -> (candidate, extra pytest arguments, environment, module that must be importable).
 #: Execution modes other than eager (``--execution``) sort right after their eager row ("2b-", "2c-", ...).  The
 #: training-loop rows (``fit``, ``fit-mixed``: every step a model.fit call) run the families where the loop can
@@ -36,6 +42,7 @@ RUNS = {
     "2f-tf_keras-legacy-fit": ("tf_keras.optimizers.legacy:Adam", ["--execution=fit", *FIT_FAMILIES], {}, "tf_keras"),
     "2g-tf_keras-legacy-fit-mixed": ("tf_keras.optimizers.legacy:Adam", ["--execution=fit-mixed", *FIT_MIXED_FAMILIES],
                                      {}, "tf_keras"),
+    "2k-tf_keras-legacy-checkpoint": ("tf_keras.optimizers.legacy:Adam", ["--checkpoint", *CHECKPOINTED], {}, "tf_keras"),
     "3-tf.keras-keras3-tensorflow": ("tensorflow.keras.optimizers:Adam", [], {}, "tensorflow"),
     "3b-tf.keras-keras3-tensorflow-function": ("tensorflow.keras.optimizers:Adam", ["--execution=function"], {},
                                                "tensorflow"),
@@ -50,29 +57,43 @@ RUNS = {
                                           "tensorflow"),
     "3g-tf.keras-keras3-tensorflow-fit-mixed": ("tensorflow.keras.optimizers:Adam",
                                                 ["--execution=fit-mixed", *FIT_MIXED_FAMILIES], {}, "tensorflow"),
+    "3k-tf.keras-keras3-tensorflow-checkpoint": ("tensorflow.keras.optimizers:Adam", ["--checkpoint", *CHECKPOINTED], {},
+                                                 "tensorflow"),
+    "3l-tf.keras-keras3-tensorflow-checkpoint-tf": ("tensorflow.keras.optimizers:Adam",
+                                                    ["--checkpoint=checkpoint", *CHECKPOINTED], {}, "tensorflow"),
     "4-keras3-jax": ("keras.optimizers:Adam", [], {"KERAS_BACKEND": "jax"}, "jax"),
     "4b-keras3-jax-jit": ("keras.optimizers:Adam", ["--execution=jit"], {"KERAS_BACKEND": "jax"}, "jax"),
     "4c-keras3-jax-fit": ("keras.optimizers:Adam", ["--execution=fit", *FIT_FAMILIES], {"KERAS_BACKEND": "jax"}, "jax"),
     "4d-keras3-jax-fit-mixed": ("keras.optimizers:Adam", ["--execution=fit-mixed", *FIT_MIXED_FAMILIES],
                                 {"KERAS_BACKEND": "jax"}, "jax"),
+    "4k-keras3-jax-checkpoint": ("keras.optimizers:Adam", ["--checkpoint", *CHECKPOINTED], {"KERAS_BACKEND": "jax"}, "jax"),
     "5-keras3-torch": ("keras.optimizers:Adam", [], {"KERAS_BACKEND": "torch"}, "torch"),
     "5b-keras3-torch-compile": ("keras.optimizers:Adam", ["--execution=compile"], {"KERAS_BACKEND": "torch"}, "torch"),
     "5c-keras3-torch-fit": ("keras.optimizers:Adam", ["--execution=fit", *FIT_FAMILIES], {"KERAS_BACKEND": "torch"},
                             "torch"),
     "5d-keras3-torch-fit-mixed": ("keras.optimizers:Adam", ["--execution=fit-mixed", *FIT_MIXED_FAMILIES],
                                   {"KERAS_BACKEND": "torch"}, "torch"),
+    "5k-keras3-torch-checkpoint": ("keras.optimizers:Adam", ["--checkpoint", *CHECKPOINTED], {"KERAS_BACKEND": "torch"},
+                                   "torch"),
     "6-torch": ("torch.optim:Adam", [], {}, "torch"),
     "6b-torch-foreach": ("torch.optim:Adam", ["--execution=foreach"], {}, "torch"),
     "6c-torch-fused": ("torch.optim:Adam", ["--execution=fused"], {}, "torch"),
     "6d-torch-compile": ("torch.optim:Adam", ["--execution=compile"], {}, "torch"),
+    "6k-torch-checkpoint": ("torch.optim:Adam", ["--checkpoint", *CHECKPOINTED], {}, "torch"),
+    "6l-torch-foreach-checkpoint": ("torch.optim:Adam", ["--execution=foreach", "--checkpoint", *CHECKPOINTED], {}, "torch"),
+    "6m-torch-fused-checkpoint": ("torch.optim:Adam", ["--execution=fused", "--checkpoint", *CHECKPOINTED], {}, "torch"),
+    "6n-torch-fused-checkpoint-to-foreach": ("torch.optim:Adam", ["--execution=fused", "--checkpoint=state_dict-to-foreach",
+                                                                  *CHECKPOINTED], {}, "torch"),
     "7-torch-raw": ("torch.optim:Adam", ["--raw"], {}, "torch"),
     "8-optax-adam": ("optax:adam", [], {}, "optax"),
     "8b-optax-adam-jit": ("optax:adam", ["--execution=jit"], {}, "optax"),
     "8c-optax-adam-sharded": ("optax:adam", ["--execution=sharded"], {}, "optax"),
     "8d-optax-adam-pmap": ("optax:adam", ["--execution=pmap", "-k", "not kernels"], {}, "optax"),
+    "8k-optax-adam-checkpoint": ("optax:adam", ["--checkpoint", *CHECKPOINTED], {}, "optax"),
     "9-optax-amsgrad": ("optax:amsgrad", [], {}, "optax"),
     "9b-optax-amsgrad-jit": ("optax:amsgrad", ["--execution=jit"], {}, "optax"),
     "9c-optax-amsgrad-raw": ("optax:amsgrad", ["--raw"], {}, "optax"),
+    "9k-optax-amsgrad-checkpoint": ("optax:amsgrad", ["--checkpoint", *CHECKPOINTED], {}, "optax"),
 }
 
 

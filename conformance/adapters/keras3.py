@@ -147,12 +147,39 @@ class Keras3Adapter(Adapter):
                                    keras.ops.convert_to_tensor(1.0, dtype=dtype))
         return float(keras.ops.convert_to_numpy(keras.ops.cast(x, "float64"))) == 0.0
 
+    checkpoint_formats = {
+        "weights.h5": "model.save_weights to .weights.h5 of a model holding the variables, compiled with the optimizer "
+                      "(its state is saved with the weights); model.load_weights in the new process",
+        **({"checkpoint": "tf.train.Checkpoint(optimizer=..., variables=...).save, restore in the new process"}
+           if BACKEND == "tensorflow" else {})}
+
     def start(self, spec: Any) -> "Keras3Session":
         if self.execution in replicas.TF_MODES:
             return MirroredKeras3Session(self.candidate, spec, self.raw, self.execution, replicas.world(self))
         if self.execution in FIT_EXECUTIONS:
             return Keras3FitSession(self.candidate, spec, self.device, self.execution)
         return Keras3Session(self.candidate, spec, self.device, self.raw, self.execution)
+
+    def checkpoint_save(self, session: Any, fmt: str, directory: str) -> None:
+        if fmt == "checkpoint":
+            import tensorflow as tf
+
+            tf.train.Checkpoint(optimizer=session.opt, variables=dict(session.vars)).save(os.path.join(directory, "ckpt"))
+        else:
+            _holder(session).save_weights(os.path.join(directory, "model.weights.h5"))
+
+    def checkpoint_restore(self, spec: Any, fmt: str, directory: str) -> "Keras3Session":
+        session = self.start(spec)
+        if fmt == "checkpoint":
+            import tensorflow as tf
+
+            tf.train.Checkpoint(optimizer=session.opt, variables=dict(session.vars)).restore(
+                tf.train.latest_checkpoint(directory))
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # what Keras skips shows as a state that did not survive
+                _holder(session).load_weights(os.path.join(directory, "model.weights.h5"))
+        return session
 
     def page_aliases(self) -> dict[str, Any]:
         """ADAM-API-ALIAS-1, on the TensorFlow backend only (on another backend the kit does not import TensorFlow)."""
@@ -170,6 +197,25 @@ class Keras3Adapter(Adapter):
 
             out["page_aliases"] = describe_aliases(page_aliases())
         return out
+
+
+class _Holder(keras.Model):
+    """The least model that ``save_weights`` saves: the session's variables as its weights, in their order."""
+
+    def __init__(self, variables: list) -> None:
+        super().__init__()
+        self.held = variables
+
+    def call(self, x: Any) -> Any:
+        return x
+
+
+def _holder(session: "Keras3Session") -> keras.Model:
+    """A model over ``session``'s variables, compiled with its optimizer, as a user's model is before saving."""
+    model = _Holder(list(session.vars.values()))
+    model.built = True
+    model.compile(optimizer=session.opt)
+    return model
 
 
 class Keras3Session:

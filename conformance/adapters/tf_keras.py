@@ -20,6 +20,8 @@ the same candidate on one device in ``eager`` or ``function``.
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from typing import Any
 
 import numpy as np
@@ -129,6 +131,10 @@ class TfKerasLegacyAdapter(Adapter):
     def flushes_subnormals(self, dtype: str) -> bool:
         return tf_flushes(dtype, tf_device(self.device))
 
+    checkpoint_formats = {
+        "checkpoint": "tf.train.Checkpoint(optimizer=..., variables=...).save, restore in the new process before its "
+                      "first step (the slots by deferred restoration), its variables created in reverse order"}
+
     def profile(self) -> tuple[str, ...]:
         return fit_profile(self.execution)
 
@@ -139,6 +145,16 @@ class TfKerasLegacyAdapter(Adapter):
         if self.execution in FIT_EXECUTIONS:
             return TfFitSession(self.candidate, spec, tf_device(self.device), self.execution)
         return TfSession(self.candidate, spec, tf_device(self.device), self.execution)
+
+    def checkpoint_save(self, session: Any, fmt: str, directory: str) -> None:
+        tf.train.Checkpoint(optimizer=session.opt, variables=dict(session.vars)).save(os.path.join(directory, "ckpt"))
+
+    def checkpoint_restore(self, spec: Any, fmt: str, directory: str) -> "TfSession":
+        # Matched by the object graph (the dict's keys), not by creation order: the new process creates them reversed.
+        session = self.start(dataclasses.replace(spec, variables=dict(reversed(spec.variables.items()))))
+        tf.train.Checkpoint(optimizer=session.opt, variables=dict(session.vars)).restore(
+            tf.train.latest_checkpoint(directory))
+        return session
 
     def v2_api(self) -> Any:
         return TfApi(self.candidate, tf_device(self.device))

@@ -19,6 +19,7 @@ the distributed modes ``ddp``, ``zero``, ``fsdp2``, each with a kernel
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -111,10 +112,31 @@ class TorchAdapter(Adapter):
         x = torch.tensor(subnormal(dtype), dtype=TORCH_DTYPES[dtype], device=self._device())
         return float(x * torch.ones((), dtype=x.dtype, device=x.device)) == 0.0
 
+    checkpoint_formats = {
+        "state_dict": "torch.save of the parameters' and the optimizer's state_dict, torch.load and load_state_dict "
+                      "into a new optimizer in the new process",
+        "state_dict-to-foreach": "the same, the new optimizer built with foreach=True (saved with the run's "
+                                 "--execution, such as fused; load_state_dict then takes the saved group's flags: "
+                                 "docs/checkpoint.md)"}
+
     def start(self, spec: Any) -> Any:
         if self.distributed:
             return dist_modes.start(self, spec)
         return TorchSession(self.candidate, spec, self._device(), self.raw, self.execution)
+
+    def checkpoint_save(self, session: Any, fmt: str, directory: str) -> None:
+        torch.save({"model": {n: p.detach() for n, p in session.params.items()}, "optimizer": session.opt.state_dict()},
+                   os.path.join(directory, "checkpoint.pt"))
+
+    def checkpoint_restore(self, spec: Any, fmt: str, directory: str) -> "TorchSession":
+        execution = fmt.partition("-to-")[2] or self.execution  # state_dict-to-foreach: another kernel resumes
+        session = TorchSession(self.candidate, spec, self._device(), self.raw, execution)
+        saved = torch.load(os.path.join(directory, "checkpoint.pt"), weights_only=True)
+        with torch.no_grad():
+            for n, p in session.params.items():
+                p.copy_(saved["model"][n])
+        session.opt.load_state_dict(saved["optimizer"])
+        return session
 
 
 class TorchSession:

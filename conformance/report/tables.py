@@ -29,6 +29,7 @@ def _label(doc: dict) -> str:
     label += f" {doc['execution']}" if doc.get("execution", "eager") != "eager" else ""
     if doc.get("world_size"):  # a distributed execution mode: its ranks and how each step's gradient was divided
         label += f" ({doc['world_size']} ranks, {doc.get('split', 'even')} split)"
+    label += f" resumed ({doc['checkpoint']['format']})" if doc.get("checkpoint") else ""
     return label + (" (profile)" if doc.get("declared_profile") else "")
 
 
