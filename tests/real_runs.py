@@ -97,13 +97,24 @@ RUNS = {
 }
 
 
+#: Rows that the slow tier runs on a few items only (a ``-k`` expression within the row's own selection), compared
+#: item by item with the committed summary, which ``python -m tests.real_runs`` makes from the whole row: a
+#: distributed, resumed or training-loop row starts processes, strategies or ``model.fit`` calls for every item,
+#: and the whole of each would take CI minutes.  Each selection takes what the mode changes: dense, sparse with
+#: duplicates, variables that come and go, the kernels' shapes, a skipped step.
+CI_SELECTION: dict[str, str] = {}
+
+
 def available(name: str) -> bool:
     return importlib.util.find_spec(RUNS[name][3]) is not None
 
 
-def run(name: str, out: Path, cwd: Path, device: str = "cpu") -> subprocess.CompletedProcess:
-    """Run the suite against one real candidate on ``device``, writing its JSON results to ``out``."""
+def run(name: str, out: Path, cwd: Path, device: str = "cpu", select: str | None = None) -> subprocess.CompletedProcess:
+    """Run the suite against one real candidate on ``device``, writing its JSON results to ``out``; ``select``: a
+    ``-k`` expression that replaces the row's own (the slow tier's ``CI_SELECTION``)."""
     candidate, extra, env, _ = RUNS[name]
+    if select is not None:
+        extra = [a for i, a in enumerate(extra) if a != "-k" and (i == 0 or extra[i - 1] != "-k")] + ["-k", select]
     cmd = [sys.executable, "-m", "pytest", f"--candidate={candidate}", f"--conformance-json={out}", "-q",
            "-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning", "--rootdir", str(cwd), *extra,
            f"--device={device}"]
