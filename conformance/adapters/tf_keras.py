@@ -6,7 +6,9 @@ reported as unsupported.
 
 Execution modes (``--execution``): ``eager``; ``function``, every
 ``apply_gradients`` call inside one ``tf.function`` as ``model.fit`` runs it;
-``xla``, the same with ``jit_compile=True``.  A ``tf.function`` may create
+``xla``, the same with ``jit_compile=True``; ``multiworker`` and
+``multiworker-function``, under MultiWorkerMirroredStrategy in worker
+processes (``conformance/adapters/tf_multiworker.py``).  A ``tf.function`` may create
 variables only when first traced, so in those modes every variable's slots are
 created before the first step (as ``model.fit`` does on its first trace).
 """
@@ -19,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
+from conformance.adapters import tf_multiworker
 from conformance.adapters.base import Adapter, Batches, weights_in_spec_order
 from conformance.adapters.numpy_port import constructor_kwargs
 from conformance.adapters.tf_ops import (TF_DTYPES, describe_aliases, indexed_slices, page_aliases, tf_device,
@@ -29,6 +32,9 @@ from conformance.features import HYPERPARAMETERS, Feature
 #: What a Python callable or schedule of the harness becomes inside a traced step.
 TRACED = ("a Python callable or schedule is evaluated once, when tf.function traces the step, so it cannot change "
           "between calls of the compiled step")
+#: Why a callable or schedule of the harness cannot go to a distributed mode's workers.
+REMOTE = ("the kit's callables and schedules live in its own process and cannot be called from the worker processes "
+          "of a distributed mode")
 
 
 def method(opt: Any, name: str) -> Any:
@@ -65,14 +71,38 @@ class TfKerasLegacyAdapter(Adapter):
     claims_v2_api = True
     executions = {"eager": "eager apply_gradients, as in the page's examples",
                   "function": "apply_gradients inside tf.function, as model.fit runs it",
-                  "xla": "apply_gradients inside tf.function(jit_compile=True), compiled by XLA"}
+                  "xla": "apply_gradients inside tf.function(jit_compile=True), compiled by XLA",
+                  **{mode: f"{tf_multiworker.TEXT}{', inside tf.function' if fn else ', eagerly'}; workers on 127.0.0.1"
+                     for mode, fn in tf_multiworker.MODES.items()}}
+    distributed_executions = tuple(tf_multiworker.MODES)
+    twin_label = "one device"
+    twin_binding = False  # production users assume bit-identity; the spec's verdict is the error model's
+    pool = None  # the worker processes of a distributed mode (conformance.adapters.ranks), kept across items
+
+    def twin(self) -> "TfKerasLegacyAdapter | None":
+        """The same candidate on one device, eagerly or under tf.function as the distributed mode runs it."""
+        if not self.distributed:
+            return None
+        return TfKerasLegacyAdapter(self.candidate, raw=self.raw, device=self.device,
+                                    execution="function" if tf_multiworker.MODES[self.execution] else "eager")
+
+    def close(self) -> None:
+        """End the worker processes (the end of the session)."""
+        if self.pool is not None:
+            self.pool.stop()
+
+    def interrupt(self) -> None:
+        self.close()  # a hung item: its workers are killed, the next item starts a fresh pool
 
     @property
     def translations(self) -> list[str]:
-        if self.execution == "eager":
-            return []
-        return ["slots created for every variable before the first step (tf.function creates variables only when "
-                "first traced)"]
+        out = [] if self.execution in ("eager", "multiworker") else [
+            "slots created for every variable before the first step (tf.function creates variables only when first "
+            "traced)"]
+        if self.distributed:
+            out.append(f"each step's gradient divided among {self.world_size} workers ({self.split} split), summed by "
+                       "the strategy's all-reduce into the vector's gradient bit for bit")
+        return out
 
     def versions(self) -> dict[str, str]:
         return {"tensorflow": tf.__version__, "tf_keras": tf_keras.__version__}
@@ -86,8 +116,11 @@ class TfKerasLegacyAdapter(Adapter):
         if self.device == "gpu":
             out[Feature.BFLOAT16] = "TensorFlow has no GPU bfloat16 Adam kernel"
         if self.execution != "eager":
-            out.update({Feature.callable(k): TRACED for k in HYPERPARAMETERS if k != "epsilon"})
-            out[Feature.SCHEDULE] = TRACED
+            why = REMOTE if self.distributed else TRACED
+            out.update({Feature.callable(k): why for k in HYPERPARAMETERS if k != "epsilon"})
+            out[Feature.SCHEDULE] = why
+        if self.distributed:
+            out[Feature.NON_CONTIGUOUS] = "TensorFlow's tensors are always contiguous"
         if self.execution == "xla":
             out[Feature.AMSGRAD] = ("XLA cannot compile ResourceApplyAdamWithAmsgrad (TensorFlow registers no XLA kernel "
                                     "for it: InvalidArgumentError when the step is compiled)")
@@ -96,7 +129,11 @@ class TfKerasLegacyAdapter(Adapter):
     def flushes_subnormals(self, dtype: str) -> bool:
         return tf_flushes(dtype, tf_device(self.device))
 
-    def start(self, spec: Any) -> "TfSession":
+    def start(self, spec: Any) -> Any:
+        if self.distributed:
+            if self.device != "cpu":
+                raise Unsupported("the multiworker modes run their workers on CPU")
+            return tf_multiworker.start(self, spec)
         return TfSession(self.candidate, spec, tf_device(self.device), self.execution)
 
     def v2_api(self) -> Any:
