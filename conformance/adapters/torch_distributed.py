@@ -224,6 +224,9 @@ def start(adapter: Any, spec: Any) -> Any:
     names = list(spec.variables)
     dtypes = {n: spec.dtype_of(n) for n in names}
     hyper = {} if spec.defaults else spec.hyper
+    if engine == "zero" and len(set(dtypes.values())) > 1:
+        raise Unsupported("ZeroRedundancyOptimizer refuses parameters of several dtypes (ValueError: it only supports "
+                          "using the same dense type for all parameters)")
     if engine == "fsdp2" and any(np.ndim(v) == 0 for v in spec.variables.values()):
         raise Unsupported("fully_shard refuses a scalar (0-d) parameter (ValueError: fully_shard doesn't support "
                           "scalar parameters)")
