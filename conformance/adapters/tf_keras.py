@@ -137,6 +137,9 @@ class TfKerasLegacyAdapter(Adapter):
         return TfSession(self.candidate, spec, tf_device(self.device), self.execution)
 
     def v2_api(self) -> Any:
+        if self.distributed:  # the API checks build their own optimizers in the kit's process, on one device
+            raise Unsupported(f"the optimizer_v2 API checks run on one device; --execution={self.execution} is judged "
+                              "on the vectors")
         return TfApi(self.candidate, tf_device(self.device))
 
     def page_aliases(self) -> dict[str, Any]:
