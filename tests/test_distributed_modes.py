@@ -23,9 +23,11 @@ def _gone(pid: int) -> bool:
     return False
 
 
-@pytest.mark.parametrize("candidate,cause", [("KilledAdam", "rank 1 died: SIGKILL"),
-                                             ("HungAdam", "did not finish within 20 s")])
-def test_a_broken_rank_fails_its_item_and_no_rank_outlives_the_run(candidate, cause, tmp_path):
+@pytest.mark.parametrize("candidate,cause,isolate", [("KilledAdam", "rank 1 died: SIGKILL", False),
+                                                     ("HungAdam", "did not finish within 20 s", False),
+                                                     ("KilledAdam", "rank 1 died: SIGKILL", True)])
+def test_a_broken_rank_fails_its_item_and_no_rank_outlives_the_run(candidate, cause, isolate, tmp_path):
+    """Also under --isolate, where the ranks are children of the isolated process."""
     need("torch")
     log, marker, out = tmp_path / "ranks.log", tmp_path / "broke", tmp_path / "r.json"
     env = {**os.environ, "ADAM_CONFORMANCE_RANK_LOG": str(log), "ADAM_TEST_MARKER": str(marker),
@@ -33,7 +35,8 @@ def test_a_broken_rank_fails_its_item_and_no_rank_outlives_the_run(candidate, ca
     proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist", "-q",
                            f"--candidate=tests.torch_rank_candidates:{candidate}", "--adapter=torch",
                            "--execution=ddp", "--conformance-timeout=20", "--conformance-mode=trajectory",
-                           "-k", "dense/basic or dense/scalar", f"--conformance-json={out}", "--rootdir", str(ROOT)],
+                           "-k", "dense/basic or dense/scalar", f"--conformance-json={out}", "--rootdir", str(ROOT),
+                           *(["--isolate"] if isolate else [])],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     records = json.loads(out.read_text(encoding="utf-8"))["results"]
     verdicts = [r["verdict"] for r in records]
