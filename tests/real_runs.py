@@ -17,7 +17,8 @@ from pathlib import Path
 
 #: file stem -> (candidate, extra pytest arguments, environment, module that must be importable).
 #: Execution modes other than eager (``--execution``) sort right after their eager row ("2b-", "2c-", ...); the
-#: distributed ones (``--world-size`` 2, ``--split`` even, the defaults) after the compiled ones.
+#: distributed ones (``--world-size`` 2, ``--split`` even, the defaults) after the compiled ones (torch's FSDP2 rows
+#: at 6o-6q, after main's checkpoint rows 6k-6n).
 RUNS = {
     "1-reference": ("reference:Adam", [], {}, "numpy"),
     "2-tf_keras-legacy": ("tf_keras.optimizers.legacy:Adam", [], {}, "tf_keras"),
@@ -47,9 +48,9 @@ RUNS = {
     "6h-torch-zero": ("torch.optim:Adam", ["--execution=zero"], {}, "torch"),
     "6i-torch-zero-foreach": ("torch.optim:Adam", ["--execution=zero-foreach"], {}, "torch"),
     "6j-torch-zero-fused": ("torch.optim:Adam", ["--execution=zero-fused"], {}, "torch"),
-    "6k-torch-fsdp2": ("torch.optim:Adam", ["--execution=fsdp2"], {}, "torch"),
-    "6l-torch-fsdp2-foreach": ("torch.optim:Adam", ["--execution=fsdp2-foreach"], {}, "torch"),
-    "6m-torch-fsdp2-fused": ("torch.optim:Adam", ["--execution=fsdp2-fused"], {}, "torch"),
+    "6o-torch-fsdp2": ("torch.optim:Adam", ["--execution=fsdp2"], {}, "torch"),
+    "6p-torch-fsdp2-foreach": ("torch.optim:Adam", ["--execution=fsdp2-foreach"], {}, "torch"),
+    "6q-torch-fsdp2-fused": ("torch.optim:Adam", ["--execution=fsdp2-fused"], {}, "torch"),
     "7-torch-raw": ("torch.optim:Adam", ["--raw"], {}, "torch"),
     "8-optax-adam": ("optax:adam", [], {}, "optax"),
     "8b-optax-adam-jit": ("optax:adam", ["--execution=jit"], {}, "optax"),
