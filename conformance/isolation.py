@@ -219,6 +219,14 @@ class Isolation:
             self.proc.join()
             self.proc = None
 
+    def close(self, wait: float = 10.0) -> None:
+        """End the child as a session ends: its pipe closed, it closes its adapter (a distributed mode's ranks) and
+        returns; killed if it has not within ``wait`` seconds."""
+        if self.proc is not None:
+            self.conn.close()
+            self.proc.join(wait)
+        self.stop()
+
     def probe(self, without: list, timeout: float) -> Any:
         """``probe.probe`` in the child, so that a candidate that crashes while probed cannot end the run;
         then nothing is found absent, and the items that reach the crash report it."""

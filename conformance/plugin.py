@@ -70,7 +70,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(EXECUTION, metavar="MODE",
                     help="how the candidate's step runs: eager (default); tf_keras and Keras 3 on TensorFlow: function, "
                          "xla, mirrored, mirrored-function; Keras 3 on JAX: jit; torch: foreach, fused, compile; optax: "
-                         "jit, sharded, pmap; tf_keras and Keras 3: fit, fit-mixed (every step through model.fit)")
+                         "jit, sharded, pmap; tf_keras and Keras 3: fit, fit-mixed (every step through model.fit); on "
+                         "several ranks (--world-size): torch: ddp, zero, fsdp2, each also -foreach, -fused; tf_keras: "
+                         "multiworker, multiworker-function")
     group.addoption(WORLD_SIZE, type=_world_size, default=None, metavar="N",
                     help="replicas or ranks of a distributed execution mode (default 2; docs/adapters.md, "
                          "\"Distributed execution modes\")")
@@ -581,7 +583,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if kit is not None:
         getattr(kit.adapter, "close", lambda: None)()
         if kit.isolation is not None:
-            kit.isolation.stop()
+            kit.isolation.close()
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

@@ -22,7 +22,8 @@ CHECKPOINTED = ["-k", "((first-step or row-then-absent or amsgrad-duplicates or 
                       "all-four-amsgrad or mixed-dtypes) and not test_"]
 
 #: file stem -> (candidate, extra pytest arguments, environment, module that must be importable).
-#: Execution modes other than eager (``--execution``) sort right after their eager row ("2b-", "2c-", ...).  The
+#: Execution modes other than eager (``--execution``) sort right after their eager row ("2b-", "2c-", ...); the
+#: distributed ones (``--world-size`` 2, ``--split`` even, the defaults) after the compiled ones.  The
 #: training-loop rows (``fit``, ``fit-mixed``: every step a model.fit call) run the families where the loop can
 #: change a step (``FIT_FAMILIES``), so that each stays within minutes on two cores.
 FIT_FAMILIES = ["-k", "discriminating or dtypes or tf2 or non-finite"]
@@ -43,6 +44,12 @@ RUNS = {
     "2g-tf_keras-legacy-fit-mixed": ("tf_keras.optimizers.legacy:Adam", ["--execution=fit-mixed", *FIT_MIXED_FAMILIES],
                                      {}, "tf_keras"),
     "2k-tf_keras-legacy-checkpoint": ("tf_keras.optimizers.legacy:Adam", ["--checkpoint", *CHECKPOINTED], {}, "tf_keras"),
+    # TensorFlow's workers without the kernels family (minutes of eager collectives on 2 cores; its crash on an
+    # empty variable is checked by tests/test_distributed_modes.py).
+    "2m-tf_keras-legacy-multiworker": ("tf_keras.optimizers.legacy:Adam", ["--execution=multiworker", "-k",
+                                                                          "not kernels"], {}, "tf_keras"),
+    "2n-tf_keras-legacy-multiworker-function": ("tf_keras.optimizers.legacy:Adam", ["--execution=multiworker-function",
+                                                                                   "-k", "not kernels"], {}, "tf_keras"),
     "3-tf.keras-keras3-tensorflow": ("tensorflow.keras.optimizers:Adam", [], {}, "tensorflow"),
     "3b-tf.keras-keras3-tensorflow-function": ("tensorflow.keras.optimizers:Adam", ["--execution=function"], {},
                                                "tensorflow"),
@@ -84,6 +91,15 @@ RUNS = {
     "6m-torch-fused-checkpoint": ("torch.optim:Adam", ["--execution=fused", "--checkpoint", *CHECKPOINTED], {}, "torch"),
     "6n-torch-fused-checkpoint-to-foreach": ("torch.optim:Adam", ["--execution=fused", "--checkpoint=state_dict-to-foreach",
                                                                   *CHECKPOINTED], {}, "torch"),
+    "6e-torch-ddp": ("torch.optim:Adam", ["--execution=ddp"], {}, "torch"),
+    "6f-torch-ddp-foreach": ("torch.optim:Adam", ["--execution=ddp-foreach"], {}, "torch"),
+    "6g-torch-ddp-fused": ("torch.optim:Adam", ["--execution=ddp-fused"], {}, "torch"),
+    "6h-torch-zero": ("torch.optim:Adam", ["--execution=zero"], {}, "torch"),
+    "6i-torch-zero-foreach": ("torch.optim:Adam", ["--execution=zero-foreach"], {}, "torch"),
+    "6j-torch-zero-fused": ("torch.optim:Adam", ["--execution=zero-fused"], {}, "torch"),
+    "6o-torch-fsdp2": ("torch.optim:Adam", ["--execution=fsdp2"], {}, "torch"),
+    "6p-torch-fsdp2-foreach": ("torch.optim:Adam", ["--execution=fsdp2-foreach"], {}, "torch"),
+    "6q-torch-fsdp2-fused": ("torch.optim:Adam", ["--execution=fsdp2-fused"], {}, "torch"),
     "7-torch-raw": ("torch.optim:Adam", ["--raw"], {}, "torch"),
     "8-optax-adam": ("optax:adam", [], {}, "optax"),
     "8b-optax-adam-jit": ("optax:adam", ["--execution=jit"], {}, "optax"),

@@ -171,3 +171,18 @@ def test_a_rank_that_hangs_is_killed_after_the_timeout():
         assert time.monotonic() - start < 10 and all(_gone(p) for p in pids)
     finally:
         pool.stop()
+
+
+def test_a_distributed_row_is_labelled_with_its_ranks_and_split():
+    from conformance.report.tables import _label
+    from conformance.report.terminal import header_lines
+
+    doc = {"candidate": "torch.optim:Adam", "execution": "fsdp2-fused", "world_size": 4, "split": "one-rank",
+           "declared_profile": ["Algorithm1Epsilon"]}
+    assert _label(doc) == "torch.optim:Adam fsdp2-fused (4 ranks, one-rank split) (profile)"
+    assert _label({"candidate": "torch.optim:Adam", "execution": "fused"}) == "torch.optim:Adam fused"
+    meta = {**doc, "adapter": "torch", "raw": False, "versions": {}, "device": "cpu", "mode": "both",
+            "timeout_s": 120.0, "environment": {"flush_to_zero": {}}, "levels": ["core"], "expectations": None,
+            "translations": [], "capabilities": {"absent": {}, "not_exposed": []},
+            "vector_set": {"spec_version": "1", "vectors": [], "sha256": "0"}}
+    assert "; 4 ranks, one-rank split;" in header_lines(meta)[1]

@@ -418,3 +418,18 @@ def test_the_verified_vector_cache_remembers_large_vectors_checked(pytester, tmp
     inputs = len(record["dtypes"]) * (1 + len(record["steps"]))  # each item makes its initial values and gradients
     states = 3 * len(record["steps"])  # variable, m and v after every step, hashed by the first item only
     assert per_session == [inputs + states, inputs]
+
+
+@pytest.mark.parametrize("option", ["--world-size=3", "--split=one-rank"])
+def test_distributed_options_on_one_device_are_a_usage_error(run, option):
+    result = run("--candidate=reference:Adam", option)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {option.split('=')[0]}: applies to distributed execution modes only; "
+                                 "--execution=eager runs on one device"])
+
+
+@pytest.mark.parametrize("value", ["0", "two"])
+def test_a_world_size_is_a_whole_number_of_ranks(run, value):
+    result = run("--candidate=reference:Adam", f"--world-size={value}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*--world-size: not a number of ranks: '{value}' (write --world-size=2)"])

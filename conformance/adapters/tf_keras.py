@@ -6,7 +6,9 @@ reported as unsupported.
 
 Execution modes (``--execution``): ``eager``; ``function``, every
 ``apply_gradients`` call inside one ``tf.function`` as ``model.fit`` runs it;
-``xla``, the same with ``jit_compile=True``.  A ``tf.function`` may create
+``xla``, the same with ``jit_compile=True``; ``multiworker`` and
+``multiworker-function``, under MultiWorkerMirroredStrategy in worker
+processes (``conformance/adapters/tf_multiworker.py``).  A ``tf.function`` may create
 variables only when first traced, so in those modes every variable's slots are
 created before the first step (as ``model.fit`` does on its first trace).
 ``mirrored`` and ``mirrored-function``: the same under ``tf.distribute.MirroredStrategy``
@@ -28,7 +30,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from conformance.adapters import replicas
+from conformance.adapters import replicas, tf_multiworker
 from conformance.adapters.base import Adapter, Batches, weights_in_spec_order
 from conformance.adapters.fit_loop import FIT_EXECUTIONS, fit_lacking, fit_profile, fit_translations
 from conformance.adapters.numpy_port import constructor_kwargs
@@ -40,6 +42,9 @@ from conformance.features import HYPERPARAMETERS, Feature
 #: What a Python callable or schedule of the harness becomes inside a traced step.
 TRACED = ("a Python callable or schedule is evaluated once, when tf.function traces the step, so it cannot change "
           "between calls of the compiled step")
+#: Why a callable or schedule of the harness cannot go to a distributed mode's workers.
+REMOTE = ("the kit's callables and schedules live in its own process and cannot be called from the worker processes "
+          "of a distributed mode")
 
 
 def method(opt: Any, name: str) -> Any:
@@ -80,15 +85,33 @@ class TfKerasLegacyAdapter(Adapter):
                   "mirrored": "apply_gradients in each replica of a MirroredStrategy over logical CPU devices, "
                               "strategy.run called eagerly",
                   "mirrored-function": "the same with strategy.run inside tf.function, as model.fit runs it",
+                  **{mode: f"{tf_multiworker.TEXT}{', inside tf.function' if fn else ', eagerly'}; workers on 127.0.0.1"
+                     for mode, fn in tf_multiworker.MODES.items()},
                   **FIT_EXECUTIONS}
-    distributed_executions = tuple(replicas.TF_MODES)  # --world-size and --split apply to these
-    twin_label, twin_binding = replicas.TWIN_LABEL, False
+    #: --world-size and --split apply to these: replicas in this process (mirrored), or worker processes.
+    distributed_executions = (*replicas.TF_MODES, *tf_multiworker.MODES)
+    twin_label = replicas.TWIN_LABEL
+    twin_binding = False  # production users assume bit-identity; the spec's verdict is the error model's
+    pool = None  # the worker processes of a multiworker mode (conformance.adapters.ranks), kept across items
 
     def twin(self) -> "TfKerasLegacyAdapter | None":
-        """A mirrored mode's twin: the same candidate on one device, in the matching one-device mode."""
-        if self.execution not in replicas.TF_MODES:
+        """A distributed mode's twin: the same candidate on one device, eagerly or under tf.function as the mode
+        runs it."""
+        if self.execution in replicas.TF_MODES:
+            one = replicas.TF_MODES[self.execution]
+        elif self.execution in tf_multiworker.MODES:
+            one = "function" if tf_multiworker.MODES[self.execution] else "eager"
+        else:
             return None
-        return type(self)(self.candidate, raw=self.raw, device=self.device, execution=replicas.TF_MODES[self.execution])
+        return TfKerasLegacyAdapter(self.candidate, raw=self.raw, device=self.device, execution=one)
+
+    def close(self) -> None:
+        """End the worker processes (the end of the session)."""
+        if self.pool is not None:
+            self.pool.stop()
+
+    def interrupt(self) -> None:
+        self.close()  # a hung item: its workers are killed, the next item starts a fresh pool
 
     @property
     def translations(self) -> list[str]:
@@ -96,12 +119,15 @@ class TfKerasLegacyAdapter(Adapter):
         if self.execution in replicas.TF_MODES:
             n, split = replicas.world(self)
             out.append(f"each step's gradient split among {n} replicas ({split}: their sum is the vector's gradient)")
-        if self.execution in ("eager", "mirrored"):
+        if self.execution in tf_multiworker.MODES:
+            out.append(f"each step's gradient divided among {self.world_size} workers ({self.split} split), summed by "
+                       "the strategy's all-reduce into the vector's gradient bit for bit")
+        if self.execution in ("eager", "mirrored", "multiworker"):
             return out
         if self.execution in FIT_EXECUTIONS:
             return out + fit_translations(self.execution)
         return out + ["slots created for every variable before the first step (tf.function creates variables only when "
-                "first traced)"]
+                      "first traced)"]
 
     def versions(self) -> dict[str, str]:
         return {"tensorflow": tf.__version__, "tf_keras": tf_keras.__version__}
@@ -119,10 +145,13 @@ class TfKerasLegacyAdapter(Adapter):
         if self.device == "gpu":
             out[Feature.BFLOAT16] = "TensorFlow has no GPU bfloat16 Adam kernel"
         if self.execution not in ("eager", "mirrored"):
-            out.update({Feature.callable(k): TRACED for k in HYPERPARAMETERS if k != "epsilon"})
-            out[Feature.SCHEDULE] = TRACED
+            why = REMOTE if self.execution in tf_multiworker.MODES else TRACED
+            out.update({Feature.callable(k): why for k in HYPERPARAMETERS if k != "epsilon"})
+            out[Feature.SCHEDULE] = why
         if self.execution in FIT_EXECUTIONS:
             out.update(fit_lacking(self.execution))
+        if self.execution in tf_multiworker.MODES:
+            out[Feature.NON_CONTIGUOUS] = "TensorFlow's tensors are always contiguous"
         if self.execution == "xla":
             out[Feature.AMSGRAD] = ("XLA cannot compile ResourceApplyAdamWithAmsgrad (TensorFlow registers no XLA kernel "
                                     "for it: InvalidArgumentError when the step is compiled)")
@@ -138,7 +167,11 @@ class TfKerasLegacyAdapter(Adapter):
     def profile(self) -> tuple[str, ...]:
         return fit_profile(self.execution)
 
-    def start(self, spec: Any) -> "TfSession":
+    def start(self, spec: Any) -> Any:
+        if self.execution in tf_multiworker.MODES:
+            if self.device != "cpu":
+                raise Unsupported("the multiworker modes run their workers on CPU")
+            return tf_multiworker.start(self, spec)
         if self.execution in replicas.TF_MODES:
             return MirroredTfSession(self.candidate, spec, mirrored_strategy(replicas.world(self)[0]),
                                      self.execution, replicas.world(self))
@@ -157,6 +190,9 @@ class TfKerasLegacyAdapter(Adapter):
         return session
 
     def v2_api(self) -> Any:
+        if self.distributed:  # the API checks build their own optimizers in the kit's process, on one device
+            raise Unsupported(f"the optimizer_v2 API checks run on one device; --execution={self.execution} is judged "
+                              "on the vectors")
         return TfApi(self.candidate, tf_device(self.device))
 
     def page_aliases(self) -> dict[str, Any]:
