@@ -118,7 +118,31 @@ RUNS = {
 #: distributed, resumed or training-loop row starts processes, strategies or ``model.fit`` calls for every item,
 #: and the whole of each would take CI minutes.  Each selection takes what the mode changes: dense, sparse with
 #: duplicates, variables that come and go, the kernels' shapes, a skipped step.
-CI_SELECTION: dict[str, str] = {}
+_SPREAD = "dense/basic or sparse/duplicate-pair or multivariable/left-out"  # replicas: dense, duplicates, a variable out
+_RANKS = "dense/basic or sparse/duplicate-pair or kernels/widths or multivariable/late-variable"
+_FIT = "discriminating/epsilon-1 or dtypes/all-four or non-finite"
+_RESUMED = "(first-step and float32 or all-four-amsgrad and bfloat16) and not test_"
+CI_SELECTION: dict[str, str] = {
+    "2d-tf_keras-legacy-mirrored": _SPREAD, "2e-tf_keras-legacy-mirrored-function": _SPREAD,
+    "3d-tf.keras-keras3-tensorflow-mirrored": _SPREAD, "3e-tf.keras-keras3-tensorflow-mirrored-one-rank": "duplicate-pair",
+    "2m-tf_keras-legacy-multiworker": "dense/basic or sparse/duplicate-pair",
+    "2n-tf_keras-legacy-multiworker-function": "dense/basic or sparse/duplicate-pair",
+    **{stem: _RANKS for stem in ("6e-torch-ddp", "6f-torch-ddp-foreach", "6g-torch-ddp-fused", "6h-torch-zero",
+                                 "6i-torch-zero-foreach", "6j-torch-zero-fused", "6o-torch-fsdp2",
+                                 "6p-torch-fsdp2-foreach", "6q-torch-fsdp2-fused")},
+    "8c-optax-adam-sharded": "dense/basic or kernels/widths or multivariable/two-shapes",
+    "8d-optax-adam-pmap": "dense/basic or multivariable/two-shapes",
+    **{stem: _FIT for stem in ("2f-tf_keras-legacy-fit", "3f-tf.keras-keras3-tensorflow-fit", "4c-keras3-jax-fit",
+                               "5c-keras3-torch-fit")},
+    **{stem: "discriminating/epsilon-1 or non-finite" for stem in (
+        "2g-tf_keras-legacy-fit-mixed", "3g-tf.keras-keras3-tensorflow-fit-mixed", "4d-keras3-jax-fit-mixed",
+        "5d-keras3-torch-fit-mixed")},
+    **{stem: _RESUMED for stem in ("2k-tf_keras-legacy-checkpoint", "3k-tf.keras-keras3-tensorflow-checkpoint",
+                                   "3l-tf.keras-keras3-tensorflow-checkpoint-tf", "4k-keras3-jax-checkpoint",
+                                   "5k-keras3-torch-checkpoint", "6k-torch-checkpoint", "6l-torch-foreach-checkpoint",
+                                   "6m-torch-fused-checkpoint", "6n-torch-fused-checkpoint-to-foreach",
+                                   "8k-optax-adam-checkpoint", "9k-optax-amsgrad-checkpoint")},
+}
 
 
 def available(name: str) -> bool:
