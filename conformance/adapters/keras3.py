@@ -20,7 +20,7 @@ runs every step); on the torch backend ``compile`` (``torch.compile``).  In thos
 or ``function``.  On the TensorFlow backend also ``multiworker`` and ``multiworker-function``: the same under
 ``MultiWorkerMirroredStrategy`` in ``--world-size`` worker processes on 127.0.0.1, by the tf_keras adapter's
 mechanism (``conformance/adapters/tf_multiworker.py``), each gradient passed through ``tf.identity`` in replica
-context (without it Keras 3's all-reduce fails: "destinations can not be empty").  On every backend ``fit`` and ``fit-mixed`` run
+context (without it ``multiworker-function`` fails on dense gradients in the worker).  On every backend ``fit`` and ``fit-mixed`` run
 every step through ``model.fit`` itself (``conformance.adapters.fit_loop``).
 """
 
@@ -124,8 +124,8 @@ class Keras3Adapter(Adapter):
         if self.execution in tf_multiworker.MODES:
             out.append(f"each step's gradient divided among {self.world_size} workers ({self.split} split), summed by "
                        "the strategy's all-reduce into the vector's gradient bit for bit")
-            out.append("each gradient passed through tf.identity in replica context (MultiWorkerMirroredStrategy's "
-                       "all-reduce of Keras 3's gradients fails without it: destinations can not be empty)")
+            out.append("each gradient passed through tf.identity in replica context (without it Keras 3's step under "
+                       "MultiWorkerMirroredStrategy inside tf.function fails on dense gradients)")
         if self.raw:
             return out if self.execution != "eager" else []
         if BACKEND == "jax":
@@ -398,8 +398,9 @@ class MultiWorkerKeras3Session(Keras3Session):
     def _replica(self, grads: dict, without: tuple) -> None:
         import tensorflow as tf
 
-        # Without tf.identity the strategy's all-reduce of Keras 3's gradients raises "destinations can not be
-        # empty" (TensorFlow 2.21, measured): the identity is the same numbers, made in replica context.
+        # Without tf.identity, dense gradients inside tf.function fail in the worker (ValueError from the traced step,
+        # measured with TensorFlow 2.21; issue 25 saw "destinations can not be empty"); eagerly they run either way.
+        # The identity gives the same numbers, as a tensor made in replica context.
         self.opt.apply_gradients([(None if n in without else tf.identity(grads[n]), self.vars[n])
                                   for n in self.vars if n in grads or n in without])
 
