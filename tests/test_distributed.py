@@ -188,6 +188,7 @@ def test_a_distributed_row_is_labelled_with_its_ranks_and_split():
     assert "; 4 ranks, one-rank split;" in header_lines(meta)[1]
 
 
+@pytest.mark.slow  # a whole run of the suite in a subprocess (about a minute)
 def test_the_deepspeed_modes_are_unsupported_with_the_reason_where_deepspeed_is_absent(tmp_path):
     """DeepSpeed is an optional extra: without it every item of its three modes is unsupported with one line saying
     how to get it, and no rank process starts (a whole run for ZeRO-2; the adapter alone for each stage)."""
