@@ -133,7 +133,7 @@ RUNS = {
 _SPREAD = "dense/basic or sparse/duplicate-pair or multivariable/left-out"  # replicas: dense, duplicates, a variable out
 _RANKS = "dense/basic or sparse/duplicate-pair or kernels/widths or multivariable/late-variable"
 _FIT = "discriminating/epsilon-1 or dtypes/all-four or non-finite"
-_RESUMED = "(first-step and float32 or all-four-amsgrad and bfloat16) and not test_"
+_RESUMED = "((first-step or row-then-absent) and float32 or all-four-amsgrad and bfloat16) and not test_"
 CI_SELECTION: dict[str, str] = {
     "2d-tf_keras-legacy-mirrored": _SPREAD, "2e-tf_keras-legacy-mirrored-function": _SPREAD,
     "3d-tf.keras-keras3-tensorflow-mirrored": _SPREAD, "3e-tf.keras-keras3-tensorflow-mirrored-one-rank": "duplicate-pair",
