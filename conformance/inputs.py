@@ -65,6 +65,7 @@ class RunSpec:
     non_contiguous: bool = False  # variables and gradients as strided / transposed views (Feature.NON_CONTIGUOUS)
     dtypes: dict[str, str] = field(default_factory=dict)  # a variable's own dtype (ADAM-DTYPE-2)
     clipping: dict[str, float] = field(default_factory=dict)  # the constructor's clipping argument (ADAM-CLIP-APPLY-1)
+    steps: int = 0  # the vector's steps (0 when not from a vector): where --checkpoint saves
 
     @classmethod
     def for_vector(cls, vector: Any, dtype: str, *, variables: dict[str, np.ndarray] | None = None,
@@ -77,7 +78,8 @@ class RunSpec:
                    defaults=vector.constructed_with_defaults, dtype=dtype, variables=vector.initial() if variables is None else variables,
                    clock=clock,
                    round_trip=round_trip, non_contiguous=vector.non_contiguous, dtypes=vector.variable_dtypes(dtype),
-                   clipping={k: float(x) for k, x in vector.record.get("clipping", {}).items()})
+                   clipping={k: float(x) for k, x in vector.record.get("clipping", {}).items()},
+                   steps=len(vector.steps))
 
     @classmethod
     def for_values(cls, dtype: str, variables: dict[str, np.ndarray], hyper: dict[str, Any],

@@ -16,7 +16,6 @@ import importlib
 import multiprocessing
 import os
 import pickle
-import signal
 import time
 import traceback
 from types import SimpleNamespace
@@ -24,8 +23,7 @@ from typing import Any
 
 import pytest
 
-from conformance.errors import Unsupported
-from conformance.errors import first_line
+from conformance.errors import Unsupported, exit_cause, first_line
 from conformance.load.vector import VectorError
 
 
@@ -105,6 +103,40 @@ def _check(adapter: Any, request: tuple) -> tuple:
     return raised, attribute, trace, tracker
 
 
+def _calls(spec: Any) -> dict:
+    """The steps at which each harness callable and schedule of ``spec`` was called (the parent merges them into its
+    own objects, so that liveness, ADAM-HYPER-1 and -3, is judged over the whole resumed run)."""
+    from conformance.inputs import StepCallable, StepSchedule
+
+    out: dict[str, Any] = {}
+    for name, obj in spec.hyper.items():
+        if isinstance(obj, StepCallable):
+            out[name] = set(obj.called_at)
+        elif isinstance(obj, StepSchedule):
+            out[name] = list(obj.steps_seen)
+    return out
+
+
+def _resumed(adapter: Any, resumed: Any, request: tuple) -> tuple[Any, tuple]:
+    """``--checkpoint``'s requests: ``("resume", spec, format, directory)`` restores the candidate here
+    (``Adapter.checkpoint_restore``) and answers its state; ``("call", method, args, step)`` calls the restored
+    session's ``apply``, ``read`` or ``load`` with the harness's clock at ``step``.  What the candidate raises is
+    sent back to be raised in the parent, so that the runner judges it as it would in process."""
+    try:
+        if request[0] == "resume":
+            _, spec, fmt, directory = request
+            resumed = (adapter.checkpoint_restore(spec, fmt, directory), spec)
+            result = resumed[0].read()
+        else:
+            _, method, args, step = request
+            session, spec = resumed
+            spec.clock.step = step
+            result = getattr(session, method)(*args)
+        return resumed, ("ok", ("ok", result, _calls(resumed[1])))
+    except Exception as exc:  # noqa: BLE001 - the candidate's, raised again in the parent
+        return resumed, ("ok", ("raised", _portable(exc), {}))
+
+
 def _serve(conn: Any, spec: str, adapter_name: str | None, raw: bool, device: str, execution: str | None,
            absent: dict, world_size: int = 2, split: str = "even") -> None:
     """The child: build the adapter once, then run each (vector, dtype, modes) sent and send the outcomes back."""
@@ -112,9 +144,13 @@ def _serve(conn: Any, spec: str, adapter_name: str | None, raw: bool, device: st
     from conformance.drive import resolve
     from conformance.drive.runner import run
 
-    adapter = resolve.resolve(spec, adapter_name, raw=raw, device=device, execution=execution,
-                              world_size=world_size, split=split)
+    if adapter_name == "pipe":  # --checkpoint with a --candidate-command: the resumed port's own process
+        adapter = resolve.resolve_command(spec, timeout=120.0)  # the parent's --conformance-timeout still applies
+    else:
+        adapter = resolve.resolve(spec, adapter_name, raw=raw, device=device, execution=execution,
+                                  world_size=world_size, split=split)
     adapter.absent = absent
+    resumed: Any = None  # --checkpoint: the session restored here, and its RunSpec
     while True:
         try:
             request = conn.recv()
@@ -128,6 +164,8 @@ def _serve(conn: Any, spec: str, adapter_name: str | None, raw: bool, device: st
                 reply = ("ok", probe.probe(adapter, request[1]))
             elif request[0] == "check":
                 reply = ("ok", _check(adapter, request))
+            elif request[0] in ("resume", "call"):
+                resumed, reply = _resumed(adapter, resumed, request)
             else:
                 vector, dtype, modes, profile = request
                 outcomes = run(adapter, vector, dtype, modes, on_step=lambda s: conn.send(("step", s)), profile=profile)
@@ -141,14 +179,6 @@ def _serve(conn: Any, spec: str, adapter_name: str | None, raw: bool, device: st
         conn.send(reply)
 
 
-def _cause(exitcode: int | None) -> str:
-    if exitcode is not None and exitcode < 0:
-        try:
-            return signal.Signals(-exitcode).name
-        except ValueError:
-            return f"signal {-exitcode}"
-    return f"exit status {exitcode}"
-
 
 class Isolation:
     """The child process and how to reach it; restarted after a crash or a timeout."""
@@ -159,6 +189,12 @@ class Isolation:
         self.ctx = multiprocessing.get_context("spawn")  # no state of the parent (TensorFlow's threads) is forked
         self.proc: Any = None
         self.crashes = 0
+        self.after_crash = "(--isolate: the next item runs in a fresh process)"
+
+    def warm(self) -> None:
+        """Start the child now, so that its imports overlap the parent's work (``--checkpoint``'s next resume)."""
+        if self.proc is None or not self.proc.is_alive():
+            self._start()
 
     def _start(self) -> None:
         self.conn, child = self.ctx.Pipe()
@@ -172,6 +208,14 @@ class Isolation:
             self.proc.kill()
             self.proc.join()
             self.proc = None
+
+    def close(self, wait: float = 10.0) -> None:
+        """End the child as a session ends: its pipe closed, it closes its adapter (a distributed mode's ranks) and
+        returns; killed if it has not within ``wait`` seconds."""
+        if self.proc is not None:
+            self.conn.close()
+            self.proc.join(wait)
+        self.stop()
 
     def probe(self, without: list, timeout: float) -> Any:
         """``probe.probe`` in the child, so that a candidate that crashes while probed cannot end the run;
@@ -219,11 +263,10 @@ class Isolation:
                 kind, payload = self.conn.recv()
             except (EOFError, OSError):
                 self.proc.join()
-                cause = _cause(self.proc.exitcode)
+                cause = exit_cause(self.proc.exitcode)
                 self.proc, self.crashes = None, self.crashes + 1
                 place = f" in {where}" if where else f" at step {at}" if at else " while being built"
-                raise CandidateCrash(f"the candidate crashed the process: {cause}{place} (--isolate: the next item "
-                                     "runs in a fresh process)") from None
+                raise CandidateCrash(f"the candidate crashed the process: {cause}{place} {self.after_crash}") from None
             if kind != "step":
                 break
             at = payload

@@ -103,7 +103,15 @@ class Server:
             raise NotImplementedError("the served class has no set_weights")
         state = {n: {k: None if a is None else decode(a) for k, a in v.items()} for n, v in req["variables"].items()}
         state["iterations"] = req["iterations"]
-        s["opt"].set_weights(weights_in_spec_order(state, s["batches"], s["opt"].amsgrad, lambda n, x: x))
+        # P-7: a slot given for a variable that has none yet (a fresh session, as a resumed run loads) is created
+        # first, by a zero-gradient call (the variables are assigned below), so that set_weights finds it.
+        new = [n for n, v in state.items() if n != "iterations" and v.get("m") is not None
+               and n not in s["batches"].seen]
+        if new:
+            s["opt"].apply_gradients([(np.zeros_like(s["vars"][n]), s["vars"][n]) for n in new])
+            s["batches"].note(dict.fromkeys(new, True))
+        if s["batches"].seen:  # with no slot anywhere (nothing stepped yet) there is nothing for set_weights
+            s["opt"].set_weights(weights_in_spec_order(state, s["batches"], s["opt"].amsgrad, lambda n, x: x))
         for n, var in s["vars"].items():
             var[...] = state[n]["variable"]
         return {}

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from conformance.adapters import ADAPTERS
-from conformance.clauses import LEVELS
+from conformance.clauses import DEFAULT_LEVELS, LEVELS
 from conformance.session import SESSION, Session
 
 CANDIDATE = "--candidate"
@@ -45,6 +45,7 @@ EXPORT = "--export-failures"
 LEVEL = "--level"
 WITHOUT = "--without"
 ISOLATE = "--isolate"
+CHECKPOINT = "--checkpoint"
 PROFILE = "--profile"
 DIAGNOSIS = "--conformance-diagnosis"
 WORLD_SIZE = "--world-size"
@@ -69,7 +70,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(EXECUTION, metavar="MODE",
                     help="how the candidate's step runs: eager (default); tf_keras and Keras 3 on TensorFlow: function, "
                          "xla, mirrored, mirrored-function; Keras 3 on JAX: jit; torch: foreach, fused, compile; optax: "
-                         "jit, sharded, pmap")
+                         "jit, sharded, pmap; tf_keras and Keras 3: fit, fit-mixed (every step through model.fit); on "
+                         "several ranks (--world-size): torch: ddp, zero, fsdp2, each also -foreach, -fused; tf_keras: "
+                         "multiworker, multiworker-function")
     group.addoption(WORLD_SIZE, type=_world_size, default=None, metavar="N",
                     help="replicas or ranks of a distributed execution mode (default 2; docs/adapters.md, "
                          "\"Distributed execution modes\")")
@@ -99,13 +102,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(MODE, choices=["both", "trajectory", "single-step"], default="both",
                     help="trajectory: the candidate runs free and the bound grows with the steps; single-step: the "
                          "candidate is given the oracle's state before every step; both (default)")
-    group.addoption(LEVEL, default=",".join(LEVELS), metavar="LEVEL[,LEVEL]",
-                    help="the spec levels the candidate claims, of core, api, tf2-detail (default: all three); items of "
-                         "other levels are deselected")
+    group.addoption(LEVEL, default=",".join(DEFAULT_LEVELS), metavar="LEVEL[,LEVEL]",
+                    help="the spec levels the candidate claims, of core, api, tf2-detail, later (default: the first "
+                         "three, TF 2.0; later is behaviour adopted after it); items of other levels are deselected")
     group.addoption(ISOLATE, action="store_true",
                     help="run every call into the candidate (the probe, vector items, API and property checks) in a "
                          "child process (reused until it dies), so that a candidate that crashes its interpreter "
                          "(segfault, abort, os._exit) fails one item and the run goes on")
+    group.addoption(CHECKPOINT, nargs="?", const="", default=None, metavar="FORMAT",
+                    help="save every vector's run at its middle step with the framework's own serialization (FORMAT: "
+                         "one the adapter offers; bare: its default), restore it in a fresh process and resume there: "
+                         "judged against the uninterrupted run (bit for bit) and the oracle, in trajectory mode")
     group.addoption(PROFILE, default="", metavar="DEVIATION[,DEVIATION]",
                     help="judge the candidate against the spec with these known deviations (names as the kit prints "
                          "them, e.g. Algorithm1Epsilon,PerVariableStep), under the same error model; any further "
@@ -138,7 +145,7 @@ def _levels(config: pytest.Config) -> tuple[str, ...]:
     chosen = tuple(x.strip() for x in config.getoption(LEVEL).split(",") if x.strip())
     unknown = [x for x in chosen if x not in LEVELS]
     if unknown or not chosen:
-        raise pytest.UsageError(f"{LEVEL}={config.getoption(LEVEL)}: levels are core, api and tf2-detail")
+        raise pytest.UsageError(f"{LEVEL}={config.getoption(LEVEL)}: levels are " + ", ".join(LEVELS))
     return chosen
 
 
@@ -212,6 +219,7 @@ def pytest_configure(config: pytest.Config) -> None:
         adapter.absent = caps.absent
     else:
         caps = probe.probe(adapter, without)
+    adapter, mode = _checkpoint(config, adapter, spec)
     exp_opt = config.getoption(EXPECTATIONS)
     try:
         exp = (None if exp_opt == "none" else expectations.load(exp_opt)) if exp_opt else expectations.for_candidate(
@@ -220,7 +228,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     split = adapter.split if getattr(adapter, "distributed", False) else None
     exp = exp.for_run(adapter.execution, adapter.versions().get("backend"), split) if exp else None
-    kit = Session(spec, adapter, config.getoption(MODE), config.getoption(TIMEOUT), _vector_paths(config), exp,
+    kit = Session(spec, adapter, mode, config.getoption(TIMEOUT), _vector_paths(config), exp,
                   capabilities=caps, levels=levels, device=adapter.device_used(), environment=_environment(adapter))
     kit.isolation = isolation
     kit.profile = _profile(adapter.profile(), config.getoption(PROFILE), exp)
@@ -243,6 +251,31 @@ def pytest_configure(config: pytest.Config) -> None:
         if command and tier != "property":  # what only a process is asked: P-5's all-null apply (suite/test_process.py)
             paths.append(str(SUITE_DIR / "test_process.py"))
         config.args[:] = paths + ([str(SUITE_DIR / "test_properties.py")] if tier != "vectors" else [])
+
+
+def _checkpoint(config: pytest.Config, adapter: Any, spec: str) -> tuple[Any, str]:
+    """The adapter and judging mode of the run: with ``--checkpoint``, the adapter that resumes every vector from a
+    checkpoint in a fresh process (``conformance.checkpoint``), judged in trajectory mode."""
+    fmt, mode = config.getoption(CHECKPOINT), config.getoption(MODE)
+    if fmt is None:
+        return adapter, mode
+    formats = adapter.checkpoint_formats
+    if not formats:
+        raise pytest.UsageError(f"{CHECKPOINT}: the {adapter.name} adapter has no checkpoint format")
+    fmt = fmt or next(iter(formats))
+    if fmt not in formats:
+        raise pytest.UsageError(f"{CHECKPOINT}={fmt}: the {adapter.name} adapter has no such format "
+                                f"(it has: {', '.join(formats)})")
+    if config.getoption(ISOLATE):
+        raise pytest.UsageError(f"{CHECKPOINT} runs the resumed half in a process of its own; drop {ISOLATE}")
+    if mode == "single-step":
+        raise pytest.UsageError(f"{CHECKPOINT}: single-step mode loads the oracle's state before every step, which "
+                                "would replace the restored one; checkpoint runs are judged in trajectory mode")
+    from conformance.checkpoint import CheckpointAdapter
+
+    wrapped = CheckpointAdapter(adapter, fmt, spec, config.getoption(TIMEOUT))
+    config.add_cleanup(wrapped.close)
+    return wrapped, "trajectory"
 
 
 def _environment(adapter: Any) -> dict:
@@ -550,7 +583,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if kit is not None:
         getattr(kit.adapter, "close", lambda: None)()
         if kit.isolation is not None:
-            kit.isolation.stop()
+            kit.isolation.close()
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

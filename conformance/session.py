@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from conformance.clauses import LEVELS
+from conformance.clauses import DEFAULT_LEVELS
 
 
 @dataclass
@@ -25,7 +25,7 @@ class Session:
     vector_paths: list[Path]
     expectations: Any = None
     capabilities: Any = None  # conformance.drive.probe.Capabilities
-    levels: tuple[str, ...] = LEVELS
+    levels: tuple[str, ...] = DEFAULT_LEVELS
     device: str = ""
     environment: dict = field(default_factory=dict)
     trackers: dict = field(default_factory=dict)  # property tier: name -> conformance.property.Tracker
@@ -99,6 +99,7 @@ class Session:
             "stale_expectations": [e.id for e in self.stale_expectations()],
             "timing": {"total_s": round(total, 3), "candidate_s": round(inside, 3),
                        "collection_s": round(max(self.collected - self.started, 0.0), 3)},
+            "checkpoint": getattr(a, "checkpoint", None),
             "declared_profile": list(self.profile),
             "profile": self.found_profile(),
             **({"world_size": a.world_size, "split": a.split} if getattr(a, "distributed", False) else {}),

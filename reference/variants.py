@@ -112,6 +112,34 @@ class LaggingBetaProduct(Adam):
         return lr * math.sqrt(1.0 - p2) / (1.0 - p1)
 
 
+class Float32BetaProducts(Adam):
+    """ADAM-UPDATE-1: beta_1**t and beta_2**t are float32 running products (TF 1's beta1_power and beta2_power): the
+    first call's betas, multiplied after every call by that call's betas, each product rounded to float32, and cast
+    to the variable's dtype only where the step uses them, whatever that dtype is."""
+
+    hidden_state = "the running products of the betas"
+    wraps = ("update_all", "hyperparameters_for")
+
+    def update_all(self, present, values, t):
+        powers = self.__dict__.setdefault("_f32_powers", {})
+        if t not in powers:  # once per call: every variable of the call shares it
+            betas = (np.float32(values["beta_1"]), np.float32(values["beta_2"]))
+            last = powers.get(t - 1)
+            powers[t] = betas if last is None else tuple(p * b for p, b in zip(last, self._f32_betas))
+            self._f32_betas = betas  # multiplied in after this call, as TF 1's _finish does
+        self._f32_now = powers[t]
+        super().update_all(present, values, t)
+
+    def hyperparameters_for(self, values, dtype):
+        self._f32_dtype = dtype  # the dtype the step casts the products to (None: the exact oracle's float64)
+        return super().hyperparameters_for(values, dtype)
+
+    def bias_corrected_lr(self, lr, beta_1, beta_2, t):
+        cast = (lambda p: float(p)) if self._f32_dtype is None else (lambda p: float(np.float32(p).astype(self._f32_dtype)))
+        p1, p2 = map(cast, self._f32_now)
+        return lr * math.sqrt(1.0 - p2) / (1.0 - p1)
+
+
 class SwappedBetas(Adam):
     """ADAM-UPDATE-2/3: m decays with beta_2 and v with beta_1."""
 
@@ -195,6 +223,20 @@ class PerReplicaClipping(Adam):
     def clip_in_apply(self, present):
         halves = super().clip_in_apply([(adam.dense_gradient(g, v.shape) / 2.0, v) for g, v in present])
         return [(g + g, v) for g, v in halves]  # the two replicas' equal clipped shares, summed (exact)
+
+
+class LossScaledStep(Adam):
+    """ADAM-UPDATE-7: the training loop scales the loss, so a call with any NaN or Inf gradient changes nothing
+    (iterations, slots and variables), as a loss-scale optimizer skips it."""
+
+    wraps = ("apply_gradients",)
+
+    def apply_gradients(self, grads_and_vars, name=None):
+        pairs = list(grads_and_vars)
+        values = [np.asarray(g.values if hasattr(g, "indices") else g) for g, _ in pairs if g is not None]
+        if all(np.all(np.isfinite(v)) for v in values):
+            return super().apply_gradients(pairs, name)
+        return self._iterations  # skipped: not even the step counter moves
 
 
 # --- wrong: AMSGrad ------------------------------------------------------------------------
@@ -619,6 +661,11 @@ WRONG = [
     FirstDtypeForTheCall,
     StepSizeInFirstDtype,
 ]
+#: What a training loop declares around the optimizer (a profile an adapter's loop mode gives, ``profile()``): not
+#: a wrong port, so neither in the diagnosis nor in the mutation test.
+LOOPS = [LossScaledStep]
+#: What another optimizer than the page's does, named so that its profile can declare it (not in the mutation test).
+OTHERS = [Float32BetaProducts]
 CORRECT = [KernelMomentForm, NativePrecision, NativePaperForm, GroupedStepSize, ScatterSparse, ContractedKernelForm]
 
 
@@ -666,7 +713,7 @@ def judging(port: type) -> type:
 
 def deviation(name: str) -> type:
     """The wrong variant called ``name``; ValueError naming the known ones otherwise."""
-    found = {cls.__name__: cls for cls in WRONG}
+    found = {cls.__name__: cls for cls in WRONG + LOOPS + OTHERS}
     if name not in found:
         raise ValueError(f"unknown deviation {name!r}; known: {', '.join(sorted(found))}")
     return found[name]

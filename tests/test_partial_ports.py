@@ -9,12 +9,12 @@ import pytest
 from conformance.drive.runner import KEEP_LIMIT
 from conformance.load.vector import Vector
 from tests.helpers import NUMPY_PROTOCOL as PROTOCOL  # the API checks no NumPy port can run
-from tests.helpers import CLIPPING_ITEMS, ROOT, once_per_run, unflagged_large
+from tests.helpers import ROOT, once_per_run, unflagged_large
 
 
 def _items() -> dict[str, Vector]:
     """The vector items a run collects (``vector[dtype]``), each with its vector."""
-    return {f"{v.id}[{d}]": v for v in unflagged_large() for d in v.dtypes if v.family != "clipping"}
+    return {f"{v.id}[{d}]": v for v in unflagged_large() for d in v.dtypes}
 
 
 def _amsgrad() -> set[str]:
@@ -45,8 +45,8 @@ def _by_verdict(doc: dict, family: str | None = None) -> dict[str, set[str]]:
     """
     out: dict[str, set[str]] = {}
     for r in doc["results"]:
-        if r["vector"].removeprefix("api/") in PROTOCOL or r["family"] == "clipping":
-            continue  # the clipping items are unsupported for every port that does not declare clipping
+        if r["vector"].removeprefix("api/") in PROTOCOL:
+            continue
         if (r["family"] == "api") == (family == "api"):
             name = r["vector"].removeprefix("api/") + (f"[{r['dtype']}]" if r["dtype"] else "")
             out.setdefault(r["verdict"], set()).add(name)
@@ -54,12 +54,12 @@ def _by_verdict(doc: dict, family: str | None = None) -> dict[str, set[str]]:
 
 
 def _vector_results(doc: dict) -> list[dict]:
-    return [r for r in doc["results"] if r["family"] not in ("api", "clipping")]  # clipping: unsupported (helpers)
+    return [r for r in doc["results"] if r["family"] != "api"]
 
 
 def _reasons(doc: dict) -> set[str]:
     return {r["unsupported"] for r in doc["results"] if r["verdict"] == "unsupported"
-            and r["vector"].removeprefix("api/") not in PROTOCOL and r["family"] != "clipping"}
+            and r["vector"].removeprefix("api/") not in PROTOCOL}
 
 
 def _protocol_results(doc: dict) -> dict[str, tuple[str, str]]:
@@ -143,8 +143,8 @@ def test_a_port_claiming_only_core(run):
     assert result.ret == 0
     assert _by_verdict(doc) == {"pass": _core()}
     assert {r["level"] for r in doc["results"]} == {"core"}  # the core-level API checks run too
-    assert set(doc["deselected_levels"]) == {"api", "tf2-detail"}
-    result.stdout.fnmatch_lines(["not selected (--level): api (* items), tf2-detail (* items)",
+    assert set(doc["deselected_levels"]) == {"api", "tf2-detail", "later"}
+    result.stdout.fnmatch_lines(["not selected (--level): api (* items), later (* items), tf2-detail (* items)",
                                  f"verdict: conforms to core on {len(doc['results'])} items; *"])
 
 
@@ -164,8 +164,7 @@ def test_an_unknown_feature_is_a_usage_error(run):
 def test_a_port_that_implements_nothing_does_not_pass(run):
     result, doc = run("tests.partial_ports:NotImplementedAtAll")
     assert result.ret != 0
-    assert doc["summary"] == {"unsupported": len(_items()) + len(CLIPPING_ITEMS)
-                              + sum(r["family"] == "api" for r in doc["results"])}
+    assert doc["summary"] == {"unsupported": len(_items()) + sum(r["family"] == "api" for r in doc["results"])}
     result.stdout.fnmatch_lines(["*zero vectors were executed against the candidate; this is never a pass*"])
 
 

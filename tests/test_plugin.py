@@ -40,10 +40,10 @@ def test_reference_passes_everything(run, tmp_path):
     N_CHECKS = _api_checks(run)
     assert N_CHECKS > 0
     out = tmp_path / "r.json"
-    result = run("--candidate=reference:Adam", f"--conformance-json={out}")
-    # Every item and check passes, but those the NumPy-port protocol cannot express (no autodiff, no tensors).
-    n_items = _items()
-    # and the clipping items: reference.Adam is TF 2.0's port, which clips only in minimize (ADAM-TF2-CLIP-1).
+    result = run("--candidate=reference:Adam", "--level=core,api,tf2-detail,later", f"--conformance-json={out}")
+    # Every item and check passes, but those the NumPy-port protocol cannot express (no autodiff, no tensors),
+    n_items = _items() + len(CLIPPING_ITEMS)
+    # and the clipping items (level later): reference.Adam is TF 2.0's port, which clips only in minimize (ADAM-TF2-CLIP-1).
     skipped = len(NUMPY_PROTOCOL) + len(CLIPPING_ITEMS)
     result.assert_outcomes(passed=n_items + N_CHECKS - skipped, skipped=skipped)
     doc = json.loads(out.read_text())
@@ -420,3 +420,18 @@ def test_the_verified_vector_cache_remembers_large_vectors_checked(pytester, tmp
     inputs = len(record["dtypes"]) * (1 + len(record["steps"]))  # each item makes its initial values and gradients
     states = 3 * len(record["steps"])  # variable, m and v after every step, hashed by the first item only
     assert per_session == [inputs + states, inputs]
+
+
+@pytest.mark.parametrize("option", ["--world-size=3", "--split=one-rank"])
+def test_distributed_options_on_one_device_are_a_usage_error(run, option):
+    result = run("--candidate=reference:Adam", option)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {option.split('=')[0]}: applies to distributed execution modes only; "
+                                 "--execution=eager runs on one device"])
+
+
+@pytest.mark.parametrize("value", ["0", "two"])
+def test_a_world_size_is_a_whole_number_of_ranks(run, value):
+    result = run("--candidate=reference:Adam", f"--world-size={value}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*--world-size: not a number of ranks: '{value}' (write --world-size=2)"])

@@ -21,6 +21,7 @@ ADAPTERS = {
     "numpy": "conformance.adapters.numpy_port:NumpyPortAdapter",
     "tf_keras": "conformance.adapters.tf_keras:TfKerasLegacyAdapter",
     "keras3": "conformance.adapters.keras3:Keras3Adapter",
+    "tf1": "conformance.adapters.tf1:Tf1Adapter",
     "torch": "conformance.adapters.torch:TorchAdapter",
     "optax": "conformance.adapters.optax:OptaxAdapter",
 }
@@ -32,6 +33,8 @@ def choose(spec: str) -> str:
     top = module.split(".")[0]
     if top == "tf_keras" or (top == "tensorflow" and "legacy" in module):
         return "tf_keras"
+    if module.startswith("tensorflow.compat.v1.train"):
+        return "tf1"
     if top in ("keras", "tensorflow"):
         return "keras3"
     if top in ("torch", "optax"):

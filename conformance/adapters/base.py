@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import pickle
 from typing import Any, Callable, Protocol
 
 import numpy as np
@@ -41,6 +43,9 @@ class Adapter:
     observes_liveness = True  # the harness's callables and schedule are called by the candidate itself
     #: Execution modes (``--execution``): name -> how the candidate's step runs, in words; the first is the default.
     executions = {"eager": "the candidate's step called directly"}
+    #: Checkpoint formats (``--checkpoint=FORMAT``): name -> how the state is saved and restored, in words, the
+    #: first the default.  Empty: the adapter cannot resume a run from a checkpoint.
+    checkpoint_formats: dict[str, str] = {}
     #: The execution modes that run the candidate on several replicas or ranks: ``--world-size`` and ``--split``
     #: (``conformance.adapters.distributed``) apply to them alone.
     distributed_executions: tuple[str, ...] = ()
@@ -139,6 +144,16 @@ class Adapter:
         other exception of the candidate's through: the harness reports it as the candidate's, at step 0."""
         raise NotImplementedError
 
+    def checkpoint_save(self, session: Session, fmt: str, directory: str) -> None:
+        """Save ``session``'s candidate (optimizer and variables) under ``directory`` with format ``fmt`` (one of
+        ``checkpoint_formats``), as the framework's guides save a training run."""
+        raise Unsupported(f"the {self.name} adapter has no checkpoint format")
+
+    def checkpoint_restore(self, spec: RunSpec, fmt: str, directory: str) -> Session:
+        """In a fresh process: build the candidate from ``spec`` as ``start`` does, restore it from what
+        ``checkpoint_save`` wrote under ``directory``, and return the session that steps on from there."""
+        raise Unsupported(f"the {self.name} adapter has no checkpoint format")
+
     #: What ``twin`` is, in words ("one device", "the uninterrupted run"), and whether a difference from it fails the
     #: item (True) or is reported beside the verdict (False).
     twin_label = ""
@@ -191,6 +206,38 @@ def weights_in_spec_order(state: dict, batches: Batches, amsgrad: bool,
     slots = ("m", "v", "vhat") if amsgrad else ("m", "v")
     return [np.int64(state["iterations"])] + [cast(n, state[n][slot]) for batch in batches.batches for slot in slots
                                               for n in batch]
+
+
+#: The ``state`` checkpoint format of the NumPy ports and the pipe ports: the kit's own, through the port's API.
+STATE_FORMAT = {"state": "the state as read (iterations, variables, slots) saved to a file; in the new process "
+                         "loaded into a fresh candidate with load (set_weights for a NumPy port)"}
+
+
+def save_state(session: Any, directory: str) -> None:
+    """``STATE_FORMAT``'s save: what ``session.read()`` shows, and the order in which its slots were created."""
+    batches = getattr(session, "batches", None)
+    with open(os.path.join(directory, "state.pickle"), "wb") as f:
+        pickle.dump({"state": session.read(), "batches": batches.batches if batches else []}, f)
+
+
+def restore_state(session: Any, directory: str, step: int, prime: bool) -> Any:
+    """``STATE_FORMAT``'s restore into a fresh ``session``.  ``prime``: first create the slots as they were first
+    created, one zero-gradient call per batch of variables (a zero gradient leaves the variables where they are), as
+    a positional ``set_weights`` needs the slots to exist; its counter and slots are then overwritten by the load."""
+    with open(os.path.join(directory, "state.pickle"), "rb") as f:
+        saved = pickle.load(f)
+    state = saved["state"]
+    if state["iterations"] is None:
+        raise Unsupported("the candidate shows no iterations: a state without its step count cannot be resumed")
+    if prime and not saved["batches"]:
+        return session  # saved before its first step: nothing but the variables as built, which it has already
+    if prime:
+        for batch in saved["batches"]:
+            session.apply({n: np.zeros(np.shape(state[n]["variable"])) for n in batch}, step)
+    session.load({"iterations": int(state["iterations"]),
+                  **{n: {f: None if x is None else np.asarray(x).astype(np.float64) for f, x in fields.items()}
+                     for n, fields in state.items() if n != "iterations"}})
+    return session
 
 
 def value_at(obj: Any, step: int) -> float:

@@ -22,7 +22,7 @@ in order); each row then arrives from one rank only, so its values are scaled as
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -140,15 +140,18 @@ def _split_rows(g: IndexedSlices, dtype: np.dtype, world_size: int, how: str, co
             for a, b in zip(bounds, bounds[1:])]
 
 
-def split(grads: dict[str, Any], dtypes: dict[str, str], world_size: int, how: str, comb: Combination) -> Split:
+def split(grads: dict[str, Any], dtypes: dict[str, str], world_size: int, how: str,
+          combination: Combination | Callable[[str], Combination]) -> Split:
     """Step gradients (float64 arrays, IndexedSlices or None, as the runner gives them) divided among the ranks, each
-    cast to its variable's dtype first: the engine's combination gives that cast gradient bit for bit."""
+    cast to its variable's dtype first: the engine's combination (one, or one per dtype name) gives that cast
+    gradient bit for bit."""
     if how not in SPLITS:
         raise ValueError(f"unknown split {how!r} (expected one of {', '.join(SPLITS)})")
     out: list[dict[str, Any]] = [{} for _ in range(world_size)]
     notes = []
     for name, g in grads.items():
         dt = NUMPY_DTYPES[dtypes[name]]
+        comb = combination if isinstance(combination, Combination) else combination(dtypes[name])
         if g is None:
             pieces: list[Any] = [None] * world_size
         elif isinstance(g, IndexedSlices):

@@ -17,7 +17,11 @@ runs every step); on the torch backend ``compile`` (``torch.compile``).  In thos
 ``mirrored-function``: the optimizer and variables made under ``tf.distribute.MirroredStrategy`` over
 ``--world-size`` logical CPU devices, ``apply_gradients`` run in every replica with its share of the step's gradient,
 ``strategy.run`` called eagerly or inside ``tf.function``; the twin is the same candidate on one device in ``eager``
-or ``function``.
+or ``function``.  On the TensorFlow backend also ``multiworker`` and ``multiworker-function``: the same under
+``MultiWorkerMirroredStrategy`` in ``--world-size`` worker processes on 127.0.0.1, by the tf_keras adapter's
+mechanism (``conformance/adapters/tf_multiworker.py``), each gradient passed through ``tf.identity`` in replica
+context (without it ``multiworker-function`` fails on dense gradients in the worker).  On every backend ``fit`` and ``fit-mixed`` run
+every step through ``model.fit`` itself (``conformance.adapters.fit_loop``).
 """
 
 from __future__ import annotations
@@ -37,10 +41,12 @@ if os.environ.get("KERAS_BACKEND") == "jax":
 
 import keras  # noqa: E402
 
-from conformance.adapters import replicas  # noqa: E402
+from conformance.adapters import replicas, tf_multiworker  # noqa: E402
 from conformance.adapters.base import Adapter, densify, subnormal  # noqa: E402
+from conformance.adapters.fit_loop import FIT_EXECUTIONS, fit_lacking, fit_profile, fit_translations  # noqa: E402
 from conformance.adapters.numpy_port import constructor_kwargs  # noqa: E402
 from conformance.dtypes import NUMPY_DTYPES  # noqa: E402
+from conformance.errors import Unsupported  # noqa: E402
 from conformance.features import Feature  # noqa: E402
 
 BACKEND = keras.backend.backend()
@@ -65,11 +71,16 @@ def _device_scope(device: str) -> Any:
 #: What a Python callable or schedule of the harness becomes inside a compiled step.
 TRACED = ("a Python callable or schedule is evaluated once, when the compiled step is traced, so it cannot change "
           "between calls")
+#: Why a callable or schedule of the harness cannot go to a multiworker mode's workers.
+REMOTE = ("the kit's callables and schedules live in its own process and cannot be called from the worker processes "
+          "of a distributed mode")
 COMPILED = {"tensorflow": {"function": "apply_gradients inside tf.function, as model.fit runs it",
                            "xla": "apply_gradients inside tf.function(jit_compile=True), compiled by XLA",
                            "mirrored": "apply_gradients in each replica of a MirroredStrategy over logical CPU devices, "
                                        "strategy.run called eagerly",
-                           "mirrored-function": "the same with strategy.run inside tf.function, as model.fit runs it"},
+                           "mirrored-function": "the same with strategy.run inside tf.function, as model.fit runs it",
+                           **{mode: f"{tf_multiworker.TEXT}{', inside tf.function' if fn else ', eagerly'}; workers on "
+                                    "127.0.0.1" for mode, fn in tf_multiworker.MODES.items()}},
             "jax": {"jit": "stateless_apply under jax.jit, as Keras's JAX trainer runs it"},
             "torch": {"compile": "apply_gradients under torch.compile, as Keras's torch trainer runs it with "
                                  "jit_compile=True"}}
@@ -79,23 +90,43 @@ class Keras3Adapter(Adapter):
     name = "keras3"
     clips = True  # clipnorm, global_clipnorm, clipvalue in apply_gradients (ADAM-CLIP-APPLY-1)
     framework = "keras"
-    executions = {"eager": "apply_gradients called directly", **COMPILED.get(BACKEND, {})}
+    executions = {"eager": "apply_gradients called directly", **COMPILED.get(BACKEND, {}), **FIT_EXECUTIONS}
     #: --world-size and --split apply to these.
-    distributed_executions = tuple(replicas.TF_MODES) if BACKEND == "tensorflow" else ()
+    distributed_executions = (*replicas.TF_MODES, *tf_multiworker.MODES) if BACKEND == "tensorflow" else ()
     twin_label, twin_binding = replicas.TWIN_LABEL, False
+    pool = None  # the worker processes of a multiworker mode (conformance.adapters.ranks), kept across items
 
     def twin(self) -> "Keras3Adapter | None":
-        """A mirrored mode's twin: the same candidate on one device, in the matching one-device mode."""
-        if self.execution not in replicas.TF_MODES:
+        """A distributed mode's twin: the same candidate on one device, in the matching one-device mode."""
+        if self.execution in tf_multiworker.MODES:
+            one = "function" if tf_multiworker.MODES[self.execution] else "eager"
+        elif self.execution in replicas.TF_MODES:
+            one = replicas.TF_MODES[self.execution]
+        else:
             return None
-        return type(self)(self.candidate, raw=self.raw, device=self.device, execution=replicas.TF_MODES[self.execution])
+        return type(self)(self.candidate, raw=self.raw, device=self.device, execution=one)
+
+    def close(self) -> None:
+        """End the worker processes (the end of the session)."""
+        if self.pool is not None:
+            self.pool.stop()
+
+    def interrupt(self) -> None:
+        self.close()  # a hung item: its workers are killed, the next item starts a fresh pool
 
     @property
     def translations(self) -> list[str]:
+        if self.execution in FIT_EXECUTIONS:
+            return fit_translations(self.execution, BACKEND)
         out = ["variables registered with build() before the first step"]
         if self.execution in replicas.TF_MODES:
             n, split = replicas.world(self)
             out.append(f"each step's gradient split among {n} replicas ({split}: their sum is the vector's gradient)")
+        if self.execution in tf_multiworker.MODES:
+            out.append(f"each step's gradient divided among {self.world_size} workers ({self.split} split), summed by "
+                       "the strategy's all-reduce into the vector's gradient bit for bit")
+            out.append("each gradient passed through tf.identity in replica context (without it Keras 3's step under "
+                       "MultiWorkerMirroredStrategy inside tf.function fails on dense gradients)")
         if self.raw:
             return out if self.execution != "eager" else []
         if BACKEND == "jax":
@@ -129,9 +160,16 @@ class Keras3Adapter(Adapter):
         out[Feature.DECAY] = "Keras 3 ignores the legacy decay keyword (with a warning)"
         if self.raw and BACKEND != "tensorflow":
             out[Feature.SPARSE] = f"Keras 3 on the {BACKEND} backend has no IndexedSlices gradient"
-        if self.execution not in ("eager", "mirrored"):
+        if self.execution in tf_multiworker.MODES:
+            out[Feature.CALLABLE_LEARNING_RATE] = out[Feature.SCHEDULE] = REMOTE
+        elif self.execution not in ("eager", "mirrored"):
             out[Feature.CALLABLE_LEARNING_RATE] = out[Feature.SCHEDULE] = TRACED
+        if self.execution in FIT_EXECUTIONS:
+            out.update(fit_lacking(self.execution))
         return out
+
+    def profile(self) -> tuple[str, ...]:
+        return fit_profile(self.execution)
 
     def flushes_subnormals(self, dtype: str) -> bool:
         with _device_scope(self.device):
@@ -139,10 +177,43 @@ class Keras3Adapter(Adapter):
                                    keras.ops.convert_to_tensor(1.0, dtype=dtype))
         return float(keras.ops.convert_to_numpy(keras.ops.cast(x, "float64"))) == 0.0
 
-    def start(self, spec: Any) -> "Keras3Session":
+    checkpoint_formats = {
+        "weights.h5": "model.save_weights to .weights.h5 of a model holding the variables, compiled with the optimizer "
+                      "(its state is saved with the weights); model.load_weights in the new process",
+        **({"checkpoint": "tf.train.Checkpoint(optimizer=..., variables=...).save, restore in the new process"}
+           if BACKEND == "tensorflow" else {})}
+
+    def start(self, spec: Any) -> Any:
+        if self.execution in tf_multiworker.MODES:
+            if self.device != "cpu":
+                raise Unsupported("the multiworker modes run their workers on CPU")
+            return tf_multiworker.start(self, spec, "conformance.adapters.keras3:MultiWorkerKeras3Session")
         if self.execution in replicas.TF_MODES:
             return MirroredKeras3Session(self.candidate, spec, self.raw, self.execution, replicas.world(self))
+        if self.execution in FIT_EXECUTIONS:
+            return Keras3FitSession(self.candidate, spec, self.device, self.execution)
         return Keras3Session(self.candidate, spec, self.device, self.raw, self.execution)
+
+    def checkpoint_save(self, session: Any, fmt: str, directory: str) -> None:
+        if fmt == "checkpoint":
+            import tensorflow as tf
+
+            tf.train.Checkpoint(optimizer=session.opt, variables=dict(session.vars)).save(os.path.join(directory, "ckpt"))
+        else:
+            _holder(session).save_weights(os.path.join(directory, "model.weights.h5"))
+
+    def checkpoint_restore(self, spec: Any, fmt: str, directory: str) -> "Keras3Session":
+        session = self.start(spec)
+        if fmt == "checkpoint":
+            import tensorflow as tf
+
+            tf.train.Checkpoint(optimizer=session.opt, variables=dict(session.vars)).restore(
+                tf.train.latest_checkpoint(directory))
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # what Keras skips shows as a state that did not survive
+                _holder(session).load_weights(os.path.join(directory, "model.weights.h5"))
+        return session
 
     def page_aliases(self) -> dict[str, Any]:
         """ADAM-API-ALIAS-1, on the TensorFlow backend only (on another backend the kit does not import TensorFlow)."""
@@ -160,6 +231,25 @@ class Keras3Adapter(Adapter):
 
             out["page_aliases"] = describe_aliases(page_aliases())
         return out
+
+
+class _Holder(keras.Model):
+    """The least model that ``save_weights`` saves: the session's variables as its weights, in their order."""
+
+    def __init__(self, variables: list) -> None:
+        super().__init__()
+        self.held = variables
+
+    def call(self, x: Any) -> Any:
+        return x
+
+
+def _holder(session: "Keras3Session") -> keras.Model:
+    """A model over ``session``'s variables, compiled with its optimizer, as a user's model is before saving."""
+    model = _Holder(list(session.vars.values()))
+    model.built = True
+    model.compile(optimizer=session.opt)
+    return model
 
 
 class Keras3Session:
@@ -290,3 +380,110 @@ class MirroredKeras3Session(Keras3Session):
             for r, state in enumerate(out):
                 state[n] = {f: None if c is None else c[r] for f, c in copies.items()}
         return out
+
+
+class MultiWorkerKeras3Session(Keras3Session):
+    """A worker's session under ``MultiWorkerMirroredStrategy`` (``tf_multiworker``; built in the worker process):
+    optimizer and variables made under the strategy (every variable registered with ``build()``, as a tf.function
+    needs), ``apply_gradients`` run in replica context with this worker's share of the step's gradients (the strategy
+    sums them), eagerly or inside one ``tf.function``."""
+
+    def __init__(self, strategy: Any, cls: Any, spec: Any, function: bool) -> None:
+        import tensorflow as tf
+
+        self.strategy = strategy
+        with strategy.scope():
+            super().__init__(cls, spec, "cpu", False, "function" if function else "eager")
+        self.step = tf.function(self._replica) if function else self._replica
+
+    def _replica(self, grads: dict, without: tuple) -> None:
+        import tensorflow as tf
+
+        # Without tf.identity, dense gradients inside tf.function fail in the worker (ValueError from the traced step,
+        # measured with TensorFlow 2.21; issue 25 saw "destinations can not be empty"); eagerly they run either way.
+        # The identity gives the same numbers, as a tensor made in replica context.
+        self.opt.apply_gradients([(None if n in without else tf.identity(grads[n]), self.vars[n])
+                                  for n in self.vars if n in grads or n in without])
+
+    def apply(self, grads: dict[str, Any], step: int) -> None:
+        tensors = {n: self._grad(g, self.vars[n], self.spec.dtype_of(n)) for n, g in grads.items() if g is not None}
+        self.strategy.run(self.step, args=(tensors, tuple(n for n, g in grads.items() if g is None)))
+
+
+def _fit_scope(device: str) -> Any:
+    """The device scope of the fit modes: on torch, ``keras.device("cpu")``, since a variable created under
+    ``keras.device("cpu:0")`` is a copy of its parameter, not a leaf, so ``fit`` finds no gradient for it
+    (``docs/repro/keras3_torch_cpu0_fit.py``)."""
+    if BACKEND == "torch" and device == "cpu":
+        return keras.device("cpu")
+    return _device_scope(device)
+
+
+#: The integer type of each float's width: the sample carries G's bits, since Keras 3's data handling casts
+#: floating inputs to floatx (measured on JAX: a float64 sample arrives as float32) but leaves integers alone.
+_BITS = {"float16": np.int16, "bfloat16": np.int16, "float32": np.int32, "float64": np.int64}
+
+
+def _from_bits(x: Any, dtype: str) -> Any:
+    """The float tensor of ``dtype`` whose bits the integer tensor ``x`` holds (no arithmetic: exact)."""
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        return tf.bitcast(x, tf.as_dtype(dtype))
+    if BACKEND == "jax":
+        import jax
+
+        return jax.lax.bitcast_convert_type(x, keras.backend.standardize_dtype(dtype))
+    from keras.src.backend.torch.core import to_torch_dtype
+
+    return x.view(to_torch_dtype(dtype))
+
+
+class _LinearModel(keras.Model):
+    """A model whose weights are the vector's variables and whose loss is ``sum_n sum(w_n * G_n)``: the gradient of
+    ``w_n`` is the sample ``G_n``, exactly (``fit_loop``).  Inputs and weights are never autocast."""
+
+    def __init__(self, spec: Any, policy: str | None) -> None:
+        super().__init__(name="fit_model", autocast=False, **({"dtype": policy} if policy else {}))
+        self._convert_input_args = False  # the sample keeps each variable's dtype
+        self.by_name = {n: self.add_weight(shape=v.shape, dtype=spec.dtype_of(n), name=n, autocast=False,
+                                           initializer=keras.initializers.Constant(v.astype(NUMPY_DTYPES[spec.dtype_of(n)])))
+                        for n, v in spec.variables.items()}
+
+    def call(self, sample: dict) -> Any:
+        # Each term in float64 so that variables of several dtypes add up; d(cast)/dx passes 1.0 back exactly.
+        terms = [keras.ops.cast(keras.ops.sum(w * _from_bits(sample[n][0], w.dtype)), "float64")
+                 for n, w in self.by_name.items()]
+        loss = terms[0]
+        for term in terms[1:]:
+            loss = loss + term
+        self.add_loss(loss)
+        return loss
+
+
+def _bits(g: Any, dtype: str) -> np.ndarray:
+    """One sample holding the bits of gradient ``g`` in ``dtype`` (``_from_bits`` reads them back)."""
+    return np.asarray(g, dtype=NUMPY_DTYPES[dtype])[None].view(_BITS[dtype])
+
+
+class Keras3FitSession(Keras3Session):
+    """Every step through ``model.fit``: one call per step, one batch of one sample, the vector's gradients as the
+    sample (``conformance.adapters.fit_loop``); ``fit-mixed`` under the ``mixed_float16`` policy, so that
+    ``compile`` wraps the candidate in its ``LossScaleOptimizer``.  ``self.opt`` stays the candidate (its slots and
+    ``iterations`` are read there)."""
+
+    def __init__(self, cls: Any, spec: Any, device: str, execution: str) -> None:
+        self.spec, self.device, self.execution = spec, device, execution
+        with _fit_scope(device):
+            self.opt = cls(**constructor_kwargs(spec, _Schedule))
+            if spec.round_trip:
+                self.opt = type(self.opt).from_config(self.opt.get_config())
+            self.model = _LinearModel(spec, "mixed_float16" if execution == "fit-mixed" else None)
+            self.model.compile(optimizer=self.opt)
+            self.opt.build(list(self.model.by_name.values()))  # so that a state can be loaded before the first step
+        self.vars = self.model.by_name
+
+    def apply(self, grads: dict[str, Any], step: int) -> None:
+        with _fit_scope(self.device):
+            sample = {n: keras.ops.convert_to_tensor(_bits(g, self.spec.dtype_of(n))) for n, g in grads.items()}
+            self.model.fit(sample, batch_size=1, epochs=1, shuffle=False, verbose=0)

@@ -21,7 +21,8 @@ import numpy as np
 
 import reference
 from conformance.errors import NOT_IMPLEMENTED, Unsupported, first_line
-from conformance.adapters.base import Adapter, Batches, strided_view, weights_in_spec_order
+from conformance.adapters.base import (STATE_FORMAT, Adapter, Batches, restore_state, save_state, strided_view,
+                                       weights_in_spec_order)
 from conformance.dtypes import NUMPY_DTYPES
 from conformance.inputs import StepSchedule
 
@@ -126,6 +127,8 @@ class NumpyPortAdapter(Adapter):
                               **declared_versions(self.candidate)}
         return self._versions
 
+    checkpoint_formats = STATE_FORMAT
+
     @property
     def clips(self) -> bool:  # type: ignore[override]
         """A NumPy port clips in apply_gradients only if it says so (``clips_in_apply_gradients = True``)."""
@@ -136,6 +139,12 @@ class NumpyPortAdapter(Adapter):
 
     def start(self, spec: Any) -> "NumpySession":
         return NumpySession(self.candidate, spec)
+
+    def checkpoint_save(self, session: Any, fmt: str, directory: str) -> None:
+        save_state(session, directory)
+
+    def checkpoint_restore(self, spec: Any, fmt: str, directory: str) -> Any:
+        return restore_state(self.start(spec), directory, spec.clock.step, prime=True)
 
     def v2_api(self) -> Any:
         return NumpyApi(self.candidate)

@@ -29,6 +29,8 @@ from __future__ import annotations
 import functools
 import inspect
 import math
+import os
+import pickle
 from typing import Any
 
 import jax
@@ -135,6 +137,10 @@ class OptaxAdapter(Adapter):
         x = jax.device_put(jnp.asarray(subnormal(dtype), dtype=NUMPY_DTYPES[dtype]), self._device())
         return float(x * jnp.ones((), dtype=x.dtype)) == 0.0
 
+    checkpoint_formats = {
+        "pickle": "pickle of the parameters and the optimizer state pytree (jax.device_get), loaded and put back on "
+                  "the device in the new process (orbax and flax are not installed)"}
+
     def start(self, spec: Any) -> "OptaxSession":
         translate = self.is_amsgrad and not self.raw
         if self.execution == "sharded":
@@ -142,6 +148,17 @@ class OptaxAdapter(Adapter):
         if self.execution == "pmap":
             return PmapOptaxSession(self.factory, spec, self._devices(), self.raw, replicas.world(self)[1], translate)
         return OptaxSession(self.factory, spec, self._device(), self.raw, self.execution, translate_amsgrad=translate)
+
+    def checkpoint_save(self, session: Any, fmt: str, directory: str) -> None:
+        with open(os.path.join(directory, "state.pickle"), "wb") as f:
+            pickle.dump(jax.device_get({"params": session.params, "opt_state": session.state}), f)
+
+    def checkpoint_restore(self, spec: Any, fmt: str, directory: str) -> "OptaxSession":
+        session = self.start(spec)
+        with open(os.path.join(directory, "state.pickle"), "rb") as f:
+            saved = jax.device_put(pickle.load(f), self._device())
+        session.params, session.state = saved["params"], saved["opt_state"]
+        return session
 
 
 def _step(factory: Any, params: Any, state: Any, grads: Any, hp: dict[str, float]) -> tuple[Any, Any]:

@@ -24,7 +24,7 @@ import jsonschema
 import numpy as np
 
 from conformance.errors import Unsupported
-from conformance.adapters.base import Adapter
+from conformance.adapters.base import STATE_FORMAT, Adapter, restore_state, save_state
 from conformance.dtypes import DTYPES, DYADIC, NUMPY_DTYPES
 from conformance.features import HYPERPARAMETERS, Feature
 from conformance.inputs import RunSpec, StepSchedule
@@ -298,6 +298,14 @@ class PipeAdapter(Adapter):
         except PortError as exc:
             return {"error": str(exc)}
         return {"ok": True}
+
+    checkpoint_formats = STATE_FORMAT
+
+    def checkpoint_save(self, session: Any, fmt: str, directory: str) -> None:
+        save_state(session, directory)
+
+    def checkpoint_restore(self, spec: Any, fmt: str, directory: str) -> Any:
+        return restore_state(self.start(spec), directory, spec.clock.step, prime=False)  # P-7: slots by name
 
     def start(self, spec: Any) -> "PipeSession":
         for sid in self.to_close:  # sessions of finished items: closed here, between requests, never from a finalizer

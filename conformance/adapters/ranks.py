@@ -19,6 +19,7 @@ killed from outside.  With ``ADAM_CONFORMANCE_RANK_LOG=FILE`` each rank appends 
 from __future__ import annotations
 
 import atexit
+import itertools
 import os
 import pickle
 import pkgutil
@@ -34,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from conformance.errors import Unsupported, first_line
+from conformance.errors import Unsupported, exit_cause, first_line
 
 #: Seconds a pool may take to start (importing a framework, joining the process group), whatever ``timeout`` says.
 START = 180.0
@@ -42,6 +43,9 @@ START = 180.0
 GRACE = 5.0
 RANK_LOG = "ADAM_CONFORMANCE_RANK_LOG"
 _POOLS: set = set()  # the pools alive in this process, for the exit handler
+_KEYS = itertools.count(1)  # sessions, as the ranks know them
+#: Sessions a rank keeps (an item's lanes, in trajectory and single-step mode); older ones are dropped.
+KEPT = 4
 
 
 class RankError(RuntimeError):
@@ -61,14 +65,6 @@ def free_ports(n: int) -> list[int]:
         for s in socks:
             s.close()
 
-
-def _cause(exitcode: int | None) -> str:
-    if exitcode is not None and exitcode < 0:
-        try:
-            return signal.Signals(-exitcode).name
-        except ValueError:
-            return f"signal {-exitcode}"
-    return f"exit status {exitcode}"
 
 
 def _watch_parent(parent: int) -> None:
@@ -195,7 +191,7 @@ class RankPool:
                         code = self.procs[rank].wait(1.0)
                     except subprocess.TimeoutExpired:
                         code = None
-                    failed.append((rank, "died", f"rank {rank} died: {_cause(code)}"))
+                    failed.append((rank, "died", f"rank {rank} died: {exit_cause(code)}"))
                     continue
                 if kind == "ok":
                     replies[rank] = value
@@ -226,17 +222,21 @@ class RankSession:
     """A distributed mode's session (``base.Session``) in the kit's process: each step's gradient divided among the
     ranks (``distributed.split``), each rank's share sent to it, every rank's state read back.
 
-    ``per_step(step)``: what every rank's ``apply`` takes besides its share (the hyperparameters' numbers).  A rank's
-    ``apply`` returns the combined gradients the candidate held (or None where the engine does not show them): each
-    must be the vector's gradient bit for bit, else the kit's model of the engine is wrong and the step fails."""
+    Built with ``start`` (the rank program's ``start`` arguments): each rank keeps the candidates of the last few
+    sessions by key, so that an item's lanes (trajectory, single-step) share the pool.  ``per_step(step)``: what
+    every rank's ``apply`` takes besides its share (the hyperparameters' numbers).  A rank's ``apply`` returns the
+    combined gradients the candidate held (or None where the engine does not show them): each must be the vector's
+    gradient bit for bit, else the kit's model of the engine is wrong and the step fails."""
 
-    def __init__(self, pool: RankPool, dtypes: dict[str, str], combination: Any, how: str,
+    def __init__(self, pool: RankPool, start: tuple, dtypes: dict[str, str], combination: Any, how: str,
                  per_step: Any = None, dense: dict[str, tuple[int, ...]] | None = None) -> None:
         self.pool, self.dtypes, self.combination, self.how = pool, dtypes, combination, how
         self.dense = dense  # variable -> shape: IndexedSlices densified (duplicates summed) before the split
         self.per_step = per_step or (lambda step: {})
         self.states: list[dict] | None = None  # every rank's last read, until the next step
         self.notes: list[str] = []  # elements an even split gave to rank 0 alone
+        self.key = next(_KEYS)
+        self.started = pool.ask("start", (self.key, *start))
 
     def apply(self, grads: dict[str, Any], step: int) -> None:
         from conformance.adapters.base import densify
@@ -248,18 +248,22 @@ class RankSession:
         self.notes += [f"step {step + 1}: {n}" for n in divided.notes]
         extra = self.per_step(step)
         self.states = None
-        combined = self.pool.ask("apply", [(part, extra) for part in divided.parts])
+        combined = self.pool.ask("apply", [(self.key, part, extra) for part in divided.parts])
         for rank, held in enumerate(combined):
             for name, got in (held or {}).items():
                 want = np.asarray(grads[name]).astype(got.dtype)
                 if not np.all(same_bits(got, want)):
                     raise RuntimeError(f"rank {rank} holds a combined gradient of {name} other than the vector's "
-                                       f"at step {step + 1} (the kit's model of the engine, {self.combination.words}, "
+                                       f"at step {step + 1} (the kit's model of the engine, {self._words(name)}, "
                                        "does not hold here): the comparison would not be fair")
+
+    def _words(self, name: str) -> str:
+        comb = self.combination
+        return (comb if not callable(comb) else comb(self.dtypes[name])).words
 
     def read(self) -> dict:
         if self.states is None:
-            self.states = self.pool.ask("read")
+            self.states = self.pool.ask("read", (self.key,))
         return self.states[0]
 
     def replicas(self) -> list[dict]:
@@ -269,4 +273,20 @@ class RankSession:
 
     def load(self, state: dict) -> None:
         self.states = None
-        self.pool.ask("load", (state,))
+        self.pool.ask("load", (self.key, state))
+
+
+class Sessions:
+    """A rank program's candidates by session key, the last ``KEPT`` of them (the rank side of ``RankSession``)."""
+
+    def __init__(self) -> None:
+        self.by_key: dict[int, Any] = {}
+
+    def add(self, key: int, item: Any) -> Any:
+        self.by_key[key] = item
+        for old in sorted(self.by_key)[:-KEPT]:
+            del self.by_key[old]
+        return item
+
+    def __getitem__(self, key: int) -> Any:
+        return self.by_key[key]

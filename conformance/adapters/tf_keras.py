@@ -6,7 +6,9 @@ reported as unsupported.
 
 Execution modes (``--execution``): ``eager``; ``function``, every
 ``apply_gradients`` call inside one ``tf.function`` as ``model.fit`` runs it;
-``xla``, the same with ``jit_compile=True``.  A ``tf.function`` may create
+``xla``, the same with ``jit_compile=True``; ``multiworker`` and
+``multiworker-function``, under MultiWorkerMirroredStrategy in worker
+processes (``conformance/adapters/tf_multiworker.py``).  A ``tf.function`` may create
 variables only when first traced, so in those modes every variable's slots are
 created before the first step (as ``model.fit`` does on its first trace).
 ``mirrored`` and ``mirrored-function``: the same under ``tf.distribute.MirroredStrategy``
@@ -14,18 +16,23 @@ over ``--world-size`` logical CPU devices, each replica given its share of the
 step's gradient (``replicas.shares``), ``strategy.run`` called eagerly or inside
 ``tf.function``; every replica's copy is read (``replicas()``), and the twin is
 the same candidate on one device in ``eager`` or ``function``.
+``fit`` and ``fit-mixed`` run every step through ``model.fit`` itself (``FIT`` in
+``conformance.adapters.fit_loop`` says how the gradient comes out exact).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from conformance.adapters import replicas
+from conformance.adapters import replicas, tf_multiworker
 from conformance.adapters.base import Adapter, Batches, weights_in_spec_order
+from conformance.adapters.fit_loop import FIT_EXECUTIONS, fit_lacking, fit_profile, fit_translations
 from conformance.adapters.numpy_port import constructor_kwargs
 from conformance.adapters.tf_ops import (TF_DTYPES, describe_aliases, indexed_slices, mirrored_strategy, page_aliases,
                                        per_replica, replica_values, tf_device, tf_flushes, tf_gradient)
@@ -35,6 +42,9 @@ from conformance.features import HYPERPARAMETERS, Feature
 #: What a Python callable or schedule of the harness becomes inside a traced step.
 TRACED = ("a Python callable or schedule is evaluated once, when tf.function traces the step, so it cannot change "
           "between calls of the compiled step")
+#: Why a callable or schedule of the harness cannot go to a distributed mode's workers.
+REMOTE = ("the kit's callables and schedules live in its own process and cannot be called from the worker processes "
+          "of a distributed mode")
 
 
 def method(opt: Any, name: str) -> Any:
@@ -75,15 +85,34 @@ class TfKerasLegacyAdapter(Adapter):
                   "xla": "apply_gradients inside tf.function(jit_compile=True), compiled by XLA",
                   "mirrored": "apply_gradients in each replica of a MirroredStrategy over logical CPU devices, "
                               "strategy.run called eagerly",
-                  "mirrored-function": "the same with strategy.run inside tf.function, as model.fit runs it"}
-    distributed_executions = tuple(replicas.TF_MODES)  # --world-size and --split apply to these
-    twin_label, twin_binding = replicas.TWIN_LABEL, False
+                  "mirrored-function": "the same with strategy.run inside tf.function, as model.fit runs it",
+                  **{mode: f"{tf_multiworker.TEXT}{', inside tf.function' if fn else ', eagerly'}; workers on 127.0.0.1"
+                     for mode, fn in tf_multiworker.MODES.items()},
+                  **FIT_EXECUTIONS}
+    #: --world-size and --split apply to these: replicas in this process (mirrored), or worker processes.
+    distributed_executions = (*replicas.TF_MODES, *tf_multiworker.MODES)
+    twin_label = replicas.TWIN_LABEL
+    twin_binding = False  # production users assume bit-identity; the spec's verdict is the error model's
+    pool = None  # the worker processes of a multiworker mode (conformance.adapters.ranks), kept across items
 
     def twin(self) -> "TfKerasLegacyAdapter | None":
-        """A mirrored mode's twin: the same candidate on one device, in the matching one-device mode."""
-        if self.execution not in replicas.TF_MODES:
+        """A distributed mode's twin: the same candidate on one device, eagerly or under tf.function as the mode
+        runs it."""
+        if self.execution in replicas.TF_MODES:
+            one = replicas.TF_MODES[self.execution]
+        elif self.execution in tf_multiworker.MODES:
+            one = "function" if tf_multiworker.MODES[self.execution] else "eager"
+        else:
             return None
-        return type(self)(self.candidate, raw=self.raw, device=self.device, execution=replicas.TF_MODES[self.execution])
+        return TfKerasLegacyAdapter(self.candidate, raw=self.raw, device=self.device, execution=one)
+
+    def close(self) -> None:
+        """End the worker processes (the end of the session)."""
+        if self.pool is not None:
+            self.pool.stop()
+
+    def interrupt(self) -> None:
+        self.close()  # a hung item: its workers are killed, the next item starts a fresh pool
 
     @property
     def translations(self) -> list[str]:
@@ -91,10 +120,15 @@ class TfKerasLegacyAdapter(Adapter):
         if self.execution in replicas.TF_MODES:
             n, split = replicas.world(self)
             out.append(f"each step's gradient split among {n} replicas ({split}: their sum is the vector's gradient)")
-        if self.execution in ("eager", "mirrored"):
+        if self.execution in tf_multiworker.MODES:
+            out.append(f"each step's gradient divided among {self.world_size} workers ({self.split} split), summed by "
+                       "the strategy's all-reduce into the vector's gradient bit for bit")
+        if self.execution in ("eager", "mirrored", "multiworker"):
             return out
+        if self.execution in FIT_EXECUTIONS:
+            return out + fit_translations(self.execution)
         return out + ["slots created for every variable before the first step (tf.function creates variables only when "
-                "first traced)"]
+                      "first traced)"]
 
     def versions(self) -> dict[str, str]:
         return {"tensorflow": tf.__version__, "tf_keras": tf_keras.__version__}
@@ -112,8 +146,13 @@ class TfKerasLegacyAdapter(Adapter):
         if self.device == "gpu":
             out[Feature.BFLOAT16] = "TensorFlow has no GPU bfloat16 Adam kernel"
         if self.execution not in ("eager", "mirrored"):
-            out.update({Feature.callable(k): TRACED for k in HYPERPARAMETERS if k != "epsilon"})
-            out[Feature.SCHEDULE] = TRACED
+            why = REMOTE if self.execution in tf_multiworker.MODES else TRACED
+            out.update({Feature.callable(k): why for k in HYPERPARAMETERS if k != "epsilon"})
+            out[Feature.SCHEDULE] = why
+        if self.execution in FIT_EXECUTIONS:
+            out.update(fit_lacking(self.execution))
+        if self.execution in tf_multiworker.MODES:
+            out[Feature.NON_CONTIGUOUS] = "TensorFlow's tensors are always contiguous"
         if self.execution == "xla":
             out[Feature.AMSGRAD] = ("XLA cannot compile ResourceApplyAdamWithAmsgrad (TensorFlow registers no XLA kernel "
                                     "for it: InvalidArgumentError when the step is compiled)")
@@ -122,13 +161,39 @@ class TfKerasLegacyAdapter(Adapter):
     def flushes_subnormals(self, dtype: str) -> bool:
         return tf_flushes(dtype, tf_device(self.device))
 
-    def start(self, spec: Any) -> "TfSession":
+    checkpoint_formats = {
+        "checkpoint": "tf.train.Checkpoint(optimizer=..., variables=...).save, restore in the new process before its "
+                      "first step (the slots by deferred restoration), its variables created in reverse order"}
+
+    def profile(self) -> tuple[str, ...]:
+        return fit_profile(self.execution)
+
+    def start(self, spec: Any) -> Any:
+        if self.execution in tf_multiworker.MODES:
+            if self.device != "cpu":
+                raise Unsupported("the multiworker modes run their workers on CPU")
+            return tf_multiworker.start(self, spec, "conformance.adapters.tf_keras:MultiWorkerTfSession")
         if self.execution in replicas.TF_MODES:
             return MirroredTfSession(self.candidate, spec, mirrored_strategy(replicas.world(self)[0]),
                                      self.execution, replicas.world(self))
+        if self.execution in FIT_EXECUTIONS:
+            return TfFitSession(self.candidate, spec, tf_device(self.device), self.execution)
         return TfSession(self.candidate, spec, tf_device(self.device), self.execution)
 
+    def checkpoint_save(self, session: Any, fmt: str, directory: str) -> None:
+        tf.train.Checkpoint(optimizer=session.opt, variables=dict(session.vars)).save(os.path.join(directory, "ckpt"))
+
+    def checkpoint_restore(self, spec: Any, fmt: str, directory: str) -> "TfSession":
+        # Matched by the object graph (the dict's keys), not by creation order: the new process creates them reversed.
+        session = self.start(dataclasses.replace(spec, variables=dict(reversed(spec.variables.items()))))
+        tf.train.Checkpoint(optimizer=session.opt, variables=dict(session.vars)).restore(
+            tf.train.latest_checkpoint(directory))
+        return session
+
     def v2_api(self) -> Any:
+        if self.distributed:  # the API checks build their own optimizers in the kit's process, on one device
+            raise Unsupported(f"the optimizer_v2 API checks run on one device; --execution={self.execution} is judged "
+                              "on the vectors")
         return TfApi(self.candidate, tf_device(self.device))
 
     def page_aliases(self) -> dict[str, Any]:
@@ -225,6 +290,67 @@ class MirroredTfSession(TfSession):
             for r, state in enumerate(out):
                 state[n] = {f: None if c is None else c[r] for f, c in copies.items()}
         return out
+
+
+class MultiWorkerTfSession(TfSession):
+    """A worker's session under ``MultiWorkerMirroredStrategy`` (``tf_multiworker``; built in the worker process):
+    optimizer and variables made under the strategy, ``apply_gradients`` run in replica context with this worker's
+    share of the step's gradients (the strategy sums them), eagerly or inside one ``tf.function``."""
+
+    def __init__(self, strategy: Any, cls: Any, spec: Any, function: bool) -> None:
+        self.strategy = strategy
+        with strategy.scope():
+            super().__init__(cls, spec, "", "function" if function else "eager")  # "": the strategy places them
+        self.step = tf.function(self._replica) if function else self._replica
+
+    def _replica(self, grads: dict, without: tuple) -> None:
+        self.opt.apply_gradients([(grads.get(n), self.vars[n]) for n in self.vars if n in grads or n in without])
+
+    def apply(self, grads: dict[str, Any], step: int) -> None:
+        tensors = {n: tf_gradient(g, self.vars[n].dtype) for n, g in grads.items() if g is not None}
+        self.strategy.run(self.step, args=(tensors, tuple(n for n, g in grads.items() if g is None)))
+        self.batches.note(grads)
+
+
+class TfFitSession(TfSession):
+    """Every step through ``model.fit``: one call per step, one batch of one sample, the vector's gradients as the
+    sample (``conformance.adapters.fit_loop``); ``fit-mixed`` under the ``mixed_float16`` policy, so that
+    ``compile`` wraps the candidate in its ``LossScaleOptimizer``.  ``self.opt`` stays the candidate (the wrapper
+    delegates ``iterations`` and the slots to it)."""
+
+    def __init__(self, cls: Any, spec: Any, device: str, execution: str) -> None:
+        self.device, self.amsgrad = device, spec.amsgrad
+        with tf.device(device):
+            self.opt = cls(**constructor_kwargs(spec, _Schedule))
+            if spec.round_trip:
+                self.opt = type(self.opt).from_config(self.opt.get_config())
+            self.model = _LinearModel(spec, "mixed_float16" if execution == "fit-mixed" else None)
+            self.model.compile(optimizer=self.opt)
+        self.vars = self.model.by_name
+        self.batches = Batches()
+
+    def apply(self, grads: dict[str, Any], step: int) -> None:
+        with tf.device(self.device):
+            sample = {n: tf.constant(np.asarray(g)[None], dtype=self.vars[n].dtype) for n, g in grads.items()}
+            self.model.fit(sample, batch_size=1, epochs=1, shuffle=False, verbose=0)
+        self.batches.note(grads)
+
+
+class _LinearModel(tf_keras.Model):
+    """A model whose weights are the vector's variables and whose loss is ``sum_n sum(w_n * G_n)``: the gradient
+    of ``w_n`` is the sample ``G_n``, exactly (``fit_loop``).  Inputs and weights are never autocast."""
+
+    def __init__(self, spec: Any, policy: str | None) -> None:
+        super().__init__(name="fit_model", autocast=False, **({"dtype": policy} if policy else {}))
+        self.by_name = {n: self.add_weight(name=n, shape=v.shape, dtype=TF_DTYPES[spec.dtype_of(n)],
+                                           initializer=tf_keras.initializers.Constant(v), experimental_autocast=False)
+                        for n, v in spec.variables.items()}
+
+    def call(self, sample: dict) -> Any:
+        # Each term in float64 so that variables of several dtypes add up; d(cast)/dx passes 1.0 back exactly.
+        loss = tf.add_n([tf.cast(tf.reduce_sum(w * sample[n][0]), tf.float64) for n, w in self.by_name.items()])
+        self.add_loss(loss)
+        return loss
 
 
 class TfApi:

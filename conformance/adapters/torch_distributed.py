@@ -9,11 +9,13 @@ candidate through the engine's own reduction: each rank's share ``G_r`` (``confo
 the gradient of the loss ``sum(p * G_r)``, backpropagated through the engine, which all-reduces (DDP) or
 reduce-scatters (FSDP2) it.  The kit checks that the combined gradient the candidate then holds is the vector's,
 bit for bit, before the candidate steps.  Reading the state back is each engine's own way: DDP's parameters are
-replicated; ZeRO gathers the state with ``consolidate_state_dict``; FSDP2 with ``full_tensor()``.
+replicated; ZeRO gathers the state with ``consolidate_state_dict``; FSDP2 with ``full_tensor()``.  DeepSpeed's
+engine (``deepspeed-zero1`` to ``-zero3``, an optional extra) runs on the same ranks: ``torch_deepspeed``.
 """
 
 from __future__ import annotations
 
+import pkgutil
 from typing import Any
 
 import numpy as np
@@ -48,19 +50,42 @@ def combination(engine: str, world_size: int, dtype: str) -> Any:
 
 
 class TorchRank:
-    """The rank side (``ranks.RankPool`` program): one gloo process group for the life of the process."""
+    """The rank side (``ranks.RankPool`` program): one gloo process group for the life of the process, and the
+    candidates of the last few sessions (``ranks.Sessions``)."""
 
     def __init__(self, rank: int, world_size: int, ports: list[int], setup: dict) -> None:
         import torch.distributed as dist
 
+        from conformance.adapters.ranks import Sessions
+
         torch.set_num_threads(1)  # the ranks share the machine's cores
         dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{ports[0]}", rank=rank, world_size=world_size)
         self.rank, self.world_size = rank, world_size
-        self.dist = dist
+        self.sessions = Sessions()
 
-    def start(self, cls: Any, names: list[str], initial: dict, dtypes: dict, kwargs: dict, engine: str) -> dict:
-        """Build the variables, the engine's wrapping and the candidate for one item; return the candidate's own
-        hyperparameter defaults (read from its param group, as the one-device session does)."""
+    def start(self, key: int, *args: Any) -> dict:
+        engine = args[-1]
+        # DeepSpeed's item by name: its module imports this one (and DeepSpeed only where it is installed).
+        item = pkgutil.resolve_name("conformance.adapters.torch_deepspeed:DeepSpeedItem") if engine.startswith(
+            "deepspeed") else _Item
+        return self.sessions.add(key, item(self, *args)).own
+
+    def apply(self, key: int, grads: dict, hp: dict) -> dict:
+        return self.sessions[key].apply(grads, hp)
+
+    def read(self, key: int) -> dict:
+        return self.sessions[key].read()
+
+    def load(self, key: int, state: dict) -> None:
+        self.sessions[key].load(state)
+
+
+class _Item:
+    """One session's variables, the engine's wrapping of them and the candidate, in one rank."""
+
+    def __init__(self, rank: TorchRank, cls: Any, names: list[str], initial: dict, dtypes: dict, kwargs: dict,
+                 engine: str) -> None:
+        self.rank, self.world_size = rank.rank, rank.world_size
         self.names, self.dtypes, self.engine = names, dtypes, engine
         holders = torch.nn.ModuleList()
         for n in names:
@@ -84,8 +109,9 @@ class TorchRank:
         else:
             self.opt = self.local = cls(self.params, **kwargs)
         group = self.opt.param_groups[0]
-        return {"learning_rate": float(group["lr"]), "beta_1": float(group["betas"][0]),
-                "beta_2": float(group["betas"][1]), "epsilon": float(group["eps"])}
+        #: The candidate's own hyperparameter defaults, read from its param group as the one-device session does.
+        self.own = {"learning_rate": float(group["lr"]), "beta_1": float(group["betas"][0]),
+                    "beta_2": float(group["betas"][1]), "epsilon": float(group["eps"])}
 
     def apply(self, grads: dict, hp: dict) -> dict:
         """Feed this rank's share through the engine, step, and return the combined gradients the candidate held."""
@@ -166,7 +192,9 @@ class _Loss(torch.nn.Module):
 
 
 def _plain(g: Any) -> np.ndarray:
-    return np.ascontiguousarray(g)
+    """A share as NumPy gives it to torch: bfloat16 (``ml_dtypes``, unknown to torch) through float32, exactly."""
+    g = np.ascontiguousarray(g)
+    return g.astype(np.float32) if g.dtype.name == "bfloat16" else g
 
 
 def _shape(p: Any) -> tuple[int, ...]:
@@ -193,20 +221,25 @@ def start(adapter: Any, spec: Any) -> Any:
     from conformance.adapters.base import per_step_numbers
     from conformance.adapters.ranks import RankPool, RankSession
 
-    engine, kernel = MODES[adapter.execution]
+    engine, kernel = MODES.get(adapter.execution, (adapter.execution, "eager"))  # a deepspeed mode: its own engine
     if adapter.pool is None:
-        adapter.pool = RankPool("conformance.adapters.torch_distributed:TorchRank", adapter.world_size, {})
+        # DeepSpeed on the CPU accelerator, as the ranks' tensors and gloo group are (a GPU would make it pick CUDA).
+        env = {"DS_ACCELERATOR": "cpu"} if engine.startswith("deepspeed") else {}
+        adapter.pool = RankPool("conformance.adapters.torch_distributed:TorchRank", adapter.world_size, {}, env=env)
     kwargs = {} if spec.defaults else {"amsgrad": spec.amsgrad}
     if kernel != "eager":
         kwargs[kernel] = True  # how the step runs, not a hyperparameter: also for "defaults" vectors
     names = list(spec.variables)
     dtypes = {n: spec.dtype_of(n) for n in names}
-    own = adapter.pool.ask("start", (adapter.candidate, names, dict(spec.variables), dtypes, kwargs, engine))[0]
     hyper = {} if spec.defaults else spec.hyper
-    kinds = {dtypes[n] for n in names}
-    if len(kinds) > 1 and len({combination(engine, adapter.world_size, d) for d in kinds}) > 1:
-        raise Unsupported(f"{engine} combines gradients differently in {' and '.join(sorted(kinds))}: one split "
-                          "cannot serve both")
-    return RankSession(adapter.pool, dtypes, combination(engine, adapter.world_size, next(iter(kinds))),
-                       adapter.split, lambda step: per_step_numbers(hyper, step, own),
-                       dense={n: np.shape(v) for n, v in spec.variables.items()})
+    if engine == "zero" and len(set(dtypes.values())) > 1:
+        raise Unsupported("ZeroRedundancyOptimizer refuses parameters of several dtypes (ValueError: it only supports "
+                          "using the same dense type for all parameters)")
+    if engine == "fsdp2" and any(np.ndim(v) == 0 for v in spec.variables.values()):
+        raise Unsupported("fully_shard refuses a scalar (0-d) parameter (ValueError: fully_shard doesn't support "
+                          "scalar parameters)")
+    session = RankSession(adapter.pool, (adapter.candidate, names, dict(spec.variables), dtypes, kwargs, engine),
+                          dtypes, lambda dtype: combination(engine, adapter.world_size, dtype), adapter.split,
+                          lambda step: per_step_numbers(hyper, step, session.started[0]),
+                          dense={n: np.shape(v) for n, v in spec.variables.items()})
+    return session

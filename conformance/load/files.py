@@ -19,6 +19,7 @@ import jsonschema
 import numpy as np
 import yaml
 
+from conformance.clauses import LEVELS
 from conformance.load.limits import LIMITS, YAML_LOADER, declared, unbounded
 from conformance.load.vector import Named, Vector, VectorError
 from conformance.load.vector_format import SCHEMA_PATH, VECTOR_DIR
@@ -49,7 +50,7 @@ def _collectable(record: Any) -> bool:
     sizes read; the schema says more, checked when the vector is verified.  Cheap: no number is looked at."""
     try:
         variables, dtypes = record["variables"], record["dtypes"]
-        return (isinstance(record["id"], str) and record["level"] in ("core", "api", "tf2-detail")
+        return (isinstance(record["id"], str) and record["level"] in LEVELS
                 and all(isinstance(x, list) and x for x in (record["clauses"], dtypes, record["steps"]))
                 and all(isinstance(c, str) for c in record["clauses"]) and isinstance(record["flags"], list)
                 and all(isinstance(f, str) for f in record["flags"]) and len(set(map(str, dtypes))) == len(dtypes)

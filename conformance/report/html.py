@@ -16,7 +16,7 @@ from typing import Any
 from conformance.clauses import LEVELS
 from conformance.report.document import VERDICTS, counts
 from conformance.diagnosis.profile import item_line, sentence
-from conformance.report.terminal import diagnosis_summary
+from conformance.report.terminal import checkpoint_line, diagnosis_summary
 from conformance.report.tables import unsupported_notes
 
 CSS = """
@@ -111,6 +111,7 @@ def _environment(doc: dict) -> str:
             ("execution", f"{doc.get('execution', 'eager')} ({doc.get('execution_text', '')})"
                           + (f"; {doc['world_size']} ranks, {doc.get('split', 'even')} split" if doc.get("world_size") else "")),
             ("mode", doc.get("mode")),
+            *([("checkpoint", checkpoint_line(doc["checkpoint"]))] if doc.get("checkpoint") else []),
             ("flush-to-zero", ", ".join(f"{d}: {'on' if on else 'off'}" for d, on in env.get("flush_to_zero", {}).items())),
             ("platform", env.get("platform", "")), ("python / numpy", f"{env.get('python', '')} / {env.get('numpy', '')}"),
             ("vector set", f"spec {doc['vector_set']['spec_version']}, sha256 {doc['vector_set']['sha256']}"),

@@ -19,7 +19,7 @@ FORMAT = "adam-conformance-summary/1"
 #: Header fields kept as they are (the row's label, its versions and capabilities, the run's settings).
 HEADER = ("candidate", "adapter", "raw", "execution", "device", "versions", "capabilities", "levels",
           "deselected_levels", "expectations", "mode", "summary", "timing", "translations", "declared_profile",
-          "profile", "world_size", "split")
+          "profile", "world_size", "split", "checkpoint")
 #: Item fields kept as they are, where present.
 ITEM = ("nodeid", "verdict", "family", "level", "dtype", "max_ratio", "first_failing_step", "examples", "twin",
         "replicas")

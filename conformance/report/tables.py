@@ -7,7 +7,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Iterable
 
-from conformance.clauses import LEVELS
+from conformance.clauses import DEFAULT_LEVELS, LEVELS
 from conformance.report.summary import load
 from conformance.report.terminal import diagnosis_summary
 
@@ -29,6 +29,9 @@ def _label(doc: dict) -> str:
     label += f" {doc['execution']}" if doc.get("execution", "eager") != "eager" else ""
     if doc.get("world_size"):  # a distributed execution mode: its ranks and how each step's gradient was divided
         label += f" ({doc['world_size']} ranks, {doc.get('split', 'even')} split)"
+    label += f" resumed ({doc['checkpoint']['format']})" if doc.get("checkpoint") else ""
+    if tuple(doc.get("levels") or DEFAULT_LEVELS) != DEFAULT_LEVELS:  # a row of chosen levels, such as the opt-in later
+        label += f" --level={','.join(doc['levels'])}"
     return label + (" (profile)" if doc.get("declared_profile") else "")
 
 

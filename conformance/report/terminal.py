@@ -9,6 +9,16 @@ from conformance.diagnosis.profile import item_line, sentence
 from conformance.report.document import VERDICTS, counts
 
 
+def checkpoint_line(checkpoint: dict) -> str:
+    """The header's line for ``--checkpoint``: the format, where the run is saved and resumed, what judges it."""
+    kernel = checkpoint.get("resumed_execution")
+    return (f"checkpoint {checkpoint['format']} ({checkpoint['text']}): saved after {checkpoint['saved_after']}"
+            + (f", the resumed candidate built with execution {kernel}" if kernel else "")
+            + "; judged in trajectory mode against the oracle"
+            + ("; the uninterrupted run must be reproduced bit for bit" if checkpoint.get("twin_binding", True)
+               else "; the uninterrupted run is reported beside the verdict (another kernel rounds differently)"))
+
+
 def header_lines(meta: dict) -> list[str]:
     """The report header: candidate, device, what was measured about the candidate, the vector set."""
     versions = ", ".join(f"{k} {v}" for k, v in meta["versions"].items())
@@ -22,6 +32,7 @@ def header_lines(meta: dict) -> list[str]:
         + f"; mode {meta['mode']}; timeout {meta['timeout_s']:g} s"
         + ("; isolated (every call into the candidate in a child process)" if meta.get("isolated") else ""),
         f"flush-to-zero in {ftz}",
+        *([checkpoint_line(meta["checkpoint"])] if meta.get("checkpoint") else []),
         f"vector set spec {vs['spec_version']}, {len(vs['vectors'])} files, sha256 {vs['sha256']}",
         f"levels {', '.join(meta['levels'])}; expectations {meta['expectations'] or 'none'}",
     ]
