@@ -93,6 +93,10 @@ class CheckpointAdapter:
                 "saved_after": "half of each vector's steps (steps // 2), restored in a fresh process",
                 "resumed_execution": kernel or self.inner.execution, "twin_binding": self.twin_binding}
 
+    def missing(self) -> dict:
+        """What the candidate is not run with, and what the format cannot carry across the restore."""
+        return {**self.inner.missing(), **getattr(self.inner, "checkpoint_lacking", lambda fmt: {})(self.format)}
+
     def twin(self) -> Any:
         """The same candidate, never interrupted: the resumed run must reproduce it."""
         return self.inner
