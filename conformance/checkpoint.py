@@ -95,7 +95,16 @@ class CheckpointAdapter:
 
     def missing(self) -> dict:
         """What the candidate is not run with, and what the format cannot carry across the restore."""
-        return {**self.inner.missing(), **getattr(self.inner, "checkpoint_lacking", lambda fmt: {})(self.format)}
+        return {**self.inner.missing(), **self._lost()}
+
+    def _lost(self) -> dict:
+        return getattr(self.inner, "checkpoint_lacking", lambda fmt: {})(self.format)
+
+    def unsupported(self, vector: Any, dtype: str) -> str | None:
+        """The candidate's own reason, else a feature of the vector that the format cannot carry."""
+        lost = self._lost()
+        return self.inner.unsupported(vector, dtype) or next(
+            (f"--checkpoint={self.format}: {lost[f]}" for f in vector.features if f in lost), None)
 
     def twin(self) -> Any:
         """The same candidate, never interrupted: the resumed run must reproduce it."""
