@@ -210,3 +210,23 @@ def test_keras3_load_weights_before_the_optimizer_is_built_drops_its_state():
         "load_model .keras": {"iterations": 4, "same": True, "warned": False},
         "load_weights, optimizer not built": {"iterations": 1, "same": False, "warned": True},
         "load_weights, optimizer built": {"iterations": 4, "same": True, "warned": False}}
+
+
+def test_a_feature_the_format_cannot_carry_makes_the_vector_unsupported():
+    """``checkpoint_lacking``: tf_keras's model- formats rebuild the optimizer from its config, so a vector with a
+    schedule is unsupported there, with the format named; the candidate's own reasons come first."""
+    from types import SimpleNamespace
+
+    from conformance.checkpoint import CheckpointAdapter
+    from conformance.features import Feature
+
+    inner = SimpleNamespace(name="stub", raw=False, device="cpu", execution="eager", absent={},
+                            missing=lambda: {}, unsupported=lambda vector, dtype: None,
+                            checkpoint_lacking=lambda fmt: {Feature.SCHEDULE: "rebuilt"} if fmt == "model-h5" else {})
+    scheduled, plain = SimpleNamespace(features=[Feature.SCHEDULE]), SimpleNamespace(features=[])
+    wrapped = CheckpointAdapter(inner, "model-h5", "stub:Adam", 10.0)
+    assert wrapped.unsupported(scheduled, "float32") == "--checkpoint=model-h5: rebuilt"
+    assert wrapped.unsupported(plain, "float32") is None and wrapped.missing() == {Feature.SCHEDULE: "rebuilt"}
+    assert CheckpointAdapter(inner, "weights-tf", "stub:Adam", 10.0).unsupported(scheduled, "float32") is None
+    inner.unsupported = lambda vector, dtype: "its own reason"
+    assert wrapped.unsupported(scheduled, "float32") == "its own reason"
