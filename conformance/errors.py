@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+
+
 class Unsupported(Exception):
     """What a vector asks cannot be expressed for this candidate (e.g. a callable epsilon); the message is why.
 
@@ -16,6 +19,16 @@ def first_line(exc: BaseException, limit: int = 200) -> str:
     """The first line of an exception's message, at most ``limit`` characters."""
     lines = str(exc).strip().splitlines()
     return (lines[0] if lines else "")[:limit]
+
+
+def exit_cause(exitcode: int | None) -> str:
+    """How a child process ended, in words: the signal that killed it ("SIGSEGV") or its exit status."""
+    if exitcode is not None and exitcode < 0:
+        try:
+            return signal.Signals(-exitcode).name
+        except ValueError:
+            return f"signal {-exitcode}"
+    return f"exit status {exitcode}"
 
 
 def not_implemented(exc: BaseException, where: str = "") -> str:

@@ -16,7 +16,6 @@ import importlib
 import multiprocessing
 import os
 import pickle
-import signal
 import time
 import traceback
 from types import SimpleNamespace
@@ -24,8 +23,7 @@ from typing import Any
 
 import pytest
 
-from conformance.errors import Unsupported
-from conformance.errors import first_line
+from conformance.errors import Unsupported, exit_cause, first_line
 from conformance.load.vector import VectorError
 
 
@@ -181,14 +179,6 @@ def _serve(conn: Any, spec: str, adapter_name: str | None, raw: bool, device: st
         conn.send(reply)
 
 
-def _cause(exitcode: int | None) -> str:
-    if exitcode is not None and exitcode < 0:
-        try:
-            return signal.Signals(-exitcode).name
-        except ValueError:
-            return f"signal {-exitcode}"
-    return f"exit status {exitcode}"
-
 
 class Isolation:
     """The child process and how to reach it; restarted after a crash or a timeout."""
@@ -273,7 +263,7 @@ class Isolation:
                 kind, payload = self.conn.recv()
             except (EOFError, OSError):
                 self.proc.join()
-                cause = _cause(self.proc.exitcode)
+                cause = exit_cause(self.proc.exitcode)
                 self.proc, self.crashes = None, self.crashes + 1
                 place = f" in {where}" if where else f" at step {at}" if at else " while being built"
                 raise CandidateCrash(f"the candidate crashed the process: {cause}{place} {self.after_crash}") from None

@@ -186,3 +186,46 @@ def test_a_distributed_row_is_labelled_with_its_ranks_and_split():
             "translations": [], "capabilities": {"absent": {}, "not_exposed": []},
             "vector_set": {"spec_version": "1", "vectors": [], "sha256": "0"}}
     assert "; 4 ranks, one-rank split;" in header_lines(meta)[1]
+
+
+@pytest.mark.slow  # a whole run of the suite in a subprocess (about a minute)
+def test_the_deepspeed_modes_are_unsupported_with_the_reason_where_deepspeed_is_absent(tmp_path):
+    """DeepSpeed is an optional extra: without it every item of its three modes is unsupported with one line saying
+    how to get it, and no rank process starts (a whole run for ZeRO-2; the adapter alone for each stage)."""
+    import importlib.util
+    import json
+    import subprocess
+    import sys
+
+    from tests.helpers import ROOT, need
+
+    need("torch")
+    if importlib.util.find_spec("deepspeed") is not None:
+        pytest.skip("deepspeed is installed here: this checks the modes without it")
+    reason = "deepspeed is not installed: pip install deepspeed; it compiles a C++ op on first use"
+    log, out = tmp_path / "ranks.log", tmp_path / "r.json"
+    env = {**os.environ, "ADAM_CONFORMANCE_RANK_LOG": str(log), "PYTHONPATH": str(ROOT)}
+    script = ("import torch\n"
+              "from conformance.adapters.torch import TorchAdapter\n"
+              "from conformance.errors import Unsupported\n"
+              "for stage in (1, 2, 3):\n"
+              "    a = TorchAdapter(torch.optim.Adam, execution=f'deepspeed-zero{stage}')\n"
+              "    assert a.distributed and a.twin().execution == 'eager'\n"
+              "    print(a.unsupported(None, 'float32'))\n"
+              "    try:\n"
+              "        a.start(None)\n"
+              "    except Unsupported as exc:\n"
+              "        print(exc)\n")
+    lines = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                           timeout=300)
+    assert lines.stdout.splitlines() == [reason] * 6, lines.stderr[-3000:]
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist", "-q",
+                           "--candidate=torch.optim:Adam", "--execution=deepspeed-zero2",
+                           "-k", "dense/basic or sparse/duplicate-pair", f"--conformance-json={out}",
+                           "--rootdir", str(ROOT)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    doc = json.loads(out.read_text(encoding="utf-8"))
+    records = doc["results"]
+    assert doc["execution"] == "deepspeed-zero2" and len(records) >= 4, proc.stdout[-3000:]
+    assert {r["verdict"] for r in records} == {"unsupported"}, proc.stdout[-3000:]
+    assert {r["message"] for r in records} == {reason}
+    assert not log.exists() or log.read_text(encoding="utf-8") == ""

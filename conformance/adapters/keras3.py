@@ -17,7 +17,10 @@ runs every step); on the torch backend ``compile`` (``torch.compile``).  In thos
 ``mirrored-function``: the optimizer and variables made under ``tf.distribute.MirroredStrategy`` over
 ``--world-size`` logical CPU devices, ``apply_gradients`` run in every replica with its share of the step's gradient,
 ``strategy.run`` called eagerly or inside ``tf.function``; the twin is the same candidate on one device in ``eager``
-or ``function``.  On every backend ``fit`` and ``fit-mixed`` run
+or ``function``.  On the TensorFlow backend also ``multiworker`` and ``multiworker-function``: the same under
+``MultiWorkerMirroredStrategy`` in ``--world-size`` worker processes on 127.0.0.1, by the tf_keras adapter's
+mechanism (``conformance/adapters/tf_multiworker.py``), each gradient passed through ``tf.identity`` in replica
+context (without it ``multiworker-function`` fails on dense gradients in the worker).  On every backend ``fit`` and ``fit-mixed`` run
 every step through ``model.fit`` itself (``conformance.adapters.fit_loop``).
 """
 
@@ -38,11 +41,12 @@ if os.environ.get("KERAS_BACKEND") == "jax":
 
 import keras  # noqa: E402
 
-from conformance.adapters import replicas  # noqa: E402
+from conformance.adapters import replicas, tf_multiworker  # noqa: E402
 from conformance.adapters.base import Adapter, densify, subnormal  # noqa: E402
 from conformance.adapters.fit_loop import FIT_EXECUTIONS, fit_lacking, fit_profile, fit_translations  # noqa: E402
 from conformance.adapters.numpy_port import constructor_kwargs  # noqa: E402
 from conformance.dtypes import NUMPY_DTYPES  # noqa: E402
+from conformance.errors import Unsupported  # noqa: E402
 from conformance.features import Feature  # noqa: E402
 
 BACKEND = keras.backend.backend()
@@ -67,11 +71,16 @@ def _device_scope(device: str) -> Any:
 #: What a Python callable or schedule of the harness becomes inside a compiled step.
 TRACED = ("a Python callable or schedule is evaluated once, when the compiled step is traced, so it cannot change "
           "between calls")
+#: Why a callable or schedule of the harness cannot go to a multiworker mode's workers.
+REMOTE = ("the kit's callables and schedules live in its own process and cannot be called from the worker processes "
+          "of a distributed mode")
 COMPILED = {"tensorflow": {"function": "apply_gradients inside tf.function, as model.fit runs it",
                            "xla": "apply_gradients inside tf.function(jit_compile=True), compiled by XLA",
                            "mirrored": "apply_gradients in each replica of a MirroredStrategy over logical CPU devices, "
                                        "strategy.run called eagerly",
-                           "mirrored-function": "the same with strategy.run inside tf.function, as model.fit runs it"},
+                           "mirrored-function": "the same with strategy.run inside tf.function, as model.fit runs it",
+                           **{mode: f"{tf_multiworker.TEXT}{', inside tf.function' if fn else ', eagerly'}; workers on "
+                                    "127.0.0.1" for mode, fn in tf_multiworker.MODES.items()}},
             "jax": {"jit": "stateless_apply under jax.jit, as Keras's JAX trainer runs it"},
             "torch": {"compile": "apply_gradients under torch.compile, as Keras's torch trainer runs it with "
                                  "jit_compile=True"}}
@@ -82,14 +91,27 @@ class Keras3Adapter(Adapter):
     framework = "keras"
     executions = {"eager": "apply_gradients called directly", **COMPILED.get(BACKEND, {}), **FIT_EXECUTIONS}
     #: --world-size and --split apply to these.
-    distributed_executions = tuple(replicas.TF_MODES) if BACKEND == "tensorflow" else ()
+    distributed_executions = (*replicas.TF_MODES, *tf_multiworker.MODES) if BACKEND == "tensorflow" else ()
     twin_label, twin_binding = replicas.TWIN_LABEL, False
+    pool = None  # the worker processes of a multiworker mode (conformance.adapters.ranks), kept across items
 
     def twin(self) -> "Keras3Adapter | None":
-        """A mirrored mode's twin: the same candidate on one device, in the matching one-device mode."""
-        if self.execution not in replicas.TF_MODES:
+        """A distributed mode's twin: the same candidate on one device, in the matching one-device mode."""
+        if self.execution in tf_multiworker.MODES:
+            one = "function" if tf_multiworker.MODES[self.execution] else "eager"
+        elif self.execution in replicas.TF_MODES:
+            one = replicas.TF_MODES[self.execution]
+        else:
             return None
-        return type(self)(self.candidate, raw=self.raw, device=self.device, execution=replicas.TF_MODES[self.execution])
+        return type(self)(self.candidate, raw=self.raw, device=self.device, execution=one)
+
+    def close(self) -> None:
+        """End the worker processes (the end of the session)."""
+        if self.pool is not None:
+            self.pool.stop()
+
+    def interrupt(self) -> None:
+        self.close()  # a hung item: its workers are killed, the next item starts a fresh pool
 
     @property
     def translations(self) -> list[str]:
@@ -99,6 +121,11 @@ class Keras3Adapter(Adapter):
         if self.execution in replicas.TF_MODES:
             n, split = replicas.world(self)
             out.append(f"each step's gradient split among {n} replicas ({split}: their sum is the vector's gradient)")
+        if self.execution in tf_multiworker.MODES:
+            out.append(f"each step's gradient divided among {self.world_size} workers ({self.split} split), summed by "
+                       "the strategy's all-reduce into the vector's gradient bit for bit")
+            out.append("each gradient passed through tf.identity in replica context (without it Keras 3's step under "
+                       "MultiWorkerMirroredStrategy inside tf.function fails on dense gradients)")
         if self.raw:
             return out if self.execution != "eager" else []
         if BACKEND == "jax":
@@ -132,7 +159,9 @@ class Keras3Adapter(Adapter):
         out[Feature.DECAY] = "Keras 3 ignores the legacy decay keyword (with a warning)"
         if self.raw and BACKEND != "tensorflow":
             out[Feature.SPARSE] = f"Keras 3 on the {BACKEND} backend has no IndexedSlices gradient"
-        if self.execution not in ("eager", "mirrored"):
+        if self.execution in tf_multiworker.MODES:
+            out[Feature.CALLABLE_LEARNING_RATE] = out[Feature.SCHEDULE] = REMOTE
+        elif self.execution not in ("eager", "mirrored"):
             out[Feature.CALLABLE_LEARNING_RATE] = out[Feature.SCHEDULE] = TRACED
         if self.execution in FIT_EXECUTIONS:
             out.update(fit_lacking(self.execution))
@@ -161,7 +190,11 @@ class Keras3Adapter(Adapter):
                "schedule is a class to rebuild: the kit's callables live in its own process")
         return {Feature.CALLABLE_LEARNING_RATE: why, Feature.SCHEDULE: why} if fmt == "model.keras" else {}
 
-    def start(self, spec: Any) -> "Keras3Session":
+    def start(self, spec: Any) -> Any:
+        if self.execution in tf_multiworker.MODES:
+            if self.device != "cpu":
+                raise Unsupported("the multiworker modes run their workers on CPU")
+            return tf_multiworker.start(self, spec, "conformance.adapters.keras3:MultiWorkerKeras3Session")
         if self.execution in replicas.TF_MODES:
             return MirroredKeras3Session(self.candidate, spec, self.raw, self.execution, replicas.world(self))
         if self.execution in FIT_EXECUTIONS:
@@ -376,6 +409,34 @@ class MirroredKeras3Session(Keras3Session):
             for r, state in enumerate(out):
                 state[n] = {f: None if c is None else c[r] for f, c in copies.items()}
         return out
+
+
+class MultiWorkerKeras3Session(Keras3Session):
+    """A worker's session under ``MultiWorkerMirroredStrategy`` (``tf_multiworker``; built in the worker process):
+    optimizer and variables made under the strategy (every variable registered with ``build()``, as a tf.function
+    needs), ``apply_gradients`` run in replica context with this worker's share of the step's gradients (the strategy
+    sums them), eagerly or inside one ``tf.function``."""
+
+    def __init__(self, strategy: Any, cls: Any, spec: Any, function: bool) -> None:
+        import tensorflow as tf
+
+        self.strategy = strategy
+        with strategy.scope():
+            super().__init__(cls, spec, "cpu", False, "function" if function else "eager")
+        self.step = tf.function(self._replica) if function else self._replica
+
+    def _replica(self, grads: dict, without: tuple) -> None:
+        import tensorflow as tf
+
+        # Without tf.identity, dense gradients inside tf.function fail in the worker (ValueError from the traced step,
+        # measured with TensorFlow 2.21; issue 25 saw "destinations can not be empty"); eagerly they run either way.
+        # The identity gives the same numbers, as a tensor made in replica context.
+        self.opt.apply_gradients([(None if n in without else tf.identity(grads[n]), self.vars[n])
+                                  for n in self.vars if n in grads or n in without])
+
+    def apply(self, grads: dict[str, Any], step: int) -> None:
+        tensors = {n: self._grad(g, self.vars[n], self.spec.dtype_of(n)) for n, g in grads.items() if g is not None}
+        self.strategy.run(self.step, args=(tensors, tuple(n for n, g in grads.items() if g is None)))
 
 
 def _fit_scope(device: str) -> Any:

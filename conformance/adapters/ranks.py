@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from conformance.errors import Unsupported, first_line
+from conformance.errors import Unsupported, exit_cause, first_line
 
 #: Seconds a pool may take to start (importing a framework, joining the process group), whatever ``timeout`` says.
 START = 180.0
@@ -65,14 +65,6 @@ def free_ports(n: int) -> list[int]:
         for s in socks:
             s.close()
 
-
-def _cause(exitcode: int | None) -> str:
-    if exitcode is not None and exitcode < 0:
-        try:
-            return signal.Signals(-exitcode).name
-        except ValueError:
-            return f"signal {-exitcode}"
-    return f"exit status {exitcode}"
 
 
 def _watch_parent(parent: int) -> None:
@@ -199,7 +191,7 @@ class RankPool:
                         code = self.procs[rank].wait(1.0)
                     except subprocess.TimeoutExpired:
                         code = None
-                    failed.append((rank, "died", f"rank {rank} died: {_cause(code)}"))
+                    failed.append((rank, "died", f"rank {rank} died: {exit_cause(code)}"))
                     continue
                 if kind == "ok":
                     replies[rank] = value

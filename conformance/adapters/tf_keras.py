@@ -187,7 +187,7 @@ class TfKerasLegacyAdapter(Adapter):
         if self.execution in tf_multiworker.MODES:
             if self.device != "cpu":
                 raise Unsupported("the multiworker modes run their workers on CPU")
-            return tf_multiworker.start(self, spec)
+            return tf_multiworker.start(self, spec, "conformance.adapters.tf_keras:MultiWorkerTfSession")
         if self.execution in replicas.TF_MODES:
             return MirroredTfSession(self.candidate, spec, mirrored_strategy(replicas.world(self)[0]),
                                      self.execution, replicas.world(self))
@@ -364,6 +364,26 @@ class MirroredTfSession(TfSession):
             for r, state in enumerate(out):
                 state[n] = {f: None if c is None else c[r] for f, c in copies.items()}
         return out
+
+
+class MultiWorkerTfSession(TfSession):
+    """A worker's session under ``MultiWorkerMirroredStrategy`` (``tf_multiworker``; built in the worker process):
+    optimizer and variables made under the strategy, ``apply_gradients`` run in replica context with this worker's
+    share of the step's gradients (the strategy sums them), eagerly or inside one ``tf.function``."""
+
+    def __init__(self, strategy: Any, cls: Any, spec: Any, function: bool) -> None:
+        self.strategy = strategy
+        with strategy.scope():
+            super().__init__(cls, spec, "", "function" if function else "eager")  # "": the strategy places them
+        self.step = tf.function(self._replica) if function else self._replica
+
+    def _replica(self, grads: dict, without: tuple) -> None:
+        self.opt.apply_gradients([(grads.get(n), self.vars[n]) for n in self.vars if n in grads or n in without])
+
+    def apply(self, grads: dict[str, Any], step: int) -> None:
+        tensors = {n: tf_gradient(g, self.vars[n].dtype) for n, g in grads.items() if g is not None}
+        self.strategy.run(self.step, args=(tensors, tuple(n for n, g in grads.items() if g is None)))
+        self.batches.note(grads)
 
 
 class TfFitSession(TfSession):

@@ -1,5 +1,6 @@
-"""TensorFlow's ``MultiWorkerMirroredStrategy`` as an execution mode of the tf_keras adapter (``multiworker``,
-``multiworker-function``).
+"""TensorFlow's ``MultiWorkerMirroredStrategy`` as an execution mode (``multiworker``, ``multiworker-function``) of
+the tf_keras adapter and of Keras 3 on the TensorFlow backend: one mechanism, the adapter naming the function that
+builds a worker's session (``start``'s ``factory``: ``tf_keras.multiworker_session``, ``keras3.multiworker_session``).
 
 Each rank is a worker process of its own (``conformance.adapters.ranks``): ``TF_CONFIG`` names every worker on
 127.0.0.1 with a free port, and the worker builds its one strategy when it starts (TensorFlow allows one per
@@ -37,11 +38,13 @@ class TfWorkerRank:
         tf.get_logger().setLevel("ERROR")  # "using CollectiveAllReduceStrategy eagerly has overhead", every step
         self.strategy = tf.distribute.MultiWorkerMirroredStrategy()
         self.sessions = Sessions()
-        # The adapter's own session class and schedule wrapper, named by the adapter (which imports this module).
-        self.session, self.schedule = (pkgutil.resolve_name(setup[k]) for k in ("session", "schedule"))
+        # The adapter's session factory, named by the adapter (which imports this module), called as
+        # factory(strategy, cls, spec, function): a session whose optimizer and variables live under the strategy and
+        # whose apply runs the candidate in replica context (strategy.run; inside one tf.function where asked).
+        self.factory = pkgutil.resolve_name(setup["factory"])
 
     def start(self, key: int, cls: Any, spec: Any, function: bool) -> None:
-        self.sessions.add(key, _worker_session(self.strategy, self.session, self.schedule, cls, spec, function))
+        self.sessions.add(key, self.factory(self.strategy, cls, spec, function))
 
     def apply(self, key: int, grads: dict, extra: dict) -> None:
         self.sessions[key].apply(grads, 0)
@@ -53,49 +56,14 @@ class TfWorkerRank:
         self.sessions[key].load(state)
 
 
-def _worker_session(strategy: Any, base: type, schedule: type, cls: Any, spec: Any, function: bool) -> Any:
-    """A session of the adapter's (``base``: ``tf_keras.TfSession``, whose ``read`` and ``load`` it keeps) whose
-    optimizer and variables live under ``strategy`` and whose step runs in replica context."""
-    import tensorflow as tf
-
-    from conformance.adapters.base import Batches
-    from conformance.adapters.numpy_port import constructor_kwargs
-    from conformance.adapters.tf_ops import TF_DTYPES, tf_gradient
-
-    class WorkerSession(base):  # type: ignore[misc, valid-type]
-        def __init__(self) -> None:
-            self.amsgrad = spec.amsgrad
-            with strategy.scope():
-                self.opt = cls(**constructor_kwargs(spec, schedule))
-                self.vars = {n: tf.Variable(v, dtype=TF_DTYPES[spec.dtype_of(n)], name=n)
-                             for n, v in spec.variables.items()}
-                if function:  # a tf.function creates no variables after its first trace
-                    self.opt._create_all_weights(list(self.vars.values()))
-            self.batches = Batches()
-            if function:
-                self.batches.note(dict.fromkeys(self.vars, True))
-            self.step = tf.function(self._replica) if function else self._replica
-
-        def _replica(self, grads: dict, without: tuple) -> None:
-            pairs = [(grads.get(n), self.vars[n]) for n in self.vars if n in grads or n in without]
-            self.opt.apply_gradients(pairs)
-
-        def apply(self, grads: dict[str, Any], step: int) -> None:
-            tensors = {n: tf_gradient(g, self.vars[n].dtype) for n, g in grads.items() if g is not None}
-            strategy.run(self.step, args=(tensors, tuple(n for n, g in grads.items() if g is None)))
-            self.batches.note(grads)
-
-    return WorkerSession()
-
-
-def start(adapter: Any, spec: Any) -> Any:
-    """The session of one item on ``adapter``'s worker pool (started on first use, kept across items)."""
+def start(adapter: Any, spec: Any, factory: str) -> Any:
+    """The session of one item on ``adapter``'s worker pool (started on first use, kept across items); ``factory``
+    ("module:function") builds the session in each worker."""
     from conformance.adapters.distributed import Combination
     from conformance.adapters.ranks import RankPool, RankSession
 
     if adapter.pool is None:
-        setup = {"session": "conformance.adapters.tf_keras:TfSession", "schedule": "conformance.adapters.tf_keras:_Schedule"}
-        adapter.pool = RankPool("conformance.adapters.tf_multiworker:TfWorkerRank", adapter.world_size, setup,
+        adapter.pool = RankPool("conformance.adapters.tf_multiworker:TfWorkerRank", adapter.world_size, {"factory": factory},
                                 ports_per_pool=adapter.world_size)
     return RankSession(adapter.pool, (adapter.candidate, spec, MODES[adapter.execution]),
                        {n: spec.dtype_of(n) for n in spec.variables}, Combination.summed(), adapter.split)

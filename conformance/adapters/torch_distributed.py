@@ -9,11 +9,13 @@ candidate through the engine's own reduction: each rank's share ``G_r`` (``confo
 the gradient of the loss ``sum(p * G_r)``, backpropagated through the engine, which all-reduces (DDP) or
 reduce-scatters (FSDP2) it.  The kit checks that the combined gradient the candidate then holds is the vector's,
 bit for bit, before the candidate steps.  Reading the state back is each engine's own way: DDP's parameters are
-replicated; ZeRO gathers the state with ``consolidate_state_dict``; FSDP2 with ``full_tensor()``.
+replicated; ZeRO gathers the state with ``consolidate_state_dict``; FSDP2 with ``full_tensor()``.  DeepSpeed's
+engine (``deepspeed-zero1`` to ``-zero3``, an optional extra) runs on the same ranks: ``torch_deepspeed``.
 """
 
 from __future__ import annotations
 
+import pkgutil
 from typing import Any
 
 import numpy as np
@@ -62,7 +64,11 @@ class TorchRank:
         self.sessions = Sessions()
 
     def start(self, key: int, *args: Any) -> dict:
-        return self.sessions.add(key, _Item(self, *args)).own
+        engine = args[-1]
+        # DeepSpeed's item by name: its module imports this one (and DeepSpeed only where it is installed).
+        item = pkgutil.resolve_name("conformance.adapters.torch_deepspeed:DeepSpeedItem") if engine.startswith(
+            "deepspeed") else _Item
+        return self.sessions.add(key, item(self, *args)).own
 
     def apply(self, key: int, grads: dict, hp: dict) -> dict:
         return self.sessions[key].apply(grads, hp)
@@ -215,9 +221,11 @@ def start(adapter: Any, spec: Any) -> Any:
     from conformance.adapters.base import per_step_numbers
     from conformance.adapters.ranks import RankPool, RankSession
 
-    engine, kernel = MODES[adapter.execution]
+    engine, kernel = MODES.get(adapter.execution, (adapter.execution, "eager"))  # a deepspeed mode: its own engine
     if adapter.pool is None:
-        adapter.pool = RankPool("conformance.adapters.torch_distributed:TorchRank", adapter.world_size, {})
+        # DeepSpeed on the CPU accelerator, as the ranks' tensors and gloo group are (a GPU would make it pick CUDA).
+        env = {"DS_ACCELERATOR": "cpu"} if engine.startswith("deepspeed") else {}
+        adapter.pool = RankPool("conformance.adapters.torch_distributed:TorchRank", adapter.world_size, {}, env=env)
     kwargs = {} if spec.defaults else {"amsgrad": spec.amsgrad}
     if kernel != "eager":
         kwargs[kernel] = True  # how the step runs, not a hyperparameter: also for "defaults" vectors
