@@ -93,6 +93,19 @@ class CheckpointAdapter:
                 "saved_after": "half of each vector's steps (steps // 2), restored in a fresh process",
                 "resumed_execution": kernel or self.inner.execution, "twin_binding": self.twin_binding}
 
+    def missing(self) -> dict:
+        """What the candidate is not run with, and what the format cannot carry across the restore."""
+        return {**self.inner.missing(), **self._lost()}
+
+    def _lost(self) -> dict:
+        return getattr(self.inner, "checkpoint_lacking", lambda fmt: {})(self.format)
+
+    def unsupported(self, vector: Any, dtype: str) -> str | None:
+        """The candidate's own reason, else a feature of the vector that the format cannot carry."""
+        lost = self._lost()
+        return self.inner.unsupported(vector, dtype) or next(
+            (f"--checkpoint={self.format}: {lost[f]}" for f in vector.features if f in lost), None)
+
     def twin(self) -> Any:
         """The same candidate, never interrupted: the resumed run must reproduce it."""
         return self.inner

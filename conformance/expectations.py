@@ -13,6 +13,7 @@ A file lists the candidates it applies to and its entries::
         executions: [fused]        # optional: the --execution modes the entry applies to (default: all)
         backends: [torch]          # optional: the Keras 3 backends the entry applies to (default: the file's)
         splits: [even]             # optional: the --split of a distributed mode the entry applies to (default: all)
+        checkpoint: [model-keras]  # optional: the --checkpoint formats the entry applies to (default: every run)
         clause: ADAM-SPARSE-1
         reason: "why the candidate differs"
     property_tier:                 # optional: features the property tier does not draw, for divergences listed above
@@ -53,6 +54,7 @@ class Entry:
     executions: list[str] | None = None  # the --execution modes it applies to (None: all)
     backends: list[str] | None = None  # the Keras 3 backends it applies to (None: all the file's)
     splits: list[str] | None = None  # the --split of a distributed mode it applies to (None: all)
+    checkpoint: list[str] | None = None  # the --checkpoint formats it applies to (None: every run, resumed or not)
     matched: int = 0
 
     def matches(self, conformance_id: str, dtype: str | None) -> bool:
@@ -82,11 +84,13 @@ class Expectations:
         """The file's name as reports show it: relative for a bundled file, so results do not carry local paths."""
         return f"expectations/{self.path.name}" if self.path.parent == BUNDLED else str(self.path)
 
-    def for_run(self, execution: str, backend: str | None, split: str | None = None) -> "Expectations":
-        """The file as it applies to a run in ``execution`` mode on ``backend`` (with ``split``, a distributed mode's):
-        entries scoped to others left out."""
+    def for_run(self, execution: str, backend: str | None, split: str | None = None,
+                checkpoint: str | None = None) -> "Expectations":
+        """The file as it applies to a run in ``execution`` mode on ``backend`` (with ``split``, a distributed mode's;
+        ``checkpoint``, the ``--checkpoint`` format): entries scoped to others left out."""
         kept = [e for e in self.entries if (e.executions is None or execution in e.executions)
-                and (e.backends is None or backend in e.backends) and (e.splits is None or split in e.splits)]
+                and (e.backends is None or backend in e.backends) and (e.splits is None or split in e.splits)
+                and (e.checkpoint is None or checkpoint in e.checkpoint)]
         return dataclasses.replace(self, entries=kept)
 
     def stale(self) -> list[Entry]:
@@ -112,7 +116,7 @@ def load(path: Path | str) -> Expectations:
             raise ExpectationsError(f"{path}: entry {i} ('{raw['id']}'): field 'dtypes': a list of dtype names is required")
         scopes = {}
         for key, what in (("executions", "execution mode names"), ("backends", "Keras 3 backend names"),
-                          ("splits", "--split names")):
+                          ("splits", "--split names"), ("checkpoint", "--checkpoint format names")):
             scopes[key] = raw.get(key)
             if scopes[key] is not None and not (isinstance(scopes[key], list) and all(isinstance(x, str) for x in scopes[key])):
                 raise ExpectationsError(f"{path}: entry {i} ('{raw['id']}'): field '{key}': a list of {what} is required")

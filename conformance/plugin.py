@@ -227,7 +227,8 @@ def pytest_configure(config: pytest.Config) -> None:
     except expectations.ExpectationsError as exc:
         raise pytest.UsageError(str(exc)) from None
     split = adapter.split if getattr(adapter, "distributed", False) else None
-    exp = exp.for_run(adapter.execution, adapter.versions().get("backend"), split) if exp else None
+    resumed = (getattr(adapter, "checkpoint", None) or {}).get("format")  # a checkpoint run's format, else None
+    exp = exp.for_run(adapter.execution, adapter.versions().get("backend"), split, resumed) if exp else None
     kit = Session(spec, adapter, mode, config.getoption(TIMEOUT), _vector_paths(config), exp,
                   capabilities=caps, levels=levels, device=adapter.device_used(), environment=_environment(adapter))
     kit.isolation = isolation

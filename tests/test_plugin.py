@@ -363,6 +363,7 @@ def test_execution_mode_is_recorded_and_scopes_expectations(run, pytester, tmp_p
     ("executions: fused", "field 'executions': a list of execution mode names is required"),
     ("backends: torch", "field 'backends': a list of Keras 3 backend names is required"),
     ("backends: [troch]", "field 'backends': unknown backend 'troch' (known: tensorflow, jax, torch, numpy, openvino)"),
+    ("checkpoint: model-keras", "field 'checkpoint': a list of --checkpoint format names is required"),
 ])
 def test_bad_scope_field_is_a_usage_error(run, pytester, field, message):
     exp = pytester.path / "bad.yaml"
@@ -385,6 +386,21 @@ def test_entries_scoped_to_modes_and_backends(tmp_path):
             for execution in ("eager", "jit") for backend in ("jax", "torch", None)}
     assert kept == {("eager", "jax"): ["a"], ("eager", "torch"): ["a", "b"], ("eager", None): ["a"],
                     ("jit", "jax"): ["a", "c"], ("jit", "torch"): ["a", "b", "c"], ("jit", None): ["a"]}
+
+
+def test_entries_scoped_to_checkpoint_formats(tmp_path):
+    """An entry with ``checkpoint:`` applies to a --checkpoint run in one of those formats only, never to a run
+    without --checkpoint; an entry without it applies to every run."""
+    from conformance import expectations
+
+    path = tmp_path / "e.yaml"
+    path.write_text("divergences:\n"
+                    "  - {id: a, clause: ADAM-UPDATE-4, reason: r}\n"
+                    "  - {id: b, clause: ADAM-UPDATE-4, reason: r, checkpoint: [model-keras, model-savedmodel]}\n")
+    exp = expectations.load(path)
+    kept = {fmt: [e.id for e in exp.for_run("eager", None, None, fmt).entries]
+            for fmt in (None, "checkpoint", "model-keras", "model-savedmodel")}
+    assert kept == {None: ["a"], "checkpoint": ["a"], "model-keras": ["a", "b"], "model-savedmodel": ["a", "b"]}
 
 
 def test_the_verified_vector_cache_remembers_large_vectors_checked(pytester, tmp_path, monkeypatch):

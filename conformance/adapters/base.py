@@ -149,6 +149,10 @@ class Adapter:
         ``checkpoint_formats``), as the framework's guides save a training run."""
         raise Unsupported(f"the {self.name} adapter has no checkpoint format")
 
+    def checkpoint_lacking(self, fmt: str) -> dict[Feature, str]:
+        """Features a resume through ``fmt`` cannot carry (as ``lacking``), with the reason; none by default."""
+        return {}
+
     def checkpoint_restore(self, spec: RunSpec, fmt: str, directory: str) -> Session:
         """In a fresh process: build the candidate from ``spec`` as ``start`` does, restore it from what
         ``checkpoint_save`` wrote under ``directory``, and return the session that steps on from there."""

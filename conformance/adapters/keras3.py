@@ -180,8 +180,16 @@ class Keras3Adapter(Adapter):
     checkpoint_formats = {
         "weights.h5": "model.save_weights to .weights.h5 of a model holding the variables, compiled with the optimizer "
                       "(its state is saved with the weights); model.load_weights in the new process",
+        "model.keras": "model.save to .keras of the same model; keras.models.load_model in the new process (its "
+                       "optimizer is the one the file rebuilds from its config)",
         **({"checkpoint": "tf.train.Checkpoint(optimizer=..., variables=...).save, restore in the new process"}
            if BACKEND == "tensorflow" else {})}
+
+    def checkpoint_lacking(self, fmt: str) -> dict[Feature, str]:
+        """``model.keras`` rebuilds the optimizer from the config in the file: the kit's callables are not in it."""
+        why = ("load_model rebuilds the optimizer from the config model.save wrote, where a callable learning rate or a "
+               "schedule is a class to rebuild: the kit's callables live in its own process")
+        return {Feature.CALLABLE_LEARNING_RATE: why, Feature.SCHEDULE: why} if fmt == "model.keras" else {}
 
     def start(self, spec: Any) -> Any:
         if self.execution in tf_multiworker.MODES:
@@ -199,6 +207,8 @@ class Keras3Adapter(Adapter):
             import tensorflow as tf
 
             tf.train.Checkpoint(optimizer=session.opt, variables=dict(session.vars)).save(os.path.join(directory, "ckpt"))
+        elif fmt == "model.keras":
+            _holder(session).save(os.path.join(directory, "model.keras"))
         else:
             _holder(session).save_weights(os.path.join(directory, "model.weights.h5"))
 
@@ -210,9 +220,14 @@ class Keras3Adapter(Adapter):
             tf.train.Checkpoint(optimizer=session.opt, variables=dict(session.vars)).restore(
                 tf.train.latest_checkpoint(directory))
         else:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), _device_scope(self.device):
                 warnings.simplefilter("ignore", UserWarning)  # what Keras skips shows as a state that did not survive
-                _holder(session).load_weights(os.path.join(directory, "model.weights.h5"))
+                if fmt == "model.keras":
+                    model = keras.models.load_model(os.path.join(directory, "model.keras"),
+                                                    custom_objects={"_Holder": _Holder})
+                    session.adopt(model.optimizer, dict(zip(spec.variables, model.held)))
+                else:
+                    _holder(session).load_weights(os.path.join(directory, "model.weights.h5"))
         return session
 
     def page_aliases(self) -> dict[str, Any]:
@@ -234,20 +249,27 @@ class Keras3Adapter(Adapter):
 
 
 class _Holder(keras.Model):
-    """The least model that ``save_weights`` saves: the session's variables as its weights, in their order."""
+    """The least model that ``save_weights`` and ``save`` save: the session's variables as its weights, in their
+    order; rebuilt by ``load_model`` from their names, shapes and dtypes (zeros until the file's values are set)."""
 
-    def __init__(self, variables: list) -> None:
-        super().__init__()
-        self.held = variables
+    def __init__(self, variables: list | None = None, specs: list | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.specs = specs if variables is None else [[v.name, list(v.shape), v.dtype] for v in variables]
+        self.held = variables if variables is not None else [
+            self.add_weight(name=name, shape=tuple(shape), dtype=dtype, initializer="zeros")
+            for name, shape, dtype in self.specs]
+        self.built = True
 
     def call(self, x: Any) -> Any:
         return x
+
+    def get_config(self) -> dict:
+        return {"specs": self.specs}
 
 
 def _holder(session: "Keras3Session") -> keras.Model:
     """A model over ``session``'s variables, compiled with its optimizer, as a user's model is before saving."""
     model = _Holder(list(session.vars.values()))
-    model.built = True
     model.compile(optimizer=session.opt)
     return model
 
@@ -277,6 +299,14 @@ class Keras3Session:
 
             self.stateless = jax.jit(self.opt.stateless_apply)
             self.step = self._apply_stateless
+
+    def adopt(self, opt: Any, variables: dict) -> None:
+        """Take over a loaded model's optimizer and variables (the ``model.keras`` format), before the first step."""
+        self.opt, self.vars = opt, variables
+        if self.execution == "jit":
+            import jax
+
+            self.stateless = jax.jit(self.opt.stateless_apply)
 
     def _apply(self, names: tuple, grads: list) -> None:
         # Variables are closed over, not passed: a tf.function would turn them into tensors.

@@ -42,6 +42,9 @@ from conformance.features import HYPERPARAMETERS, Feature
 #: What a Python callable or schedule of the harness becomes inside a traced step.
 TRACED = ("a Python callable or schedule is evaluated once, when tf.function traces the step, so it cannot change "
           "between calls of the compiled step")
+#: Why a callable or schedule of the harness cannot cross a model.save / load_model.
+_REBUILT = ("load_model rebuilds the optimizer from the config model.save wrote, where a callable hyperparameter is "
+            "the value it had when saved and a schedule a class to rebuild: the kit's callables live in its own process")
 #: Why a callable or schedule of the harness cannot go to a distributed mode's workers.
 REMOTE = ("the kit's callables and schedules live in its own process and cannot be called from the worker processes "
           "of a distributed mode")
@@ -163,10 +166,23 @@ class TfKerasLegacyAdapter(Adapter):
 
     checkpoint_formats = {
         "checkpoint": "tf.train.Checkpoint(optimizer=..., variables=...).save, restore in the new process before its "
-                      "first step (the slots by deferred restoration), its variables created in reverse order"}
+                      "first step (the slots by deferred restoration), its variables created in reverse order",
+        "model-h5": "model.save to .h5 of a model holding the variables, compiled with the optimizer; "
+                    "tf_keras.models.load_model in the new process",
+        "model-savedmodel": "model.save(save_format='tf'), a SavedModel, of the same model; load_model in the new process",
+        "model-keras": "model.save to .keras of the same model; load_model in the new process",
+        "weights-tf": "model.save_weights in TensorFlow's checkpoint format; load_weights into the model built anew in "
+                      "the new process, before its first step",
+        "weights-h5": "model.save_weights to .h5; load_weights into the model built anew in the new process"}
 
     def profile(self) -> tuple[str, ...]:
         return fit_profile(self.execution)
+
+    def checkpoint_lacking(self, fmt: str) -> dict[Feature, str]:
+        """The ``model-`` formats rebuild the optimizer from the config in the file: the kit's callables and schedules
+        are not in it."""
+        return {**{Feature.callable(k): _REBUILT for k in HYPERPARAMETERS if k != "epsilon"}, Feature.SCHEDULE: _REBUILT
+                } if fmt.startswith("model-") else {}
 
     def start(self, spec: Any) -> Any:
         if self.execution in tf_multiworker.MODES:
@@ -181,13 +197,30 @@ class TfKerasLegacyAdapter(Adapter):
         return TfSession(self.candidate, spec, tf_device(self.device), self.execution)
 
     def checkpoint_save(self, session: Any, fmt: str, directory: str) -> None:
-        tf.train.Checkpoint(optimizer=session.opt, variables=dict(session.vars)).save(os.path.join(directory, "ckpt"))
+        if fmt == "checkpoint":
+            tf.train.Checkpoint(optimizer=session.opt, variables=dict(session.vars)).save(os.path.join(directory, "ckpt"))
+        elif fmt.startswith("model-"):
+            _holder(session).save(os.path.join(directory, _SAVED[fmt]), **({"save_format": "tf"}
+                                                                          if fmt == "model-savedmodel" else {}))
+        else:
+            _holder(session).save_weights(os.path.join(directory, _SAVED[fmt]))
 
     def checkpoint_restore(self, spec: Any, fmt: str, directory: str) -> "TfSession":
-        # Matched by the object graph (the dict's keys), not by creation order: the new process creates them reversed.
-        session = self.start(dataclasses.replace(spec, variables=dict(reversed(spec.variables.items()))))
-        tf.train.Checkpoint(optimizer=session.opt, variables=dict(session.vars)).restore(
-            tf.train.latest_checkpoint(directory))
+        if fmt == "checkpoint":
+            # Matched by the object graph (the dict's keys), not by creation order: the new process creates them
+            # reversed.
+            session = self.start(dataclasses.replace(spec, variables=dict(reversed(spec.variables.items()))))
+            tf.train.Checkpoint(optimizer=session.opt, variables=dict(session.vars)).restore(
+                tf.train.latest_checkpoint(directory))
+            return session
+        session = self.start(spec)
+        if fmt.startswith("model-"):
+            # The model and its optimizer are the loaded ones: the session takes them over.
+            model = tf_keras.models.load_model(os.path.join(directory, _SAVED[fmt]),
+                                               custom_objects={"_Held": _Held})
+            session.adopt(model.optimizer, dict(zip(spec.variables, model.layers[-1].held)))
+        else:
+            _holder(session).load_weights(os.path.join(directory, _SAVED[fmt]))
         return session
 
     def v2_api(self) -> Any:
@@ -204,9 +237,41 @@ class TfKerasLegacyAdapter(Adapter):
         return {**super().environment(), "page_aliases": describe_aliases(page_aliases())}
 
 
+#: Where each model format's file goes, in the checkpoint's directory.
+_SAVED = {"model-h5": "model.h5", "model-savedmodel": "savedmodel", "model-keras": "model.keras",
+          "weights-tf": "weights", "weights-h5": "weights.h5"}
+
+
+class _Held(tf_keras.layers.Layer):
+    """A layer whose weights are given variables (when saving) or zeros of their shapes and dtypes (``from_config``,
+    when loading, before the file's values are set); its call passes the input through."""
+
+    def __init__(self, specs: list, variables: list | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.specs = [list(x) for x in specs]
+        self.held = variables if variables is not None else [
+            self.add_weight(name=name, shape=shape, dtype=dtype, initializer="zeros") for name, shape, dtype in specs]
+
+    def call(self, x: Any) -> Any:
+        return x
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "specs": self.specs}
+
+
+def _holder(session: "TfSession") -> tf_keras.Model:
+    """A functional model whose one layer holds ``session``'s variables, compiled with its optimizer, as a user's model
+    is before saving (``model.save`` in h5 takes only functional or sequential models)."""
+    specs = [[n, list(v.shape), v.dtype.name] for n, v in session.vars.items()]
+    inputs = tf_keras.Input((1,))
+    model = tf_keras.Model(inputs, _Held(specs, list(session.vars.values()))(inputs))
+    model.compile(optimizer=session.opt, loss="mse")
+    return model
+
+
 class TfSession:
     def __init__(self, cls: Any, spec: Any, device: str, execution: str = "eager") -> None:
-        self.device, self.amsgrad = device, spec.amsgrad
+        self.device, self.amsgrad, self.execution = device, spec.amsgrad, execution
         with tf.device(device):
             self.opt = cls(**constructor_kwargs(spec, _Schedule))
             if spec.round_trip:
@@ -219,6 +284,16 @@ class TfSession:
                 self.opt._create_all_weights(list(self.vars.values()))
             self.batches.note(dict.fromkeys(self.vars, True))  # get_weights lists the slots in creation order
             self.step = tf.function(self._apply, jit_compile=execution == "xla")
+
+    def adopt(self, opt: Any, variables: dict) -> None:
+        """Take over a loaded model's optimizer and variables (``model.save`` formats)."""
+        self.opt, self.vars = opt, variables
+        if self.execution == "eager":
+            self.step = opt.apply_gradients
+        else:  # as in __init__: the slots made before the first traced step (those loaded are kept)
+            with tf.device(self.device):
+                self.opt._create_all_weights(list(self.vars.values()))
+            self.step = tf.function(self._apply, jit_compile=self.execution == "xla")
 
     def _apply(self, pairs: list) -> None:
         self.opt.apply_gradients(pairs)  # in a graph it returns an Operation, which a tf.function may not return
