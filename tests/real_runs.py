@@ -191,18 +191,51 @@ CI_SELECTION: dict[str, str] = {
 }
 
 
+#: Rows the slow tier runs whole: the reference, TF 2.0's own code line (whose share of the bound is checked) and
+#: torch's default step.  Every other row not in CI_SELECTION runs its ``sampled`` items.
+WHOLE_IN_CI = ("1-reference", "2-tf_keras-legacy", "6-torch")
+#: Items whose step takes seconds in the slower modes (hundreds of tensors, long vectors): a family's passing item
+#: is taken from the others where it has any.
+_HEAVY = ("many-tensors", "widths", "chunks")
+RESULTS = Path(__file__).resolve().parent.parent / "docs" / "results"
+
+
+def sampled(name: str) -> str:
+    """The slow tier's items of a row outside CI_SELECTION and WHOLE_IN_CI, from its committed summary: every item
+    that does not pass (its known divergences, failures and unsupported items, what the README's tables say of it)
+    and one passing item per family, as a ``-k`` expression of item names."""
+    results = json.loads((RESULTS / f"{name}.summary.json").read_text(encoding="utf-8"))["results"]
+    names = {r["nodeid"].rsplit("::", 1)[1]: r for r in results}
+    chosen = [n for n, r in names.items() if r["verdict"] != "pass"]
+    for family in sorted({r["family"] for r in results}):
+        passing = sorted(n for n, r in names.items() if r["family"] == family and r["verdict"] == "pass")
+        light = [n for n in passing if not any(h in n for h in _HEAVY)]
+        chosen += (light or passing)[:1]
+    return " or ".join(sorted(chosen))
+
+
+def ci_selection(name: str) -> str | None:
+    """The ``-k`` expression the slow tier runs row ``name`` with (None: the whole row)."""
+    if name in CI_SELECTION:
+        return CI_SELECTION[name]
+    return None if name in WHOLE_IN_CI else sampled(name)
+
+
 def available(name: str) -> bool:
     return importlib.util.find_spec(RUNS[name][3]) is not None
 
 
-def run(name: str, out: Path, cwd: Path, device: str = "cpu", select: str | None = None) -> subprocess.CompletedProcess:
+def run(name: str, out: Path, cwd: Path, device: str = "cpu", select: str | None = None,
+        cache: list[str] | None = None) -> subprocess.CompletedProcess:
     """Run the suite against one real candidate on ``device``, writing its JSON results to ``out``; ``select``: a
-    ``-k`` expression that replaces the row's own (the slow tier's ``CI_SELECTION``)."""
+    ``-k`` expression that replaces the row's own (the slow tier's ``ci_selection``); ``cache``: pytest options of a
+    cache folder whose verified-vector cache lists the bundled files (``tests.helpers.warm_cache``), so that the run
+    does not re-derive them through the oracle (by default no cache: every file is verified)."""
     candidate, extra, env, _ = RUNS[name]
     if select is not None:
         extra = [a for i, a in enumerate(extra) if a != "-k" and (i == 0 or extra[i - 1] != "-k")] + ["-k", select]
     cmd = [sys.executable, "-m", "pytest", f"--candidate={candidate}", f"--conformance-json={out}", "-q",
-           "-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning", "--rootdir", str(cwd), *extra,
+           *(cache or ["-p", "no:cacheprovider"]), "-W", "ignore::DeprecationWarning", "--rootdir", str(cwd), *extra,
            f"--device={device}"]
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env={**os.environ, **env})
 

@@ -144,6 +144,7 @@ def test_a_pool_answers_in_rank_order_and_is_kept_across_requests():
     assert pool.pids == [] and all(_gone(p) for p in pids)
 
 
+@pytest.mark.slow  # ranks killed and started again: ten seconds
 def test_a_rank_that_dies_or_raises_kills_the_pool_and_the_next_request_starts_another():
     pool = RankPool(PROGRAM, 2, {})
     try:

@@ -142,9 +142,10 @@ def test_optax_distributed_conforms(execution, tmp_path):
     kernels/widths (XLA compiles the sharded loops differently); under pmap it conforms, not bit-identical to jit
     (a few ulps in v), and its replicas agree.  docs/adapters.md, "Distributed modes"."""
     need("optax")
-    doc = _run("optax:adam", execution, "dense or kernels/widths", tmp_path)
+    # pmap compiles a step per shape: the kernels' widths take it a minute, and the row (8d) leaves them out.
+    doc = _run("optax:adam", execution, "dense or kernels/widths" if execution == "sharded" else "dense", tmp_path)
     results = [r for r in doc["results"] if r["verdict"] != "unsupported"]
-    assert len(results) >= 16 and {r["verdict"] for r in results} == {"pass"}, doc["summary"]
+    assert len(results) >= 14 and {r["verdict"] for r in results} == {"pass"}, doc["summary"]
     assert all(r.get("replicas") is None for r in results)
     differ = {r["vector"] for r in results if r.get("twin")}
     if execution == "sharded":

@@ -3,7 +3,6 @@ verdicts of the committed full runs (docs/results).  The full rows are the slow 
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys

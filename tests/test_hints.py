@@ -161,7 +161,9 @@ def test_no_get_slot_hint_where_the_variable_did_not_take_the_oracle_s_step():
 # --- no hint on a correct port ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("candidate", ["reference:Adam", *(f"reference.variants:{c.__name__}" for c in variants.CORRECT)])
+# reference:Adam in the fast tier; the correct variants (each some seconds) in the slow one.
+@pytest.mark.parametrize("candidate", ["reference:Adam", *(pytest.param(f"reference.variants:{c.__name__}", marks=pytest.mark.slow)
+                                                         for c in variants.CORRECT)])
 def test_correct_ports_get_no_hint_at_any_step_of_any_bundled_vector(candidate):
     found = [h for v in VECTORS.values() for dtype in v.dtypes for h in _every_hint(candidate, v, dtype)]
     assert found == [], found[:5]
@@ -170,6 +172,7 @@ def test_correct_ports_get_no_hint_at_any_step_of_any_bundled_vector(candidate):
 # --- a failure prints at most a screenful -----------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # every failure on 128 tensors diagnosed: half a minute
 def test_a_failure_on_many_tensors_prints_a_screenful_and_the_json_keeps_every_tensor(pytester, tmp_path):
     pytester.syspathinsert(ROOT)
     out = tmp_path / "r.json"

@@ -45,8 +45,9 @@ def test_a_crash_inside_an_api_check_fails_that_check_alone_under_isolate(run, t
     assert not Path(f"{out}.partial.jsonl").exists()  # the whole document was written: the stream is gone
 
 
-@pytest.mark.parametrize("candidate", ["reference:Adam", "tests.candidates:StuckIterations",
-                                       "tests.crash_ports:LacksOptionalApi"])
+@pytest.mark.parametrize("candidate", ["reference:Adam",  # the others in the slow tier: each run twice, some seconds
+                                       pytest.param("tests.candidates:StuckIterations", marks=pytest.mark.slow),
+                                       pytest.param("tests.crash_ports:LacksOptionalApi", marks=pytest.mark.slow)])
 def test_api_checks_have_the_same_verdicts_with_and_without_isolate(run, tmp_path, candidate):
     plain, isolated = tmp_path / "plain.json", tmp_path / "isolated.json"
     run(f"--candidate={candidate}", f"--conformance-json={plain}", "-k", "test_api")

@@ -3,11 +3,14 @@ is tests/test_mutants.py, in the slow tier)."""
 
 from __future__ import annotations
 
+import pytest
+
 from conformance.diagnosis.kill_matrix import kill_matrix
 from reference import variants
 from tests.helpers import CLIPPING_ITEMS, NUMPY_PROTOCOL
 
 
+@pytest.mark.slow  # two whole runs
 def test_one_wrong_and_one_correct_variant(monkeypatch):
     correct = variants.CORRECT[0]
     monkeypatch.setattr(variants, "WRONG", [variants.EpsilonInsideSqrt])

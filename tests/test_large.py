@@ -139,7 +139,7 @@ def _slices(monkeypatch: pytest.MonkeyPatch, vector, scale: bool = False) -> Non
 @pytest.mark.parametrize("which,one_at_a_time", [
     # every candidate on every bundled vector in every dtype, twice: about a minute, so in the slow tier
     pytest.param("bundled", False, id="bundled-lockstep", marks=pytest.mark.slow),
-    pytest.param("bundled", True, id="bundled-one-at-a-time"),
+    pytest.param("bundled", True, id="bundled-one-at-a-time", marks=pytest.mark.slow),  # a quarter of a minute
     pytest.param("scale", False, id="scale-lockstep"),
     pytest.param("scale", True, id="scale-one-at-a-time"),
 ])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -44,6 +45,7 @@ def _assert_clean(path):
     return vectors, errors
 
 
+@pytest.mark.slow  # 150 edited files, each loaded: twenty seconds
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.sampled_from(PATHS), JSON_VALUES, st.sampled_from(["replace", "delete"]))
 def test_any_structural_edit_gives_one_line_errors(tmp_path, where, value, how):

@@ -185,11 +185,11 @@ def algorithm1_failures(tmp_path_factory, kit_cache) -> set[str]:
 
 
 @pytest.mark.parametrize("port,unsupported", [
-    # Each a whole run with every failure diagnosed: a minute and more for the three, so they are in the slow tier.
+    # Each a whole run with every failure diagnosed: from half a minute to a minute and more, so in the slow tier.
     pytest.param("NoAmsgradAlgorithm1", "amsgrad", marks=pytest.mark.slow),
     pytest.param("HiddenMomentsAlgorithm1", "", marks=pytest.mark.slow),
     pytest.param("NoSetWeightsAlgorithm1", "", marks=pytest.mark.slow),
-    ("MinimalAlgorithm1", ""),
+    pytest.param("MinimalAlgorithm1", "", marks=pytest.mark.slow),
 ])
 def test_a_planted_defect_still_fails_and_is_named(run, algorithm1_failures, port, unsupported):
     unsupported = _amsgrad() if unsupported == "amsgrad" else set()

@@ -30,6 +30,7 @@ STRIDED = {"kernels/strided[float32]", "kernels/strided[float64]", "kernels/stri
            "kernels/strided-half[bfloat16]", "kernels/mixed-dtypes[mixed]"}
 
 
+@pytest.mark.slow  # two whole runs, one of every item through a process
 def test_the_oracle_through_the_pipe_gives_the_in_process_verdicts_and_numbers(run):
     piped, pdoc = run(f"--candidate-command={ORACLE}")
     direct, ddoc = run("--candidate=reference:Adam")
@@ -76,6 +77,7 @@ def test_a_port_that_breaks_the_protocol_fails_that_item_and_the_rest_runs(run, 
     assert not [line for line in result.stdout.lines if "Traceback" in line and not line.startswith("[port stderr]")]
 
 
+@pytest.mark.slow  # waits out its timeouts
 def test_a_hung_port_is_killed_and_restarted(run):
     # The port hangs for good on sparse items, so they fail whatever the limit; 5 s leaves the dense ones, answered
     # in milliseconds, room on a loaded machine.
@@ -140,6 +142,7 @@ def test_the_worked_ports_conform(run, request, port):
 
 
 @pytest.mark.parametrize("port", ["js", "c"])
+@pytest.mark.slow  # a whole run of each port built with a planted defect
 def test_the_worked_ports_wrong_variant_is_caught_and_named(run, request, port):
     command = _js() if port == "js" else request.getfixturevalue("c_port")
     pick = ("-k", "discriminating or dense")

@@ -119,6 +119,7 @@ def test_nan_is_reported_at_its_step(run):
     result.stdout.fnmatch_lines(["*step 2: a.variable: NaN location mismatch at index (0, 0)*"])
 
 
+@pytest.mark.slow  # waits out its timeouts
 def test_hanging_candidate_times_out(run, tmp_path):
     # The sparse items hang until released, so they time out whatever the limit; 5 s leaves the dense ones, done
     # in milliseconds, room on a loaded machine.

@@ -124,6 +124,7 @@ def test_the_profile_is_the_fewest_deviations_that_explain_the_most():
     assert item_line(profile, results[4]) == "not explained by the profile"
 
 
+@pytest.mark.slow  # a whole run with every failure diagnosed
 def test_a_torch_like_port_gets_exactly_its_profile(kit):
     """Epsilon on the root everywhere, a step per variable on the late variables: both named, every item explained."""
     result, doc = kit("--candidate=tests.profile_ports:TorchLike", "-k", "multivariable or discriminating or dense")

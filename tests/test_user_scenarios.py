@@ -62,6 +62,7 @@ def test_a_bad_scenario_file_is_one_line(example, tmp_path, capsys, edit, messag
     assert capsys.readouterr().err == f"adam-conformance generate: {example}: {message}\n"
 
 
+@pytest.mark.slow  # a 10^6-element scenario through the oracle
 def test_a_large_generated_scenario_is_stored_as_digests(example, tmp_path, pytester, kit_cache):
     example.write_text(EXAMPLE.replace("shape: [64, 8]", "shape: [5000, 64]").replace("rows: 6", "rows: 500")
                        .replace("count: 20", "count: 3"), encoding="utf-8")

@@ -22,6 +22,7 @@ def _results(pytester, tmp_path, kit_cache, name, *extra):
                                 for r in doc["results"]))
 
 
+@pytest.mark.slow  # two whole runs, one of them on two workers
 def test_parallel_run_matches_serial_run(pytester, tmp_path, kit_cache):
     need("xdist")
     serial, doc_s, records_s = _results(pytester, tmp_path, kit_cache, "serial")
