@@ -9,6 +9,7 @@ import json
 import pytest
 import yaml
 
+from conformance.clauses import LEVELS
 from conformance.load import files
 from conformance.load.limits import YAML_LOADER
 from conformance.load.vector_format import content_hash
@@ -112,6 +113,7 @@ def test_the_diagnosis_can_be_turned_off(pytester, kit_cache, tmp_path):
 def test_every_bundled_vector_is_collected(pytester, kit_cache):
     """Lazy verification collects what eager loading did: one item per vector and dtype (large ones with --scale)."""
     pytester.syspathinsert(ROOT)
-    result = pytester.runpytest(*kit_cache, "--candidate=reference:Adam", "--scale=1e9", "--collect-only", "-q")
+    result = pytester.runpytest(*kit_cache, "--candidate=reference:Adam", "--scale=1e9", "--collect-only", "-q",
+                                "--level=" + ",".join(LEVELS))  # the opt-in level later too
     items = {line.split("::")[1] for line in result.stdout.lines if line.startswith("vectors/")}
     assert items == {f"{v.id}[{d}]" for v in all_vectors() for d in v.dtypes}

@@ -139,9 +139,10 @@ def takes(vector: Vector, dtype: str, keep: bool) -> bool:
 
 
 def eligible(vector: Vector) -> bool:
-    """The shape of vector this judge handles: every variable updated at every step, contiguous tensors, one dtype."""
+    """The shape of vector this judge handles: every variable updated at every step, contiguous tensors, one dtype,
+    no clipping (the readable runner's oracle clips; this one's does not)."""
     names = set(vector.shapes)
-    return not vector.non_contiguous and MIXED not in vector.dtypes and all(
+    return not vector.non_contiguous and MIXED not in vector.dtypes and not vector.record.get("clipping") and all(
         set(step["gradients"]) == names and all(g is not None for g in step["gradients"].values())
         for step in vector.steps)
 
