@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from conformance.errors import Unsupported
+from conformance.errors import TimedOut, Unsupported
 from conformance.judge.compare import failure_text
 from conformance.diagnosis.diagnose import chosen, diagnose
 from conformance.isolation import CandidateCrash
@@ -175,7 +175,7 @@ class VectorItem(pytest.Item):
             kit.adapter.interrupt()
             large.abandon()  # the run may still be going in its thread: later ones take buffers of their own
             result.message = str(exc)
-            raise ConformanceFailure(f"{header}: {exc}") from None
+            raise TimedOut(f"{header}: {exc}") from None
         result.record_run(outcomes)
         ran = [o for o in outcomes if o.unsupported is None]
         failing = [o for o in ran if not o.passed]
@@ -206,7 +206,7 @@ class VectorItem(pytest.Item):
         raise ConformanceFailure("\n".join(screenful(head, modes_text, tail)))
 
     def repr_failure(self, excinfo: Any, style: Any = None) -> str:
-        if excinfo.errisinstance(ConformanceFailure):
+        if excinfo.errisinstance((ConformanceFailure, TimedOut)):
             return str(excinfo.value)
         return super().repr_failure(excinfo)
 

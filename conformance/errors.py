@@ -39,6 +39,12 @@ def not_implemented(exc: BaseException, where: str = "") -> str:
     return f"not implemented by the candidate{where}: NotImplementedError" + (f": {text}" if text else "")
 
 
+class TimedOut(BaseException):
+    """An item that ran past ``--conformance-timeout``: a failure whatever the expectations say.  A BaseException, so
+    that the xfail of a known divergence (``raises=Exception``) does not take it: a hang is never the divergence an
+    expectations entry describes, and counting it as one would hide it."""
+
+
 class CandidateError(Exception):
     """The candidate raised while being built (step 0) or at a step (1-based)."""
 

@@ -50,6 +50,8 @@ PROFILE = "--profile"
 DIAGNOSIS = "--conformance-diagnosis"
 WORLD_SIZE = "--world-size"
 SPLIT = "--split"
+RANK_HOSTS = "--rank-hosts"
+RANK_LAUNCHER = "--rank-launcher"
 SUITE_DIR = Path(__file__).resolve().parent / "suite"
 PARTIAL = ".partial.jsonl"  # --conformance-json's companion: the records written as the items finish
 #: Optional methods of the NumPy-port protocol: an API check that needs one the port lacks is unsupported.
@@ -80,6 +82,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="how each step's gradient is divided among the ranks of a distributed execution mode, the "
                          "engine's combination giving the vector's gradient bit for bit either way: even (default; "
                          "G/N per rank where the engine sums, G where it averages) or one-rank (all of it to rank 0)")
+    group.addoption(RANK_HOSTS, metavar="HOST[,HOST...]", default=None,
+                    help="the ranks' hosts, one per rank or one for all (default 127.0.0.1): the addresses the engine's "
+                         "rendezvous uses; with another host, --rank-launcher starts each rank there")
+    group.addoption(RANK_LAUNCHER, metavar="COMMAND", default=None,
+                    help="a command with {host} that runs a program on that host (e.g. 'ssh {host}'), with the rank's "
+                         "command appended; the rank speaks to the kit over its standard input and output")
     group.addoption(JSON, metavar="PATH",
                     help="write every result as JSON (schema: conformance/report/results.schema.json); while the run "
                          "goes on, PATH.partial.jsonl holds each item's record as it finishes (one JSON object a line), "
@@ -139,6 +147,29 @@ def _world_size(text: str) -> int:
 def _distributed(config: pytest.Config) -> dict:
     """``world_size`` and ``split`` for the adapter (defaults 2 and even)."""
     return {"world_size": config.getoption(WORLD_SIZE) or 2, "split": config.getoption(SPLIT) or "even"}
+
+
+def _placement(config: pytest.Config, adapter: Any) -> Any:
+    """Where the ranks of a rank-process mode run (``--rank-hosts``, ``--rank-launcher``); None: here, as children."""
+    hosts, launcher = config.getoption(RANK_HOSTS), config.getoption(RANK_LAUNCHER)
+    if hosts is None and launcher is None:
+        return None
+    option = RANK_HOSTS if hosts is not None else RANK_LAUNCHER
+    if adapter.execution not in adapter.rank_executions:
+        raise pytest.UsageError(f"{option}: applies to the modes whose ranks are processes ("
+                                f"{', '.join(adapter.rank_executions) or 'none for this adapter'}); --execution="
+                                f"{adapter.execution} runs in the kit's process")
+    names = tuple(h.strip() for h in (hosts or "127.0.0.1").split(",") if h.strip())
+    if not names or len(names) not in (1, adapter.world_size):
+        raise pytest.UsageError(f"{RANK_HOSTS}={hosts}: give one host, or one per rank ({adapter.world_size})")
+    if launcher is not None and "{host}" not in launcher and len(set(names)) > 1:
+        raise pytest.UsageError(f"{RANK_LAUNCHER}={launcher}: the command must say where, with {{host}}")
+    if launcher is None and set(names) != {"127.0.0.1"}:
+        raise pytest.UsageError(f"{RANK_HOSTS}={hosts}: the kit starts its ranks here; another host needs "
+                                f"{RANK_LAUNCHER} (e.g. 'ssh {{host}}')")
+    from conformance.adapters.ranks import Placement
+
+    return Placement(names, launcher)
 
 
 def _levels(config: pytest.Config) -> tuple[str, ...]:
@@ -207,6 +238,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if given and not adapter.distributed:
         raise pytest.UsageError(f"{given[0]}: applies to distributed execution modes only; --execution="
                                 f"{adapter.execution} runs on one device")
+    adapter.placement = _placement(config, adapter)
     isolation = None
     if config.getoption(ISOLATE):
         if command:

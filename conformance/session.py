@@ -103,6 +103,8 @@ class Session:
             "declared_profile": list(self.profile),
             "profile": self.found_profile(),
             **({"world_size": a.world_size, "split": a.split} if getattr(a, "distributed", False) else {}),
+            **({"rank_hosts": list(a.placement.hosts), "rank_launcher": a.placement.launcher}
+               if getattr(a, "placement", None) else {}),
         }
 
     def found_profile(self) -> dict:

@@ -12,8 +12,15 @@ from conformance.errors import Unsupported
 class Toy:
     """Answers, raises, dies or hangs on request."""
 
-    def __init__(self, rank: int, world_size: int, ports: list[int], setup: dict) -> None:
-        self.rank, self.world_size, self.setup = rank, world_size, setup
+    def __init__(self, rank: int, world_size: int, addresses: list[str], setup: dict) -> None:
+        self.rank, self.world_size, self.setup, self._addresses = rank, world_size, setup, addresses
+
+    def addresses(self) -> list[str]:
+        return self._addresses
+
+    def host(self) -> str | None:
+        """The host its launcher was given (tests' launchers pass it as ADAM_TEST_HOST)."""
+        return os.environ.get("ADAM_TEST_HOST")
 
     def hello(self) -> str:
         return f"{self.setup['greeting']} {self.rank}/{self.world_size}"

@@ -226,17 +226,18 @@ def available(name: str) -> bool:
 
 
 def run(name: str, out: Path, cwd: Path, device: str = "cpu", select: str | None = None,
-        cache: list[str] | None = None) -> subprocess.CompletedProcess:
+        cache: list[str] | None = None, diagnosis: bool = True) -> subprocess.CompletedProcess:
     """Run the suite against one real candidate on ``device``, writing its JSON results to ``out``; ``select``: a
     ``-k`` expression that replaces the row's own (the slow tier's ``ci_selection``); ``cache``: pytest options of a
     cache folder whose verified-vector cache lists the bundled files (``tests.helpers.warm_cache``), so that the run
-    does not re-derive them through the oracle (by default no cache: every file is verified)."""
+    does not re-derive them through the oracle (by default no cache: every file is verified); ``diagnosis``: False
+    where only the verdicts are read (the slow tier), so that known divergences cost no replays."""
     candidate, extra, env, _ = RUNS[name]
     if select is not None:
         extra = [a for i, a in enumerate(extra) if a != "-k" and (i == 0 or extra[i - 1] != "-k")] + ["-k", select]
     cmd = [sys.executable, "-m", "pytest", f"--candidate={candidate}", f"--conformance-json={out}", "-q",
            *(cache or ["-p", "no:cacheprovider"]), "-W", "ignore::DeprecationWarning", "--rootdir", str(cwd), *extra,
-           f"--device={device}"]
+           f"--device={device}", *([] if diagnosis else ["--conformance-diagnosis=off"])]
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env={**os.environ, **env})
 
 

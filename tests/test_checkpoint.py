@@ -201,6 +201,21 @@ def test_tf_keras_load_model_restarts_adam_from_savedmodel_and_keras_files():
 
 
 @pytest.mark.slow
+def test_tf_keras_h5_cannot_read_back_a_bfloat16_model():
+    """docs/repro/tf_keras_h5_bfloat16.py, as docs/checkpoint.md reports it (tf-keras#420, keras#17069): an h5 file
+    of a bfloat16 model is written, and neither load_model nor load_weights reads it, whether Adam stepped or not."""
+    need("tf_keras")
+    proc = subprocess.run([sys.executable, str(ROOT / "docs" / "repro" / "tf_keras_h5_bfloat16.py")],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    found = json.loads(proc.stdout.strip().splitlines()[-1])
+    cannot = "ValueError: No cast function available."
+    assert found == {f"{what}, {tag}": "ok" if what in ("model.save", "save_weights") else cannot
+                     for tag in ("after a step", "no step")
+                     for what in ("model.save", "load_model", "save_weights", "load_weights")}
+
+
+@pytest.mark.slow
 def test_keras3_load_weights_before_the_optimizer_is_built_drops_its_state():
     """docs/repro/keras3_load_weights_before_build.py, as docs/checkpoint.md reports it: no deferred restoration in
     Keras 3 (a warning, and the optimizer starts over); .keras and a built optimizer resume exactly."""

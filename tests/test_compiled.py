@@ -54,7 +54,8 @@ def _assert_same(readable: list, fast: list, what: str) -> None:
 
 
 @pytest.mark.parametrize("chunk, which, threads", [pytest.param(4, "bundled", 3, marks=pytest.mark.slow),  # 10 s
-                                                   (error_model.CHUNK, "bundled", 0), (1024, "scale", 3),
+                                                   pytest.param(error_model.CHUNK, "bundled", 0, marks=pytest.mark.slow),
+                                                   (1024, "scale", 3),
                                                    (error_model.CHUNK, "scale", 0)])
 def test_bounds_are_bit_identical_on_every_vector(monkeypatch: pytest.MonkeyPatch, chunk: int, which: str,
                                                   threads: int) -> None:

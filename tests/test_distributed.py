@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 
 from conformance.adapters.distributed import Combination, same_bits, split, split_array
-from conformance.adapters.ranks import RankError, RankPool
+from conformance.adapters.ranks import Placement, RankError, RankPool
 from conformance.dtypes import NUMPY_DTYPES
 from conformance.errors import Unsupported
 from reference.adam import IndexedSlices
+from tests.helpers import ROOT, need
 
 DTYPES = ("float16", "bfloat16", "float32", "float64")
 
@@ -230,3 +231,37 @@ def test_the_deepspeed_modes_are_unsupported_with_the_reason_where_deepspeed_is_
     assert {r["verdict"] for r in records} == {"unsupported"}, proc.stdout[-3000:]
     assert {r["message"] for r in records} == {reason}
     assert not log.exists() or log.read_text(encoding="utf-8") == ""
+
+
+def test_a_launcher_starts_each_rank_on_its_host_over_its_standard_streams():
+    """--rank-launcher: each rank started by the command with {host} (here ``env``, which runs it on this machine),
+    speaking to the kit over the launcher's standard input and output; the pool's addresses name the ranks' hosts."""
+    launcher = "env ADAM_TEST_HOST={host}"
+    pool = RankPool(PROGRAM, 2, {"greeting": "hi"}, ports_per_pool=2,
+                    placement=Placement(("127.0.0.1", "localhost"), launcher))
+    try:
+        assert pool.ask("hello") == ["hi 0/2", "hi 1/2"]
+        assert [[a.split(":")[0] for a in addresses] for addresses in pool.ask("addresses")] == [["127.0.0.1", "localhost"]] * 2
+        assert pool.ask("host") == ["127.0.0.1", "localhost"]  # each rank's launcher was given its own host
+        pids = pool.ask("pids")
+    finally:
+        pool.stop()
+    assert pool.pids == [] and all(_gone(p) for p in pids)
+
+
+@pytest.mark.parametrize("args,line", [
+    (["--execution=eager", "--rank-hosts=127.0.0.1"], "--rank-hosts: applies to the modes whose ranks are processes *"
+                                                      "--execution=eager runs in the kit's process"),
+    (["--execution=ddp", "--rank-hosts=10.0.0.1"], "--rank-hosts=10.0.0.1: the kit starts its ranks here; another host "
+                                                   "needs --rank-launcher (e.g. 'ssh {host}')"),
+    (["--execution=ddp", "--rank-hosts=a,b,c"], "--rank-hosts=a,b,c: give one host, or one per rank (2)"),
+    (["--execution=ddp", "--rank-hosts=a,b", "--rank-launcher=ssh"], "--rank-launcher=ssh: the command must say where, "
+                                                                     "with {host}"),
+])
+def test_rank_placement_usage_errors_are_one_line(pytester, args, line):
+    need("torch")
+    pytester.syspathinsert(ROOT)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--candidate=torch.optim:Adam", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*{line}"])
+    assert "Traceback" not in result.stderr.str()

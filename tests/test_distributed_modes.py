@@ -64,3 +64,22 @@ def test_tensorflow_workers_crash_on_an_empty_variable_and_none_outlives_the_run
     assert {r["verdict"] for key, r in records.items() if key.startswith("dense/basic")} == {"pass"}
     pids = [int(line.split()[0]) for line in log.read_text(encoding="utf-8").splitlines()]
     assert len(pids) >= 4 and [p for p in pids if not _gone(p)] == []
+
+
+def test_ranks_started_by_a_launcher_conform_and_none_outlives_the_run(tmp_path):
+    """--rank-hosts and --rank-launcher as a run across hosts uses them (README, "Past one machine"), on this machine:
+    the launcher ``env`` runs each rank here; the run conforms, records where its ranks ran, and ends them all."""
+    need("torch")
+    log, out = tmp_path / "ranks.log", tmp_path / "r.json"
+    env = {**os.environ, "ADAM_CONFORMANCE_RANK_LOG": str(log), "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist",
+                           "--candidate=torch.optim:Adam", "--execution=ddp", "--rank-hosts=127.0.0.1,127.0.0.1",
+                           "--rank-launcher=env RANK_HOST={host}", "-k", "dense/basic or sparse/duplicate-pair",
+                           f"--conformance-json={out}", "--rootdir", str(ROOT)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    doc = json.loads(out.read_text(encoding="utf-8"))
+    assert proc.returncode == 0 and {r["verdict"] for r in doc["results"]} == {"pass"}, proc.stdout[-3000:]
+    assert doc["rank_hosts"] == ["127.0.0.1", "127.0.0.1"] and doc["rank_launcher"] == "env RANK_HOST={host}"
+    assert "2 ranks, even split on 127.0.0.1, 127.0.0.1 (started by 'env RANK_HOST={host}')" in proc.stdout
+    pids = [int(line.split()[0]) for line in log.read_text(encoding="utf-8").splitlines()]
+    assert len(pids) == 2 and [p for p in pids if not _gone(p)] == []

@@ -23,7 +23,10 @@ def test_there_are_enough_variants():
 def test_every_wrong_variant_is_killed(matrix):
     assert matrix["survivors"] == []
     for name, entry in matrix["mutants"].items():
-        assert entry["killed_by"], name
+        assert entry["killed_by"] and entry["clause"].startswith("ADAM-"), name
+    # The matrix read both ways: an item kills exactly the variants whose kill lists name it.
+    for item, killers in matrix["kills_by_item"].items():
+        assert sorted(killers) == sorted(n for n, e in matrix["mutants"].items() if item in e["killed_by"]), item
 
 
 def test_every_correct_variant_passes_everything(matrix):

@@ -168,6 +168,15 @@ def test_a_port_that_implements_nothing_does_not_pass(run):
     result.stdout.fnmatch_lines(["*zero vectors were executed against the candidate; this is never a pass*"])
 
 
+#: The planted-defect runs leave out the families whose failures cost the diagnosis most (hundreds of tensors, long
+#: recipes): the other eleven carry the defect as well, and the runs take half the time.
+PLANTED = ("-k", "not kernels and not recipes")
+
+
+def _planted(items: set[str]) -> set[str]:
+    return {i for i in items if not i.startswith(("kernels/", "recipes/"))}
+
+
 @pytest.fixture(scope="module")
 def algorithm1_failures(tmp_path_factory, kit_cache) -> set[str]:
     """The vector items a complete port with epsilon on the bias-corrected root fails (verdicts only: no diagnosis)."""
@@ -177,7 +186,7 @@ def algorithm1_failures(tmp_path_factory, kit_cache) -> set[str]:
     def failures() -> list[str]:
         out = tmp_path_factory.mktemp("a1") / "a1.json"
         subprocess.run([sys.executable, "-m", "pytest", "-q", *kit_cache, "--conformance-diagnosis=off",
-                        "--candidate=reference.variants:Algorithm1Epsilon", f"--conformance-json={out}"], cwd=ROOT,
+                        "--candidate=reference.variants:Algorithm1Epsilon", f"--conformance-json={out}", *PLANTED], cwd=ROOT,
                        capture_output=True, check=False)
         return sorted(_by_verdict(json.loads(out.read_text()))["fail"])
 
@@ -192,8 +201,8 @@ def algorithm1_failures(tmp_path_factory, kit_cache) -> set[str]:
     pytest.param("MinimalAlgorithm1", "", marks=pytest.mark.slow),
 ])
 def test_a_planted_defect_still_fails_and_is_named(run, algorithm1_failures, port, unsupported):
-    unsupported = _amsgrad() if unsupported == "amsgrad" else set()
-    result, doc = run(f"tests.partial_ports:{port}")
+    unsupported = _planted(_amsgrad()) if unsupported == "amsgrad" else set()
+    result, doc = run(f"tests.partial_ports:{port}", *PLANTED)
     assert result.ret == 1
     items = _by_verdict(doc)
     assert items["fail"] == algorithm1_failures - unsupported

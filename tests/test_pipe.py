@@ -127,6 +127,7 @@ def c_port(tmp_path_factory) -> str:
     return str(binary)
 
 
+@pytest.mark.slow  # a whole run of each port
 @pytest.mark.parametrize("port", ["js", "c"])
 def test_the_worked_ports_conform(run, request, port):
     command = _js() if port == "js" else request.getfixturevalue("c_port")

@@ -135,6 +135,18 @@ def test_hanging_candidate_times_out(run, tmp_path):
     assert doc["summary"] == {"fail": 2, "pass": 2}
     assert {(r["vector"], r["message"]) for r in doc["results"] if r["verdict"] == "fail"} == {
         ("sparse/duplicates-int32", "the candidate did not finish within 5 s (--conformance-timeout)")}
+    # A hang is never the known divergence of an expectations entry: it still fails, not "known".
+    exp = tmp_path / "exp.yaml"
+    exp.write_text("candidates: []\ndivergences:\n  - {id: sparse/duplicates-int32, clause: ADAM-SPARSE-1, "
+                   "reason: 'a divergence in the numbers'}\n", encoding="utf-8")
+    candidates.RELEASE.clear()
+    try:
+        run("--candidate=tests.candidates:HangsOnLargeVariables", "--conformance-timeout=5", f"--expectations={exp}",
+            f"--conformance-json={out}", "-k", "sparse/duplicates-int32", NO_DIAGNOSIS)
+    finally:
+        candidates.RELEASE.set()
+    doc = json.loads(out.read_text())
+    assert doc["summary"] == {"fail": 2}, doc["summary"]
 
 
 def test_chatty_candidate_is_harmless(run):

@@ -28,7 +28,7 @@ def test_ci_runs_exactly_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     (command,) = re.findall(r"^TEST_COMMAND='(.*)'$", ci, flags=re.M)
     assert command == BLOCKS[1]
-    assert "adam-conformance check" in ci
+    assert "adam-conformance check" not in ci  # the slow tier regenerates the set (test_vectors): not twice
 
 
 def test_paths_named_in_the_readme_and_docs_exist():

@@ -49,6 +49,10 @@ class Adapter:
     #: The execution modes that run the candidate on several replicas or ranks: ``--world-size`` and ``--split``
     #: (``conformance.adapters.distributed``) apply to them alone.
     distributed_executions: tuple[str, ...] = ()
+    #: Those whose ranks are processes (``conformance.adapters.ranks``), which ``--rank-hosts`` and
+    #: ``--rank-launcher`` can place elsewhere (``placement``, a ``ranks.Placement``; None: children of the kit).
+    rank_executions: tuple[str, ...] = ()
+    placement: Any = None
 
     def __init__(self, candidate: Any, *, raw: bool = False, device: str = "cpu", execution: str | None = None,
                  world_size: int = 2, split: str = "even") -> None:

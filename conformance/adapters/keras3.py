@@ -93,6 +93,7 @@ class Keras3Adapter(Adapter):
     executions = {"eager": "apply_gradients called directly", **COMPILED.get(BACKEND, {}), **FIT_EXECUTIONS}
     #: --world-size and --split apply to these.
     distributed_executions = (*replicas.TF_MODES, *tf_multiworker.MODES) if BACKEND == "tensorflow" else ()
+    rank_executions = tuple(tf_multiworker.MODES) if BACKEND == "tensorflow" else ()
     twin_label, twin_binding = replicas.TWIN_LABEL, False
     pool = None  # the worker processes of a multiworker mode (conformance.adapters.ranks), kept across items
 

@@ -14,6 +14,11 @@ cause ("rank 1 died: SIGSEGV", "rank 0: ValueError: ..."); what the candidate do
 No rank outlives the kit: ``stop`` kills them (the adapter's ``close`` and ``interrupt``, the plugin at the end of
 the session, an exit handler), and each rank ends itself when its parent is gone (a watchdog thread), for a kit
 killed from outside.  With ``ADAM_CONFORMANCE_RANK_LOG=FILE`` each rank appends ``pid rank`` to FILE when it starts.
+
+``Placement`` (``--rank-hosts``, ``--rank-launcher``) puts the ranks elsewhere: each rank is started by a launcher
+command (``ssh {host}``, say) and speaks to the kit over the launcher's standard input and output, and the engines
+meet at the hosts' addresses instead of 127.0.0.1.  The kit then ends a rank by ending its launcher (by process id);
+the rank's watchdog ends it when its parent (the launcher's process on that host) is gone.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import itertools
 import os
 import pickle
 import pkgutil
+import shlex
 import signal
 import socket
 import subprocess
@@ -30,6 +36,7 @@ import sys
 import threading
 import time
 import traceback
+from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
@@ -46,6 +53,19 @@ _POOLS: set = set()  # the pools alive in this process, for the exit handler
 _KEYS = itertools.count(1)  # sessions, as the ranks know them
 #: Sessions a rank keeps (an item's lanes, in trajectory and single-step mode); older ones are dropped.
 KEPT = 4
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where the ranks run: ``hosts`` (one per rank, or one for all: each rank's address for the engine's rendezvous)
+    and ``launcher``, a command with ``{host}`` that starts a program on that host (the rank's command is appended;
+    None: a child process of the kit)."""
+
+    hosts: tuple[str, ...] = ("127.0.0.1",)
+    launcher: str | None = None
+
+    def host(self, rank: int) -> str:
+        return self.hosts[rank] if len(self.hosts) > 1 else self.hosts[0]
 
 
 class RankError(RuntimeError):
@@ -77,18 +97,24 @@ def _watch_parent(parent: int) -> None:
 
 def _rank_main() -> None:
     """One rank (``python -c``, started by ``RankPool``): read its settings from the kit, build the engine's rank
-    program (``program(rank, world_size, ports, setup)``), then answer each request ``(method, args)`` with
-    ``(kind, value)``: ``ok`` and the method's result, or what it raised."""
-    conn = Connection(int(sys.argv[1]), readable=True, writable=False)
-    out = Connection(int(sys.argv[2]), readable=False, writable=True)
+    program (``program(rank, world_size, addresses, setup)``), then answer each request ``(method, args)`` with
+    ``(kind, value)``: ``ok`` and the method's result, or what it raised.  Its pipes to the kit are the file
+    descriptors in its arguments, or (``stdio``, started by a launcher) its standard input and output."""
+    if sys.argv[1] == "stdio":
+        conn = Connection(os.dup(0), readable=True, writable=False)
+        out = Connection(os.dup(1), readable=False, writable=True)
+    else:
+        conn = Connection(int(sys.argv[1]), readable=True, writable=False)
+        out = Connection(int(sys.argv[2]), readable=False, writable=True)
     os.dup2(2, 1)  # a framework's prints go to stderr, never into the pipe
-    program, rank, world_size, ports, setup, parent = conn.recv()
-    threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="adam-conformance-watchdog").start()
+    program, rank, world_size, addresses, setup = conn.recv()
+    # The process that started this rank: the kit, or the launcher's process on this host.
+    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True, name="adam-conformance-watchdog").start()
     if os.environ.get(RANK_LOG):
         with open(os.environ[RANK_LOG], "a", encoding="utf-8") as log:
             log.write(f"{os.getpid()} {rank}\n")
     try:
-        target = pkgutil.resolve_name(program)(rank, world_size, ports, setup)
+        target = pkgutil.resolve_name(program)(rank, world_size, addresses, setup)
         out.send(("ok", None))
     except Exception as exc:  # noqa: BLE001 - reported to the kit; the rank ends
         out.send(("error", f"{type(exc).__name__}: {first_line(exc)}\n{traceback.format_exc()}"))
@@ -111,12 +137,15 @@ def _rank_main() -> None:
 
 class RankPool:
     """``world_size`` rank processes running ``program`` ("module:function", called in each rank as
-    ``program(rank, world_size, ports, setup)`` and returning the object whose methods the requests call)."""
+    ``program(rank, world_size, addresses, setup)`` and returning the object whose methods the requests call).
+    ``addresses``: ``ports_per_pool`` "host:port" strings for the engine's rendezvous, the i-th on rank i's host."""
 
     def __init__(self, program: str, world_size: int, setup: dict, ports_per_pool: int = 1,
-                 env: dict[str, str] | None = None, timeout: float | None = None) -> None:
+                 env: dict[str, str] | None = None, timeout: float | None = None,
+                 placement: Placement | None = None) -> None:
         self.program, self.world_size, self.setup = program, world_size, setup
         self.ports_per_pool, self.env, self.timeout = ports_per_pool, env or {}, timeout
+        self.placement = placement or Placement()
         self.procs: list[subprocess.Popen] = []
         self.conns: list[tuple[Connection, Connection]] = []  # (to the rank, from the rank)
         self.lock = threading.Lock()
@@ -128,20 +157,28 @@ class RankPool:
 
     def _start(self) -> None:
         # Plain processes, not multiprocessing's: --isolate's child is a daemon process, which may not have any.
-        ports = free_ports(self.ports_per_pool)
+        # Ports free here; with other hosts, the launcher's hosts are assumed to have them free too.
+        place = self.placement
+        addresses = [f"{place.host(i)}:{port}" for i, port in enumerate(free_ports(self.ports_per_pool))]
         path = os.pathsep.join(p for p in sys.path if isinstance(p, str) and p)
         env = {**os.environ, "PYTHONPATH": path, **self.env}
+        rank_main = [sys.executable, "-c", "from conformance.adapters.ranks import _rank_main; _rank_main()"]
         _POOLS.add(self)
         for rank in range(self.world_size):
-            down_r, down_w = os.pipe()
-            up_r, up_w = os.pipe()
-            proc = subprocess.Popen([sys.executable, "-c", "from conformance.adapters.ranks import _rank_main; "
-                                     "_rank_main()", str(down_r), str(up_w)], pass_fds=(down_r, up_w), env=env)
-            os.close(down_r)
-            os.close(up_w)
+            if place.launcher:  # the launcher's standard input and output are the rank's pipes
+                argv = shlex.split(place.launcher.replace("{host}", place.host(rank))) + rank_main + ["stdio"]
+                proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+                down, up = os.dup(proc.stdin.fileno()), os.dup(proc.stdout.fileno())
+                proc.stdin.close()
+                proc.stdout.close()
+            else:
+                down_r, down, up, up_w = *os.pipe(), *os.pipe()
+                proc = subprocess.Popen(rank_main + [str(down_r), str(up_w)], pass_fds=(down_r, up_w), env=env)
+                os.close(down_r)
+                os.close(up_w)
             self.procs.append(proc)
-            self.conns.append((Connection(down_w, readable=False), Connection(up_r, writable=False)))
-            self.conns[-1][0].send((self.program, rank, self.world_size, ports, self.setup, os.getpid()))
+            self.conns.append((Connection(down, readable=False), Connection(up, writable=False)))
+            self.conns[-1][0].send((self.program, rank, self.world_size, addresses, self.setup))
         self._gather("starting", START)
 
     def stop(self) -> None:

@@ -89,11 +89,12 @@ class TfKerasLegacyAdapter(Adapter):
                   "mirrored": "apply_gradients in each replica of a MirroredStrategy over logical CPU devices, "
                               "strategy.run called eagerly",
                   "mirrored-function": "the same with strategy.run inside tf.function, as model.fit runs it",
-                  **{mode: f"{tf_multiworker.TEXT}{', inside tf.function' if fn else ', eagerly'}; workers on 127.0.0.1"
+                  **{mode: f"{tf_multiworker.TEXT}{', inside tf.function' if fn else ', eagerly'}; workers on 127.0.0.1 unless --rank-hosts"
                      for mode, fn in tf_multiworker.MODES.items()},
                   **FIT_EXECUTIONS}
     #: --world-size and --split apply to these: replicas in this process (mirrored), or worker processes.
     distributed_executions = (*replicas.TF_MODES, *tf_multiworker.MODES)
+    rank_executions = tuple(tf_multiworker.MODES)
     twin_label = replicas.TWIN_LABEL
     twin_binding = False  # production users assume bit-identity; the spec's verdict is the error model's
     pool = None  # the worker processes of a multiworker mode (conformance.adapters.ranks), kept across items

@@ -27,8 +27,8 @@ class TfWorkerRank:
     """The rank side (``ranks.RankPool`` program): one worker of one MultiWorkerMirroredStrategy, for the life of the
     process, and the candidates of the last few sessions (``ranks.Sessions``)."""
 
-    def __init__(self, rank: int, world_size: int, ports: list[int], setup: dict) -> None:
-        os.environ["TF_CONFIG"] = json.dumps({"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
+    def __init__(self, rank: int, world_size: int, addresses: list[str], setup: dict) -> None:
+        os.environ["TF_CONFIG"] = json.dumps({"cluster": {"worker": addresses},
                                               "task": {"type": "worker", "index": rank}})
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         import tensorflow as tf
@@ -64,6 +64,6 @@ def start(adapter: Any, spec: Any, factory: str) -> Any:
 
     if adapter.pool is None:
         adapter.pool = RankPool("conformance.adapters.tf_multiworker:TfWorkerRank", adapter.world_size, {"factory": factory},
-                                ports_per_pool=adapter.world_size)
+                                ports_per_pool=adapter.world_size, placement=adapter.placement)
     return RankSession(adapter.pool, (adapter.candidate, spec, MODES[adapter.execution]),
                        {n: spec.dtype_of(n) for n in spec.variables}, Combination.summed(), adapter.split)

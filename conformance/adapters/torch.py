@@ -47,10 +47,11 @@ class TorchAdapter(Adapter):
                   "foreach": "Adam(..., foreach=True): the multi-tensor (foreach) kernels",
                   "fused": "Adam(..., fused=True): the fused kernel",
                   "compile": "opt.step under torch.compile (Inductor)",
-                  **{mode: f"{dist_modes.ENGINES[engine]}, {dist_modes.KERNELS[kernel]}; gloo ranks on 127.0.0.1"
+                  **{mode: f"{dist_modes.ENGINES[engine]}, {dist_modes.KERNELS[kernel]}; gloo ranks (on 127.0.0.1 unless --rank-hosts)"
                      for mode, (engine, kernel) in dist_modes.MODES.items()},
                   **{mode: torch_deepspeed.TEXT.format(stage=stage) for mode, stage in torch_deepspeed.MODES.items()}}
     distributed_executions = (*dist_modes.MODES, *torch_deepspeed.MODES)
+    rank_executions = distributed_executions
     twin_label = "one device"
     twin_binding = False  # production users assume bit-identity; the spec's verdict is the error model's
     pool = None  # the rank processes of a distributed mode (conformance.adapters.ranks), kept across items

@@ -53,13 +53,13 @@ class TorchRank:
     """The rank side (``ranks.RankPool`` program): one gloo process group for the life of the process, and the
     candidates of the last few sessions (``ranks.Sessions``)."""
 
-    def __init__(self, rank: int, world_size: int, ports: list[int], setup: dict) -> None:
+    def __init__(self, rank: int, world_size: int, addresses: list[str], setup: dict) -> None:
         import torch.distributed as dist
 
         from conformance.adapters.ranks import Sessions
 
         torch.set_num_threads(1)  # the ranks share the machine's cores
-        dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{ports[0]}", rank=rank, world_size=world_size)
+        dist.init_process_group("gloo", init_method=f"tcp://{addresses[0]}", rank=rank, world_size=world_size)
         self.rank, self.world_size = rank, world_size
         self.sessions = Sessions()
 
@@ -225,7 +225,8 @@ def start(adapter: Any, spec: Any) -> Any:
     if adapter.pool is None:
         # DeepSpeed on the CPU accelerator, as the ranks' tensors and gloo group are (a GPU would make it pick CUDA).
         env = {"DS_ACCELERATOR": "cpu"} if engine.startswith("deepspeed") else {}
-        adapter.pool = RankPool("conformance.adapters.torch_distributed:TorchRank", adapter.world_size, {}, env=env)
+        adapter.pool = RankPool("conformance.adapters.torch_distributed:TorchRank", adapter.world_size, {}, env=env,
+                                placement=adapter.placement)
     kwargs = {} if spec.defaults else {"amsgrad": spec.amsgrad}
     if kernel != "eager":
         kwargs[kernel] = True  # how the step runs, not a hyperparameter: also for "defaults" vectors

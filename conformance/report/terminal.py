@@ -29,6 +29,8 @@ def header_lines(meta: dict) -> list[str]:
         f"device {meta['device']}; execution {meta.get('execution', 'eager')}"
         + (f" ({meta['execution_text']})" if meta.get("execution_text") else "")
         + (f"; {meta['world_size']} ranks, {meta.get('split', 'even')} split" if meta.get("world_size") else "")
+        + (f" on {', '.join(meta['rank_hosts'])}" + (f" (started by {meta['rank_launcher']!r})" if meta.get("rank_launcher")
+                                                       else "") if meta.get("rank_hosts") else "")
         + f"; mode {meta['mode']}; timeout {meta['timeout_s']:g} s"
         + ("; isolated (every call into the candidate in a child process)" if meta.get("isolated") else ""),
         f"flush-to-zero in {ftz}",
