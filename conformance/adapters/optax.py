@@ -139,7 +139,7 @@ class OptaxAdapter(Adapter):
 
     checkpoint_formats = {
         "pickle": "pickle of the parameters and the optimizer state pytree (jax.device_get), loaded and put back on "
-                  "the device in the new process (orbax and flax are not installed)"}
+                  "the device in the new process (orbax and flax are not among the kit's extras)"}
 
     def start(self, spec: Any) -> "OptaxSession":
         translate = self.is_amsgrad and not self.raw
