@@ -146,6 +146,7 @@ RUNS = {
     "8c-optax-adam-sharded": ("optax:adam", ["--execution=sharded"], {}, "optax"),
     "8d-optax-adam-pmap": ("optax:adam", ["--execution=pmap", "-k", "not kernels"], {}, "optax"),
     "8k-optax-adam-checkpoint": ("optax:adam", ["--checkpoint", *CHECKPOINTED], {}, "optax"),
+    "8l-optax-adam-checkpoint-orbax": ("optax:adam", ["--checkpoint=orbax", *CHECKPOINTED], {}, "optax"),
     "9-optax-amsgrad": ("optax:amsgrad", [], {}, "optax"),
     "9b-optax-amsgrad-jit": ("optax:amsgrad", ["--execution=jit"], {}, "optax"),
     "9c-optax-amsgrad-raw": ("optax:amsgrad", ["--raw"], {}, "optax"),
@@ -183,7 +184,8 @@ CI_SELECTION: dict[str, str] = {
                                    "3l-tf.keras-keras3-tensorflow-checkpoint-tf", "4k-keras3-jax-checkpoint",
                                    "5k-keras3-torch-checkpoint", "6k-torch-checkpoint", "6l-torch-foreach-checkpoint",
                                    "6m-torch-fused-checkpoint", "6n-torch-fused-checkpoint-to-foreach",
-                                   "8k-optax-adam-checkpoint", "9k-optax-amsgrad-checkpoint",
+                                   "8k-optax-adam-checkpoint", "8l-optax-adam-checkpoint-orbax",
+                                   "9k-optax-amsgrad-checkpoint",
                                    *(f"2l-tf_keras-legacy-checkpoint-{fmt}" for fmt in (
                                        "model-h5", "model-savedmodel", "model-keras", "weights-tf", "weights-h5")),
                                    "3l-tf.keras-keras3-tensorflow-checkpoint-model-keras",

@@ -128,6 +128,7 @@ FORMATS = {
     "tf_keras": ("tf_keras.optimizers.legacy:Adam", {},
                  "checkpoint, model-h5, model-savedmodel, model-keras, weights-tf, weights-h5"),
     "keras3-jax": ("keras.optimizers:Adam", {"KERAS_BACKEND": "jax"}, "weights.h5, model.keras"),
+    "optax": ("optax:adam", {}, "pickle, orbax"),
 }
 
 
@@ -136,10 +137,11 @@ def test_an_unknown_format_lists_the_adapters_formats(name, tmp_path):
     candidate, env, formats = FORMATS[name]
     need("tf_keras" if name == "tf_keras" else "jax")
     proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--candidate={candidate}",
-                           "--checkpoint=orbax", "--rootdir", str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
+                           "--checkpoint=no-such-format", "--rootdir", str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
                           timeout=600, env={**os.environ, **env})
     assert proc.returncode == pytest.ExitCode.USAGE_ERROR, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert f"--checkpoint=orbax: the {'keras3' if name != 'tf_keras' else 'tf_keras'} adapter has no such format " \
+    adapter = {"tf_keras": "tf_keras", "keras3-jax": "keras3"}.get(name, name)
+    assert f"--checkpoint=no-such-format: the {adapter} adapter has no such format " \
            f"(it has: {formats})" in proc.stderr
     assert "Traceback" not in proc.stderr
 
